@@ -1,0 +1,148 @@
+"""Features extractors that read ``obs["image"]`` only and expose their attention maps.
+
+Both return features through ``forward`` (what SB3 calls when acting) and, through
+:meth:`CamFeaturesExtractor.forward_with_maps`, the features together with the activations of
+the attention layer, in one pass and inside the autograd graph, so Grad-CAM can differentiate
+through them. Nothing is stored on ``self`` between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import Tensor, nn
+
+from camal_rl.errors import InputError
+
+IMAGE_KEY = "image"
+
+
+def image_subspace(observation_space: spaces.Space) -> spaces.Box:
+    """The channel-first image space inside a ``{"image", "mask"}`` Dict space, or the space
+    itself when it is an image Box (a deployment without masks)."""
+    space = observation_space[IMAGE_KEY] if isinstance(observation_space, spaces.Dict) else observation_space
+    if not isinstance(space, spaces.Box) or len(space.shape) != 3:
+        raise InputError(
+            f"the features extractor needs an image observation (Box of rank 3, or a Dict with an "
+            f"'{IMAGE_KEY}' entry); got {observation_space}. Wrap the env with camal_rl.envs.make_masked_env."
+        )
+    if not is_image_space(space, check_channels=True):
+        raise InputError(
+            f"image space {space} is not a channel-first uint8 image; let SB3's VecTransposeImage "
+            "transpose it (do not pass channel-last images to the policy directly)"
+        )
+    return space
+
+
+class CamFeaturesExtractor(BaseFeaturesExtractor):
+    """Base class: a conv stack, an attention layer inside it, then a linear head.
+
+    :param observation_space: Dict with an ``image`` entry (C, H, W), or that image Box.
+    :param convs: the conv layers; each is followed by a ReLU.
+    :param attention_layer: index into ``convs`` whose (post-ReLU) output is the attention map;
+        negative values count from the end (default: the last conv layer).
+    :param features_dim: size of the linear head's output.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        convs: Sequence[nn.Conv2d],
+        attention_layer: int,
+        features_dim: int,
+    ) -> None:
+        super().__init__(observation_space, features_dim)
+        n_convs = len(convs)
+        if not -n_convs <= attention_layer < n_convs:
+            raise InputError(
+                f"attention_layer={attention_layer} is out of range for {n_convs} conv layers; "
+                f"use an index in [{-n_convs}, {n_convs - 1}] (-1 is the last conv layer)"
+            )
+        split = attention_layer % n_convs + 1
+        self.to_attention = nn.Sequential(*[m for conv in convs[:split] for m in (conv, nn.ReLU())])
+        self.after_attention = nn.Sequential(
+            *[m for conv in convs[split:] for m in (conv, nn.ReLU())], nn.Flatten()
+        )
+        image_shape = image_subspace(observation_space).shape
+        with torch.no_grad():
+            n_flat = self.after_attention(self.to_attention(torch.zeros(1, *image_shape))).shape[1]
+        self.linear = nn.Sequential(nn.Linear(n_flat, features_dim), nn.ReLU())
+
+    def forward(self, observations: dict[str, Tensor] | Tensor) -> Tensor:
+        return self.forward_with_maps(observations)[0]
+
+    def forward_with_maps(self, observations: dict[str, Tensor] | Tensor) -> tuple[Tensor, Tensor]:
+        """:param observations: preprocessed observations (images scaled to [0, 1]); only the
+            image is read.
+        :return: features (B, features_dim) and attention maps (B, K, h, w)."""
+        images = observations[IMAGE_KEY] if isinstance(observations, dict) else observations
+        maps = self.to_attention(images)
+        return self.linear(self.after_attention(maps)), maps
+
+
+class MiniGridCNN(CamFeaturesExtractor):
+    """Cell-aligned CNN for MiniGrid frames: the first conv's kernel and stride equal the tile
+    size, so every activation map has exactly one position per grid cell and the Grad-CAM of any
+    layer is a per-cell map aligned with the env's mask blocks.
+
+    :param observation_space: Dict with an ``image`` entry (3, n * tile_size, m * tile_size).
+    :param tile_size: pixels per grid cell (must divide the image size).
+    :param channels: output channels of each conv layer; layers after the first are 3x3,
+        padding 1, so the maps keep one position per cell.
+    :param attention_layer: index of the conv layer used as the attention map (default: last).
+    :param features_dim: size of the output features.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        tile_size: int = 8,
+        channels: Sequence[int] = (32, 64, 64),
+        attention_layer: int = -1,
+        features_dim: int = 128,
+    ) -> None:
+        n_channels, height, width = image_subspace(observation_space).shape
+        if tile_size < 1 or height % tile_size or width % tile_size:
+            raise InputError(
+                f"tile_size={tile_size} must be >= 1 and divide the image size {height}x{width}; "
+                "pass the env's tile size in policy_kwargs['features_extractor_kwargs']['tile_size']"
+            )
+        if not channels:
+            raise InputError("channels must name at least one conv layer, e.g. (32, 64, 64)")
+        convs = [nn.Conv2d(n_channels, channels[0], kernel_size=tile_size, stride=tile_size)]
+        convs += [nn.Conv2d(c_in, c_out, 3, padding=1) for c_in, c_out in zip(channels[:-1], channels[1:])]
+        super().__init__(observation_space, convs, attention_layer, features_dim)
+        self.tile_size = tile_size
+
+
+class NatureCamCNN(CamFeaturesExtractor):
+    """NatureCNN (Mnih et al., Nature 2015) for larger frames such as ViZDoom's, with its last
+    conv layer (or another) as the attention layer.
+
+    :param observation_space: Dict with an ``image`` entry (C, H, W), H and W >= 36.
+    :param attention_layer: index of the conv layer used as the attention map (default: last).
+    :param features_dim: size of the output features.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        attention_layer: int = -1,
+        features_dim: int = 512,
+    ) -> None:
+        n_channels, height, width = image_subspace(observation_space).shape
+        if min(height, width) < 36:
+            raise InputError(
+                f"NatureCamCNN needs frames of at least 36x36 pixels, got {height}x{width}; "
+                "use MiniGridCNN for small grid frames"
+            )
+        convs = [
+            nn.Conv2d(n_channels, 32, kernel_size=8, stride=4),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+        ]
+        super().__init__(observation_space, convs, attention_layer, features_dim)

@@ -1,0 +1,1 @@
+"""Masked environments (installed as ``camal_rl.envs``)."""
