@@ -8,6 +8,7 @@ through them. Nothing is stored on ``self`` between calls.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -114,7 +115,7 @@ class MiniGridCNN(CamFeaturesExtractor):
         if not channels:
             raise InputError("channels must name at least one conv layer, e.g. (32, 64, 64)")
         convs = [nn.Conv2d(n_channels, channels[0], kernel_size=tile_size, stride=tile_size)]
-        convs += [nn.Conv2d(c_in, c_out, 3, padding=1) for c_in, c_out in zip(channels[:-1], channels[1:])]
+        convs += [nn.Conv2d(c_in, c_out, 3, padding=1) for c_in, c_out in itertools.pairwise(channels)]
         super().__init__(observation_space, convs, attention_layer, features_dim)
         self.tile_size = tile_size
 
