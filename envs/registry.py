@@ -1,0 +1,188 @@
+"""The masked-env factory, its gymnasium ids and the ``camal-rl envs`` listing.
+
+Every MiniGrid id whose family has default classes (:mod:`camal_rl.envs.classes`) is registered as
+``"camal_rl/" + id`` with :func:`make_masked_env` as entry point, so
+``gymnasium.make("camal_rl/MiniGrid-DoorKey-5x5-v0", view="full")`` takes the factory's keywords.
+Registration constructs no env; :mod:`camal_rl.envs.vizdoom` registers the ViZDoom ids.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import warnings
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import gymnasium as gym
+import minigrid  # noqa: F401  (registers the MiniGrid ids with gymnasium)
+
+from camal_rl.envs.base import EnvInfo
+from camal_rl.envs.classes import MINIGRID_PREFIX, family_of, resolve_classes
+from camal_rl.envs.distractors import DistractorWrapper, distractor_types
+from camal_rl.envs.minigrid import VIEWS, check_tile_size, mask_wrapper, require_minigrid
+from camal_rl.errors import InputError
+
+NAMESPACE = "camal_rl/"
+ENTRY_POINT = "camal_rl.envs.registry:make_masked_env"
+DEFAULT_TILE_SIZE = 8
+VIZDOOM_PREFIX = "Vizdoom"
+
+
+def base_id(env_id: str) -> str:
+    """``env_id`` without the ``camal_rl/`` namespace."""
+    return env_id[len(NAMESPACE) :] if env_id.startswith(NAMESPACE) else env_id
+
+
+def make_masked_env(
+    env_id: str,
+    *,
+    view: str = "partial",
+    tile_size: int = DEFAULT_TILE_SIZE,
+    classes: Sequence[str] | str | None = None,
+    include_agent: bool = False,
+    distractors: int = 0,
+    **env_kwargs: Any,
+) -> gym.Env:
+    """An env whose observations are ``{"image": uint8 (H, W, 3), "mask": uint8 (H, W)}``.
+
+    :param env_id: ``"MiniGrid-DoorKey-5x5-v0"``, ``"camal_rl/MiniGrid-DoorKey-5x5-v0"``, any other
+        MiniGrid id with explicit ``classes``, or a ViZDoom id (``"VizdoomBasic-v1"``, extra
+        ``vizdoom``).
+    :param view: ``"partial"`` (the agent's view) or ``"full"`` (the whole grid); MiniGrid only.
+    :param tile_size: pixels per grid cell, >= 1; MiniGrid only.
+    :param classes: task-relevant object types in mask-value order (default: the family's, see
+        :mod:`camal_rl.envs.classes`); a comma-separated string also works.
+    :param include_agent: label the agent's cell with an extra last class ``"agent"``; MiniGrid only.
+    :param distractors: non-relevant objects added after each reset; MiniGrid only.
+    :param env_kwargs: passed to ``gymnasium.make`` of the base MiniGrid env (``render_mode``,
+        ``size``, ...), or to :func:`camal_rl.envs.vizdoom.make_vizdoom_masked_env`
+        (``resolution``, ``frame_skip``, ...).
+    :raises InputError: unknown id (the message lists close matches), view, tile size or class name.
+    :raises WrongEnvTypeError: the id is neither a MiniGrid nor a ViZDoom env.
+    """
+    base = base_id(env_id)
+    if base.startswith(VIZDOOM_PREFIX):
+        minigrid_only = {
+            "view": view != "partial",
+            "tile_size": tile_size != DEFAULT_TILE_SIZE,
+            "include_agent": include_agent,
+            "distractors": distractors != 0,
+        }
+        given = [name for name, changed in minigrid_only.items() if changed]
+        if given:
+            raise InputError(
+                f"{', '.join(given)} only apply to MiniGrid envs; for {base} set the screen size "
+                "with resolution=(height, width)"
+            )
+        from camal_rl.envs.vizdoom import make_vizdoom_masked_env
+
+        return make_vizdoom_masked_env(base, classes=classes, **env_kwargs)
+
+    if view not in VIEWS:
+        raise InputError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
+    tile_size = check_tile_size(tile_size)
+    if base not in gym.registry:
+        raise InputError(unknown_id_message(env_id))
+    env = gym.make(base, disable_env_checker=True, **env_kwargs)
+    try:
+        require_minigrid(env, f"make_masked_env({env_id!r})")
+        mask_classes = resolve_classes(base, classes, include_agent)
+        if distractors:
+            env = DistractorWrapper(env, distractors, distractor_types(mask_classes))
+        return mask_wrapper(env, view, mask_classes, tile_size)
+    except Exception:
+        env.close()
+        raise
+
+
+def minigrid_ids() -> list[str]:
+    """Base ids of the MiniGrid envs with default classes, in gymnasium's registration order."""
+    return [
+        env_id
+        for env_id in gym.registry
+        if env_id.startswith(MINIGRID_PREFIX) and family_of(env_id) is not None
+    ]
+
+
+def registered_ids() -> list[str]:
+    """Every ``camal_rl/`` id in gymnasium's registry."""
+    return [env_id for env_id in gym.registry if env_id.startswith(NAMESPACE)]
+
+
+def register_envs() -> None:
+    """Register ``camal_rl/<id>`` for every MiniGrid id with default classes (and, through
+    :func:`camal_rl.envs.vizdoom.register_vizdoom_envs`, every supported ViZDoom scenario); ids
+    already registered are left alone."""
+    for env_id in minigrid_ids():
+        if NAMESPACE + env_id not in gym.registry:
+            gym.register(id=NAMESPACE + env_id, entry_point=ENTRY_POINT, kwargs={"env_id": env_id})
+    vizdoom = _vizdoom_module()
+    if vizdoom is not None:
+        vizdoom.register_vizdoom_envs()
+
+
+def unknown_id_message(env_id: str) -> str:
+    """Message for an unknown id, with up to five close matches among the registered ids."""
+    known = [base_id(known_id) for known_id in registered_ids()]
+    matches = difflib.get_close_matches(base_id(env_id), known, n=5, cutoff=0.6)
+    hint = f"close matches: {', '.join(NAMESPACE + m for m in matches)}" if matches else "no close match"
+    return f"unknown env id {env_id!r} ({hint}); `camal-rl envs` lists every masked env"
+
+
+@functools.cache
+def _minigrid_image_shapes(env_id: str) -> dict[str, tuple[int, int, int]]:
+    """Image shape per view at the default tile size (constructs the env once, cached)."""
+    with warnings.catch_warnings():  # a listing need not warn that v0 ids have a v1
+        warnings.simplefilter("ignore", DeprecationWarning)
+        made = gym.make(env_id, disable_env_checker=True)
+    env = require_minigrid(made, env_id)
+    full = (env.height * DEFAULT_TILE_SIZE, env.width * DEFAULT_TILE_SIZE, 3)
+    partial = (env.agent_view_size * DEFAULT_TILE_SIZE, env.agent_view_size * DEFAULT_TILE_SIZE, 3)
+    made.close()
+    return {"partial": partial, "full": full}
+
+
+def list_envs() -> list[EnvInfo]:
+    """One row per registered MiniGrid id and view, then the ViZDoom rows (marked unavailable
+    where the extra is missing)."""
+    rows = [
+        EnvInfo(NAMESPACE + env_id, view, _minigrid_image_shapes(env_id)[view], resolve_classes(env_id))
+        for env_id in minigrid_ids()
+        for view in VIEWS
+    ]
+    vizdoom = _vizdoom_module()
+    if vizdoom is not None:
+        rows += list(vizdoom.list_vizdoom_envs())
+    return rows
+
+
+def format_env_table(rows: Sequence[EnvInfo]) -> str:
+    """Plain-text table of :func:`list_envs` rows: id, view, image size, mask classes."""
+    header = ("id", "view", "image (HxWx3)", "mask classes")
+    lines = [
+        (
+            row.env_id + ("" if row.available else "  [needs extra]"),
+            row.view,
+            "x".join(map(str, row.image_shape)),
+            ", ".join(row.mask_classes),
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[k]) for line in [header, *lines]) for k in range(3)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True)) + "  " + line[3]
+        for line in [header, *lines]
+    )
+
+
+def _vizdoom_module() -> ModuleType | None:
+    """:mod:`camal_rl.envs.vizdoom` (importable without vizdoom), or None while it does not exist."""
+    try:
+        return importlib.import_module("camal_rl.envs.vizdoom")
+    except ModuleNotFoundError as error:
+        if error.name == "camal_rl.envs.vizdoom":
+            return None
+        raise
