@@ -1,0 +1,52 @@
+"""Attention metrics (DESIGN.md, "Attention metrics"): pure numpy/torch functions on batches.
+
+- :mod:`~camal_rl.metrics.alignment`: does the saliency lie on the relevant objects
+  (energy pointing game, IoU of the top-|M| pixels, pointing game, ROC-AUC)?
+- :mod:`~camal_rl.metrics.faithfulness`: does the decision depend on the salient pixels
+  (deletion / insertion AUC, comprehensiveness / sufficiency, occlusion KL ratio), and on the
+  relevant objects at all (the saliency-free behaviour check)?
+- :mod:`~camal_rl.metrics.aggregate`: per step -> per episode -> per seed, IQM, bootstrap CIs,
+  coverage.
+
+Per-sample metrics return an ndarray (B,) of float64, ``nan`` where the mask is empty; the
+aggregation helpers drop those and report coverage.
+"""
+
+from camal_rl.metrics.aggregate import (
+    Summary,
+    bootstrap_ci,
+    episode_means,
+    iqm,
+    summarize,
+    summarize_steps,
+)
+from camal_rl.metrics.alignment import energy_pointing_game, iou_top_k, pointing_game, roc_auc
+from camal_rl.metrics.faithfulness import (
+    behaviour_kl,
+    comprehensiveness,
+    deletion_auc,
+    insertion_auc,
+    occlusion_kl_ratio,
+    perturbation_curve,
+    sufficiency,
+)
+
+__all__ = [
+    "Summary",
+    "behaviour_kl",
+    "bootstrap_ci",
+    "comprehensiveness",
+    "deletion_auc",
+    "energy_pointing_game",
+    "episode_means",
+    "insertion_auc",
+    "iou_top_k",
+    "iqm",
+    "occlusion_kl_ratio",
+    "perturbation_curve",
+    "pointing_game",
+    "roc_auc",
+    "sufficiency",
+    "summarize",
+    "summarize_steps",
+]

@@ -1,0 +1,214 @@
+"""Aggregation of per-step metric values: per step -> per episode -> per seed, with the
+interquartile mean and percentile-bootstrap confidence intervals of rliable (Agarwal et al.,
+"Deep Reinforcement Learning at the Edge of the Statistical Precipice", NeurIPS 2021).
+
+Per-step values are ``nan`` where the metric is undefined (an empty mask: no relevant object in
+view). Every helper here drops ``nan`` values before computing anything, and reports
+**coverage**, the share of values that were defined, beside the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.stats import trim_mean
+from torch import Tensor
+
+from camal_rl.errors import InputError
+
+Values = np.ndarray | Tensor | Sequence[float]
+"""1-D values: a numpy array, a tensor or a list."""
+
+Statistic = Literal["mean", "iqm"]
+
+
+def iqm(values: Values) -> float:
+    """Interquartile mean (rliable; Agarwal et al., NeurIPS 2021): the mean of the middle 50% of
+    the sorted values, ``scipy.stats.trim_mean(x, 0.25)`` (which trims ``floor(n / 4)`` values
+    from each end). ``nan`` values are dropped first; no value left gives ``nan``.
+
+    :param values: 1-D values.
+    """
+    x = _defined(values)
+    return float(trim_mean(x, 0.25)) if x.size else float("nan")
+
+
+def bootstrap_ci(
+    values: Values,
+    *,
+    statistic: Statistic = "mean",
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    rng: np.random.Generator | int | None = None,
+) -> tuple[float, float, float]:
+    """Percentile-bootstrap confidence interval (Efron & Tibshirani 1993; the interval rliable
+    reports): resample the values with replacement ``n_resamples`` times and take the
+    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the statistic.
+
+    ``nan`` values are dropped first. No value left: ``(nan, nan, nan)``. One value: the value and
+    ``nan`` bounds, since one value has no spread to resample and a zero-width interval would
+    claim certainty.
+
+    :param values: 1-D values (e.g. one per episode, or one per seed).
+    :param statistic: ``"mean"`` or ``"iqm"`` (:func:`iqm`).
+    :param confidence: coverage of the interval, in (0, 1).
+    :param n_resamples: bootstrap resamples.
+    :param rng: generator or seed; ``None`` seeds with 0, so equal values give equal intervals.
+    :return: ``(point, low, high)``: the statistic on the values and the interval bounds.
+    """
+    if statistic not in ("mean", "iqm"):
+        raise InputError(f"statistic must be 'mean' or 'iqm', got {statistic!r}")
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
+        raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    x = _defined(values)
+    if x.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    point = _statistic(x[None], statistic)[0]
+    if x.size == 1:
+        return float(point), float("nan"), float("nan")
+    generator = np.random.default_rng(0 if rng is None else rng)
+    resampled = x[generator.integers(0, x.size, size=(n_resamples, x.size))]
+    low, high = np.quantile(_statistic(resampled, statistic), [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(point), float(low), float(high)
+
+
+def episode_means(step_values: Values, episode_ids: Values) -> tuple[np.ndarray, float]:
+    """Per-episode means of per-step values, ``nan`` steps dropped.
+
+    :param step_values: (N,) one value per step, ``nan`` where undefined (empty mask).
+    :param episode_ids: (N,) the episode of each step (any sortable ids).
+    :return: episode values, one per distinct id in sorted order (``np.unique``), ``nan`` for an
+        episode with no defined step; and coverage, the share of the N steps that were defined.
+    """
+    values = _one_dim(step_values, "step_values").astype(np.float64)
+    ids = _one_dim(episode_ids, "episode_ids")
+    if ids.shape != values.shape:
+        raise InputError(
+            f"episode_ids must give one id per step: {values.shape[0]} values but {ids.shape[0]} ids"
+        )
+    if values.size == 0:
+        return np.empty(0), float("nan")
+    _, episode = np.unique(ids, return_inverse=True)
+    defined = ~np.isnan(values)
+    n_episodes = int(episode.max()) + 1
+    sums = np.bincount(episode[defined], weights=values[defined], minlength=n_episodes)
+    counts = np.bincount(episode[defined], minlength=n_episodes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts
+    return means, float(defined.mean())
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Summary of one metric over a set of values (episodes, or seeds)."""
+
+    mean: float
+    """Mean of the defined values."""
+    iqm: float
+    """Interquartile mean of the defined values."""
+    ci_low: float
+    """Lower bound of the bootstrap confidence interval of the mean."""
+    ci_high: float
+    """Upper bound of the bootstrap confidence interval of the mean."""
+    n: int
+    """Number of defined values the summary rests on."""
+    coverage: float
+    """Share of the underlying steps with a defined value (non-empty mask)."""
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def summarize(
+    values: Values,
+    *,
+    coverage: float | None = None,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    rng: np.random.Generator | int | None = None,
+) -> Summary:
+    """Mean, IQM and bootstrap CI of the mean of ``values``, ``nan`` values dropped.
+
+    :param values: 1-D values, ``nan`` where undefined.
+    :param coverage: the step coverage to report (e.g. from :func:`episode_means`); default the
+        share of ``values`` that are defined.
+    :param confidence: coverage of the interval.
+    :param n_resamples: bootstrap resamples.
+    :param rng: generator or seed for the bootstrap (``None``: seed 0).
+    """
+    x = _one_dim(values, "values").astype(np.float64)
+    if coverage is None:
+        coverage = float((~np.isnan(x)).mean()) if x.size else float("nan")
+    mean, low, high = bootstrap_ci(x, confidence=confidence, n_resamples=n_resamples, rng=rng)
+    return Summary(
+        mean=mean, iqm=iqm(x), ci_low=low, ci_high=high, n=int((~np.isnan(x)).sum()), coverage=coverage
+    )
+
+
+def summarize_steps(
+    step_values: Values,
+    episode_ids: Values,
+    seed_ids: Values | None = None,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    rng: np.random.Generator | int | None = None,
+) -> Summary:
+    """The whole chain of DESIGN.md: per step -> per episode (mean of defined steps) -> per seed
+    (mean of its episodes) -> summary over seeds. Without ``seed_ids`` the summary is over
+    episodes. Episodes with no defined step and seeds with no defined episode are dropped.
+
+    :param step_values: (N,) per-step values, ``nan`` where undefined.
+    :param episode_ids: (N,) episode of each step; ids need only be unique within a seed.
+    :param seed_ids: (N,) seed of each step, or ``None`` for a single seed.
+    :return: the :class:`Summary`; ``n`` counts seeds (or episodes), ``coverage`` steps.
+    """
+    values = _one_dim(step_values, "step_values").astype(np.float64)
+    episodes = _one_dim(episode_ids, "episode_ids")
+    if seed_ids is None:
+        per_episode, coverage = episode_means(values, episodes)
+        return summarize(
+            per_episode, coverage=coverage, confidence=confidence, n_resamples=n_resamples, rng=rng
+        )
+    seeds = _one_dim(seed_ids, "seed_ids")
+    if seeds.shape != values.shape:
+        raise InputError(
+            f"seed_ids must give one id per step: {values.shape[0]} values but {seeds.shape[0]} ids"
+        )
+    per_seed = [
+        _mean_or_nan(episode_means(values[seeds == seed], episodes[seeds == seed])[0])
+        for seed in np.unique(seeds)
+    ]
+    coverage = float((~np.isnan(values)).mean()) if values.size else float("nan")
+    return summarize(
+        np.array(per_seed), coverage=coverage, confidence=confidence, n_resamples=n_resamples, rng=rng
+    )
+
+
+def _mean_or_nan(values: np.ndarray) -> float:
+    x = _defined(values)
+    return float(x.mean()) if x.size else float("nan")
+
+
+def _statistic(x: np.ndarray, statistic: Statistic) -> np.ndarray:
+    """The statistic of each row of ``x`` (R, n)."""
+    return np.asarray(x.mean(axis=1) if statistic == "mean" else trim_mean(x, 0.25, axis=1))
+
+
+def _defined(values: Values) -> np.ndarray:
+    x = _one_dim(values, "values").astype(np.float64)
+    return x[~np.isnan(x)]
+
+
+def _one_dim(values: Values, name: str) -> np.ndarray:
+    x = values.detach().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
+    if x.ndim != 1:
+        raise InputError(
+            f"{name} must be one-dimensional (one value per step / episode / seed), got shape {x.shape}"
+        )
+    return x

@@ -1,0 +1,93 @@
+"""Aggregation helpers: IQM, bootstrap CIs, per-episode means and coverage, by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from camal_rl.errors import InputError
+from camal_rl.metrics import Summary, bootstrap_ci, episode_means, iqm, summarize, summarize_steps
+
+
+def test_iqm_by_hand():
+    assert iqm(np.arange(1.0, 9.0)) == 4.5  # middle 50% of 1..8 = 3, 4, 5, 6
+    assert iqm([1.0, 2.0, 3.0, 4.0, 100.0]) == 3.0  # floor(5 / 4) = 1 trimmed per end
+    assert iqm([8.0, 1.0, 7.0, 2.0, 6.0, 3.0, 5.0, 4.0, np.nan]) == 4.5  # nan dropped, unsorted ok
+    assert math.isnan(iqm([np.nan]))
+    assert math.isnan(iqm([]))
+
+
+def test_bootstrap_ci_two_values_by_hand():
+    # resampled means of [0, 1] are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4:
+    # the 2.5% and 97.5% quantiles are 0 and 1
+    assert bootstrap_ci([0.0, 1.0], rng=0) == (0.5, 0.0, 1.0)
+
+
+def test_bootstrap_ci_contains_point_and_is_deterministic():
+    values = np.random.default_rng(3).normal(size=50)
+    point, low, high = bootstrap_ci(values, rng=np.random.default_rng(7))
+    assert point == pytest.approx(values.mean())
+    assert low < point < high
+    assert bootstrap_ci(values, rng=np.random.default_rng(7)) == (point, low, high)
+    assert bootstrap_ci(values) == bootstrap_ci(values)  # rng=None is seeded too
+    narrower = bootstrap_ci(values, confidence=0.5, rng=7)
+    assert low < narrower[1] < narrower[2] < high
+    point_iqm, low_iqm, high_iqm = bootstrap_ci(values, statistic="iqm", rng=7)
+    assert point_iqm == pytest.approx(iqm(values))
+    assert low_iqm < point_iqm < high_iqm
+
+
+def test_bootstrap_ci_degenerate_sizes():
+    assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
+    point, low, high = bootstrap_ci([3.0, np.nan])
+    assert point == 3.0
+    assert math.isnan(low)
+    assert math.isnan(high)
+    assert all(math.isnan(v) for v in bootstrap_ci([np.nan]))
+    assert all(math.isnan(v) for v in bootstrap_ci([]))
+
+
+def test_episode_means_and_coverage():
+    values = [1.0, np.nan, 3.0, 2.0, np.nan, np.nan]
+    means, coverage = episode_means(values, [7, 7, 7, 3, 3, 9])
+    # sorted ids 3, 7, 9: episode 3 -> 2; episode 7 -> mean(1, 3); episode 9 has no defined step
+    np.testing.assert_array_equal(means[:2], [2.0, 2.0])
+    assert math.isnan(means[2])
+    assert coverage == 0.5  # 3 of 6 steps had a non-empty mask
+
+
+def test_summarize_drops_nan_and_reports_coverage():
+    summary = summarize([1.0, 2.0, 3.0, 4.0, np.nan], rng=0)
+    assert isinstance(summary, Summary)
+    assert (summary.mean, summary.iqm, summary.n, summary.coverage) == (2.5, 2.5, 4, 0.8)
+    assert summary.ci_low <= 2.5 <= summary.ci_high
+    assert summary.to_dict()["coverage"] == 0.8
+    assert summarize(torch.tensor([1.0, 3.0]), coverage=0.25).coverage == 0.25
+
+
+def test_summarize_steps_episode_then_seed():
+    #            seed 0: episode 0 -> 2, episode 1 -> 4        seed 1: episode 0 -> 1, episode 1 -> none
+    values = [1.0, 3.0, np.nan, 4.0, 1.0, np.nan, np.nan, np.nan]
+    episodes = [0, 0, 1, 1, 0, 0, 1, 1]
+    seeds = [0, 0, 0, 0, 1, 1, 1, 1]
+    by_seed = summarize_steps(values, episodes, seeds)
+    assert (by_seed.mean, by_seed.n, by_seed.coverage) == (2.0, 2, 0.5)  # seeds: 3 and 1
+    by_episode = summarize_steps(values[:4], episodes[:4])
+    assert (by_episode.mean, by_episode.n, by_episode.coverage) == (3.0, 2, 0.75)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: bootstrap_ci([1.0], statistic="median"), "statistic"),
+        (lambda: bootstrap_ci([1.0], confidence=95), "confidence"),
+        (lambda: bootstrap_ci([1.0], n_resamples=0), "n_resamples"),
+        (lambda: episode_means([1.0, 2.0], [0]), "one id per step"),
+        (lambda: iqm(np.ones((2, 2))), "one-dimensional"),
+        (lambda: summarize_steps([1.0], [0], [0, 1]), "one id per step"),
+    ],
+)
+def test_bad_inputs_raise(call, message):
+    with pytest.raises(InputError, match=message):
+        call()

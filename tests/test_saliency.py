@@ -1,0 +1,415 @@
+"""Tests for camal_rl.saliency: training-time Grad-CAM and the evaluation methods."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from camal_rl.adapters import ModuleScorer
+from camal_rl.errors import InputError
+from camal_rl.saliency import (
+    SALIENCY_METHODS,
+    GradCAM,
+    GradCAMPlusPlus,
+    InputXGradient,
+    PerturbationSaliency,
+    compute_saliency,
+    eval_mode,
+    gaussian_blur,
+    gaussian_kernel1d,
+    grad_cam,
+    make_saliency_method,
+)
+
+# ---------------------------------------------------------------------------------------------
+# grad_cam on hand-built models
+# ---------------------------------------------------------------------------------------------
+
+
+def test_grad_cam_linear_model_2x2_includes_relu() -> None:
+    # y = sum_k w_k * mean(A_k), w = (2, -1), on 2x2 maps: dy/dA_kij = w_k / 4, so
+    # alpha = (0.5, -0.25) and cam = relu(0.5 A_0 - 0.25 A_1).
+    maps = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[4.0, 0.0], [0.0, 4.0]]]], requires_grad=True)
+    scores = 2.0 * maps[:, 0].mean(dim=(1, 2)) - 1.0 * maps[:, 1].mean(dim=(1, 2))
+    cam = grad_cam(maps, scores)
+    # 0.5 * [[1, 2], [3, 4]] - 0.25 * [[4, 0], [0, 4]] = [[-0.5, 1], [1.5, 1]] -> ReLU
+    torch.testing.assert_close(cam, torch.tensor([[[0.0, 1.0], [1.5, 1.0]]]))
+
+
+def test_grad_cam_nonlinear_model_3x3_batch_is_per_sample() -> None:
+    # y = 0.5 * sum(A_0^2) - sum(A_1): dy/dA_0 = A_0, so alpha_0 = mean(A_0); alpha_1 = -1.
+    a0 = torch.arange(9.0).view(3, 3)  # [[0, 1, 2], [3, 4, 5], [6, 7, 8]], mean 4
+    a1 = torch.zeros(3, 3)
+    a1[1, 1] = 20.0
+    second = torch.stack([torch.ones(3, 3), torch.zeros(3, 3)])  # alpha = (1, -1): cam = relu(1)
+    maps = torch.stack([torch.stack([a0, a1]), second]).requires_grad_(True)
+    scores = 0.5 * maps[:, 0].pow(2).sum(dim=(1, 2)) - maps[:, 1].sum(dim=(1, 2))
+    cam = grad_cam(maps, scores)
+    # sample 0: 4 * A_0 - A_1 = [[0, 4, 8], [12, 16 - 20, 20], [24, 28, 32]] -> ReLU
+    expected0 = torch.tensor([[0.0, 4.0, 8.0], [12.0, 0.0, 20.0], [24.0, 28.0, 32.0]])
+    # sample 1: alpha_0 = mean(ones) = 1, A_1 = 0 -> cam = ones
+    torch.testing.assert_close(cam, torch.stack([expected0, torch.ones(3, 3)]))
+
+
+class TinyCamNet(nn.Module):
+    """conv -> ReLU = attention maps (B, 2, 3, 3) -> linear head (3 actions)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.head = nn.Linear(2 * 3 * 3, 3)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        maps = torch.relu(self.conv(x))
+        return self.head(maps.flatten(1)), maps
+
+
+def test_grad_cam_keeps_graph_through_maps_and_alpha() -> None:
+    net = TinyCamNet()
+    with torch.no_grad():
+        # positive weights and inputs: maps > 0 and alpha > 0, so the cam is not all zero
+        net.conv.weight.abs_()
+        net.head.weight.abs_()
+    scores, maps = net(torch.rand(2, 1, 3, 3, generator=torch.Generator().manual_seed(1)))
+    cam = grad_cam(maps, scores[:, 0])
+    assert cam.requires_grad
+    assert cam.sum() > 0
+    cam.pow(2).sum().backward()
+    assert net.conv.weight.grad is not None
+    assert net.conv.weight.grad.abs().sum() > 0
+    # the head enters the CAM only through alpha = mean dy/dA: a nonzero grad proves that
+    # create_graph=True differentiates through the gradient itself
+    assert net.head.weight.grad is not None
+    assert net.head.weight.grad[0].abs().sum() > 0
+
+
+def test_grad_cam_create_graph_false_is_detached_and_equal() -> None:
+    net = TinyCamNet()
+    scores, maps = net(torch.rand(2, 1, 3, 3))
+    kept = grad_cam(maps, scores[:, 1])
+    detached = grad_cam(maps, scores[:, 1], create_graph=False)
+    assert not detached.requires_grad
+    torch.testing.assert_close(detached, kept.detach())
+
+
+def test_grad_cam_leaves_no_side_effects() -> None:
+    net = TinyCamNet()
+    net.train()
+    x = torch.rand(2, 1, 3, 3)
+    scores, maps = net(x)
+    grad_cam(maps, scores[:, 0])
+    assert all(m.training for m in net.modules())
+    assert all(not m._forward_hooks and not m._backward_hooks for m in net.modules())
+    assert all(p.grad is None for p in net.parameters())
+    assert all(p.requires_grad for p in net.parameters())
+    assert not x.requires_grad
+    # the graph of the scores is kept for the task loss's backward
+    scores.sum().backward()
+    assert net.head.weight.grad is not None
+
+
+def test_grad_cam_gradcheck_double() -> None:
+    torch.manual_seed(0)
+    weights = torch.rand(3, 1, 1, dtype=torch.float64) + 0.5
+
+    def cam_of(maps: Tensor) -> Tensor:
+        # a nonlinear score, so the second-order path through alpha matters
+        scores = (weights * maps.pow(2)).sum(dim=(1, 2, 3)) + maps[:, :, 0, 0].sum(dim=1)
+        return grad_cam(maps, scores)
+
+    maps = (torch.rand(2, 3, 3, 3, dtype=torch.float64) + 0.1).requires_grad_(True)
+    assert torch.autograd.gradcheck(cam_of, (maps,))
+
+
+def test_grad_cam_errors() -> None:
+    maps = torch.rand(2, 3, 4, 4)
+    with pytest.raises(InputError, match="require"):
+        grad_cam(maps, maps.sum(dim=(1, 2, 3)))  # nothing requires grad
+    leaf = maps.clone().requires_grad_(True)
+    other = torch.rand(2, requires_grad=True)
+    with pytest.raises(InputError, match="do not depend on feature_maps"):
+        grad_cam(leaf, other * 2.0)
+    with pytest.raises(InputError, match=r"\(B,\)"):
+        grad_cam(leaf, leaf.sum(dim=(2, 3)))
+    with pytest.raises(InputError, match=r"\(B, K, h, w\)"):
+        grad_cam(leaf[0], leaf.sum(dim=(1, 2, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# gaussian blur
+# ---------------------------------------------------------------------------------------------
+
+
+def test_gaussian_kernel_and_blur_hand_values() -> None:
+    # sigma = 1, truncate = 3: offsets -3..3, weights exp(-x^2 / 2) / Z
+    raw = [math.exp(-(x**2) / 2) for x in range(-3, 4)]
+    z = sum(raw)
+    torch.testing.assert_close(gaussian_kernel1d(1.0), torch.tensor(raw) / z)
+    delta = torch.zeros(1, 1, 9, 9)
+    delta[0, 0, 4, 4] = 1.0
+    blurred = gaussian_blur(delta, 1.0)
+    # a delta far from the border becomes the outer product of the kernel with itself
+    assert blurred[0, 0, 4, 4].item() == pytest.approx((1 / z) ** 2)
+    assert blurred[0, 0, 4, 5].item() == pytest.approx(math.exp(-0.5) / z**2)
+    assert blurred.sum().item() == pytest.approx(1.0)
+    # replicated borders: a constant image stays constant; sigma=0 is a copy; any leading dims
+    const = torch.full((2, 3, 5, 4), 7.0)
+    torch.testing.assert_close(gaussian_blur(const, 2.5), const)
+    torch.testing.assert_close(gaussian_blur(delta, 0.0), delta)
+    assert gaussian_blur(torch.zeros(6, 6, dtype=torch.uint8), 1.0).dtype == torch.float32
+    with pytest.raises(InputError, match="sigma"):
+        gaussian_blur(delta, -1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation methods
+# ---------------------------------------------------------------------------------------------
+
+
+class QuadrantNet(nn.Module):
+    """Cell-aligned 2x2/stride-2 conv on 32x32 images -> 16x16 maps, zeroed outside the top-left
+    8x8 cells (the top-left 16x16 pixels): the model only looks at that quadrant. Positive
+    weights make every action's Grad-CAM positive there. A dropout layer records the mode."""
+
+    quadrant: Tensor
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 2, stride=2, bias=False)
+        self.head = nn.Linear(4 * 16 * 16, 3)
+        self.dropout = nn.Dropout(0.5)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.rand(self.conv.weight.shape, generator=generator))
+            self.head.weight.copy_(torch.rand(self.head.weight.shape, generator=generator))
+        quadrant = torch.zeros(16, 16)
+        quadrant[:8, :8] = 1.0
+        self.register_buffer("quadrant", quadrant)
+        self.modes_seen: list[bool] = []
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        self.modes_seen.append(self.training)
+        maps = torch.relu(self.conv(x)) * self.quadrant
+        return self.head(self.dropout(maps).flatten(1)), maps
+
+
+def _method_kwargs(name: str) -> dict[str, object]:
+    return {"sigma": 1.0, "stride": 2, "blur_sigma": 2.0} if name == "perturbation" else {}
+
+
+@pytest.mark.parametrize("name", list(SALIENCY_METHODS))
+def test_method_concentrates_on_the_quadrant_the_model_reads(name: str) -> None:
+    net = QuadrantNet()
+    net.train()
+    net.conv.eval()  # a mixed state, restored module by module
+    scorer = ModuleScorer(net)
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 255
+    actions = torch.tensor([0, 2])
+    saliency = compute_saliency(make_saliency_method(name, **_method_kwargs(name)), scorer, images, actions)
+    assert saliency.shape == (2, 32, 32)
+    assert saliency.dtype == torch.float32
+    assert not saliency.requires_grad
+    assert saliency.min() >= 0
+    share = saliency[:, :16, :16].sum(dim=(1, 2)) / saliency.sum(dim=(1, 2))
+    # Grad-CAM(++): the 8x8 nonzero cells upsample with a quarter-weight fringe of one pixel row
+    # and column outside (~64 / 68 of the mass); input x gradient is exactly 0 outside;
+    # perturbation masks centred outside still reach a little into the quadrant.
+    assert (share > 0.9).all(), share
+    # eval mode during the method, every module's own mode restored after it
+    assert net.modes_seen
+    assert not any(net.modes_seen)
+    assert net.training
+    assert net.head.training
+    assert net.dropout.training
+    assert not net.conv.training
+    assert all(p.grad is None for p in net.parameters())
+    assert not images.requires_grad
+    assert images.grad is None
+
+
+@pytest.mark.parametrize("name", list(SALIENCY_METHODS))
+def test_methods_work_under_no_grad_and_inference_mode(name: str) -> None:
+    scorer = ModuleScorer(QuadrantNet())
+    images = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 255
+    method = make_saliency_method(name, **_method_kwargs(name))
+    reference = method(scorer, images, torch.tensor([1]))
+    with torch.no_grad():
+        torch.testing.assert_close(method(scorer, images, torch.tensor([1])), reference)
+    with torch.inference_mode():
+        frozen = images.clone()  # an inference tensor
+        torch.testing.assert_close(method(scorer, frozen, torch.tensor([1])), reference)
+
+
+def test_grad_cam_method_upsamples_bilinearly_hand_values() -> None:
+    class PoolNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            maps = self.scale * nn.functional.avg_pool2d(x[:, :1], 2)  # (B, 1, 2, 2)
+            total = maps.sum(dim=(1, 2, 3))
+            return torch.stack([total, -total], dim=1), maps
+
+    # channel 0 pools to the 2x2 map c = [[0, 4], [8, 0]]
+    images = torch.zeros(2, 3, 4, 4)
+    images[:, 0, :2, 2:] = 4.0
+    images[:, 0, 2:, :2] = 8.0
+    cam = GradCAM()(ModuleScorer(PoolNet(), preprocess=lambda x: x), images, torch.tensor([0, 1]))
+    # action 0: alpha = 1, cam = c. Bilinear 2 -> 4 with align_corners=False weighs the two
+    # coarse cells (1, 0), (0.75, 0.25), (0.25, 0.75), (0, 1) along each axis:
+    # rows: [0, 4], [2, 3], [6, 1], [8, 0]; then the same along columns.
+    expected = torch.tensor(
+        [
+            [0.0, 1.0, 3.0, 4.0],
+            [2.0, 2.25, 2.75, 3.0],
+            [6.0, 4.75, 2.25, 1.0],
+            [8.0, 6.0, 2.0, 0.0],
+        ]
+    )
+    torch.testing.assert_close(cam[0], expected)
+    # action 1: alpha = -1, cam = relu(-c) = 0
+    torch.testing.assert_close(cam[1], torch.zeros(4, 4))
+
+
+def test_grad_cam_plus_plus_hand_values() -> None:
+    class TwoChannel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            maps = self.scale * x  # the image itself is the (B, 2, 1, 2) attention map
+            score = 0.5 * maps[:, 0].pow(2).sum(dim=(1, 2)) + maps[:, 1].sum(dim=(1, 2))
+            return torch.stack([score, -score], dim=1), maps
+
+    # A = [1, 3], B = [2, 0]; S = sum(A^2) / 2 + sum(B), so g_A = A = [1, 3], g_B = [1, 1]
+    images = torch.tensor([[[[1.0, 3.0]], [[2.0, 0.0]]]])
+    cam = GradCAMPlusPlus()(ModuleScorer(TwoChannel(), preprocess=lambda x: x), images, torch.tensor([0]))
+    # A: a = g^2 / (2 g^2 + sum(A) g^3) = [1 / (2 + 4), 9 / (18 + 4 * 27)] = [1/6, 1/14];
+    #    w_A = 1/6 * 1 + 1/14 * 3 = 8/21
+    # B: a = 1 / (2 + 2 * 1) = 1/4 at both pixels; w_B = 1/4 + 1/4 = 1/2
+    # cam = 8/21 * [1, 3] + 1/2 * [2, 0] = [29/21, 24/21]  (Grad-CAM would give [4, 6])
+    torch.testing.assert_close(cam, torch.tensor([[[29 / 21, 24 / 21]]]))
+
+
+def test_input_x_gradient_linear_model_hand_values() -> None:
+    class Linear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            # one (H=1, W=2) weight per action, shared by the channels
+            self.weight = nn.Parameter(torch.tensor([[[1.0, -2.0]], [[0.5, 3.0]]]))
+
+        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            return (self.weight[None, :, None] * x[:, None]).sum(dim=(2, 3, 4)), x
+
+    images = torch.tensor([[[[10.0, 20.0]], [[-1.0, 4.0]]]])  # (1, 2 channels, 1, 2)
+    saliency = InputXGradient()(ModuleScorer(Linear(), preprocess=lambda x: x), images, torch.tensor([1]))
+    # score_1 = 0.5 x_c,0 + 3 x_c,1 summed over both channels: d/dx = [0.5, 3] per channel
+    # pixel 0: |10 * 0.5| + |-1 * 0.5| = 5.5;  pixel 1: |20 * 3| + |4 * 3| = 72
+    torch.testing.assert_close(saliency, torch.tensor([[[5.5, 72.0]]]))
+
+
+class SquareNet(nn.Module):
+    """Nonlinear two-action model on raw images; maps are unused by perturbation saliency."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        weights = torch.linspace(0.0, 1.0, x[0].numel(), dtype=x.dtype).view(x.shape[1:])
+        first = (weights * x).sum(dim=(1, 2, 3))
+        second = (x[:, 0] ** 2).mean(dim=(1, 2)) / 100.0
+        return torch.stack([first, second], dim=1), x
+
+
+class CountingScorer(ModuleScorer):
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__(module, preprocess=lambda x: x)
+        self.calls: list[int] = []
+
+    def scores_and_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        self.calls.append(images.shape[0])
+        return super().scores_and_maps(images)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_perturbation_matches_a_per_location_loop(stride: int) -> None:
+    torch.manual_seed(0)
+    images = torch.rand(2, 2, 6, 4) * 255
+    model = SquareNet()
+    sigma, blur_sigma = 1.2, 0.8
+    method = PerturbationSaliency(sigma=sigma, stride=stride, blur_sigma=blur_sigma, batch_size=7)
+    saliency = method(ModuleScorer(model, preprocess=lambda x: x), images, torch.tensor([0, 1]))
+    # locations at the centres of stride x stride blocks, (k + 0.5) * stride - 0.5 (on the pixel
+    # for stride 1, between pixels for stride 2); each Gaussian mask scaled to peak at 1
+    blurred = gaussian_blur(images, blur_sigma)
+    clean = model(images)[0]
+    ys, xs = torch.meshgrid(torch.arange(6.0), torch.arange(4.0), indexing="ij")
+    coarse = torch.zeros(2, 6 // stride, 4 // stride)
+    for i in range(6 // stride):
+        for j in range(4 // stride):
+            cy, cx = (i + 0.5) * stride - 0.5, (j + 0.5) * stride - 0.5
+            mask = torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma**2))
+            mask = mask / mask.max()
+            perturbed = images * (1 - mask) + blurred * mask
+            coarse[:, i, j] = 0.5 * ((model(perturbed)[0] - clean) ** 2).sum(dim=1)
+    expected = nn.functional.interpolate(coarse[:, None], size=(6, 4), mode="bilinear")[:, 0]
+    torch.testing.assert_close(saliency, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("n_images", "batch_size"), [(1, 10), (2, 10), (1, 64)])
+def test_perturbation_batches_its_forwards(n_images: int, batch_size: int) -> None:
+    scorer = CountingScorer(SquareNet())
+    images = torch.rand(n_images, 1, 16, 16) * 255
+    method = PerturbationSaliency(sigma=2.0, stride=2, batch_size=batch_size)
+    assert [len(c) for c in method.grid(16, 16)] == [8, 8]  # 64 locations per image
+    method(scorer, images, torch.zeros(n_images, dtype=torch.long))
+    n_perturbed = 64 * n_images
+    assert len(scorer.calls) == math.ceil(n_perturbed / batch_size) + 1  # + one clean forward
+    assert scorer.calls[0] == n_images
+    assert sum(scorer.calls[1:]) == n_perturbed
+    assert max(scorer.calls[1:]) <= batch_size
+
+
+def test_perturbation_defaults_scale_with_the_frame() -> None:
+    method = PerturbationSaliency()
+    # Greydanus et al.: sigma 5, stride 5, blur 3 on 80x80, scaled by min(H, W) / 80
+    assert method.resolved(80, 80) == (5.0, 5, 3.0)
+    sigma, stride, blur = method.resolved(56, 56)  # MiniGrid, 8 px tiles
+    assert (sigma, stride) == (3.5, 4)
+    assert blur == pytest.approx(2.1)
+    assert method.resolved(120, 160) == (7.5, 8, 4.5)  # ViZDoom
+    rows, cols = method.grid(56, 56)
+    # 14 centres per axis, each at the centre of a 4 px block: 1.5, 5.5, ..., 53.5
+    torch.testing.assert_close(rows, torch.arange(14, dtype=torch.float64) * 4 + 1.5)
+    assert (len(rows), len(cols)) == (14, 14)
+    assert [len(c) for c in method.grid(120, 160)] == [15, 20]
+
+
+def test_eval_mode_restores_on_error() -> None:
+    net = QuadrantNet()
+    net.train()
+    scorer = ModuleScorer(net)
+    with pytest.raises(InputError, match="actions must lie in"):
+        GradCAM()(scorer, torch.rand(1, 3, 32, 32), torch.tensor([5]))
+    assert all(m.training for m in net.modules())
+    with eval_mode(net):
+        assert not any(m.training for m in net.modules())
+    assert all(m.training for m in net.modules())
+
+
+def test_registry_and_errors() -> None:
+    assert list(SALIENCY_METHODS) == ["gradcam", "gradcam++", "input_x_gradient", "perturbation"]
+    with pytest.raises(InputError, match=r"gradcam, gradcam\+\+, input_x_gradient, perturbation"):
+        make_saliency_method("lime")
+    with pytest.raises(InputError, match="no option"):
+        make_saliency_method("gradcam", sigma=2.0)
+    with pytest.raises(InputError, match="stride"):
+        PerturbationSaliency(stride=0)
+    scorer = ModuleScorer(QuadrantNet())
+    with pytest.raises(InputError, match=r"\(B, C, H, W\)"):
+        compute_saliency("gradcam", scorer, torch.rand(3, 32, 32), torch.tensor([0]))
+    with pytest.raises(InputError, match="one target action per image"):
+        compute_saliency("gradcam", scorer, torch.rand(2, 3, 32, 32), torch.tensor([0]))
