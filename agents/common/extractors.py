@@ -15,6 +15,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor, nn
 
 from camal_rl.errors import InputError
@@ -25,7 +26,9 @@ IMAGE_KEY = "image"
 def image_subspace(observation_space: spaces.Space) -> spaces.Box:
     """The channel-first image space inside a ``{"image", "mask"}`` Dict space, or the space
     itself when it is an image Box (a deployment without masks)."""
-    space = observation_space[IMAGE_KEY] if isinstance(observation_space, spaces.Dict) else observation_space
+    space: spaces.Space | None = observation_space
+    if isinstance(observation_space, spaces.Dict):
+        space = observation_space.spaces.get(IMAGE_KEY)
     if not isinstance(space, spaces.Box) or len(space.shape) != 3:
         raise InputError(
             f"the features extractor needs an image observation (Box of rank 3, or a Dict with an "
@@ -147,3 +150,31 @@ class NatureCamCNN(CamFeaturesExtractor):
             nn.Conv2d(64, 64, kernel_size=3, stride=1),
         ]
         super().__init__(observation_space, convs, attention_layer, features_dim)
+
+
+def default_extractor_kwargs(tile_size: int | None) -> dict[str, object]:
+    """Policy kwargs choosing the extractor when the user names none: the cell-aligned
+    :class:`MiniGridCNN` for grid worlds (``tile_size`` known), :class:`NatureCamCNN` otherwise.
+
+    :param tile_size: the env's pixels per grid cell, or None for frames without a grid.
+    """
+    if tile_size is None:
+        return {"features_extractor_class": NatureCamCNN}
+    return {"features_extractor_class": MiniGridCNN, "features_extractor_kwargs": {"tile_size": tile_size}}
+
+
+def check_cam_extractor(extractor_class: type[BaseFeaturesExtractor]) -> None:
+    """CAMAL needs the attention maps: refuse extractors without ``forward_with_maps``."""
+    if not (isinstance(extractor_class, type) and issubclass(extractor_class, CamFeaturesExtractor)):
+        raise InputError(
+            f"features_extractor_class={extractor_class!r} does not expose attention maps; use "
+            "camal_rl.agents.MiniGridCNN, camal_rl.agents.NatureCamCNN or a subclass of "
+            "camal_rl.agents.CamFeaturesExtractor"
+        )
+
+
+def env_tile_size(env: object) -> int | None:
+    """The pixels per grid cell of a (vectorised) MiniGrid masked env, or None for other envs."""
+    if not isinstance(env, VecEnv) or not env.has_attr("tile_size"):
+        return None
+    return int(env.get_attr("tile_size")[0])

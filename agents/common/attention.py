@@ -1,0 +1,182 @@
+"""The CAMAL term shared by CamalPPO and CamalDQN: settings, checks, the loss, its logging.
+
+CAMAL (Hundal, Xiao, Dong, Rigger, arXiv 2605.08325, 2026) adds to the task loss
+``camal_coef * attention_loss(grad_cam(maps, y), mask)``, where ``maps`` are the attention
+layer's activations and ``y`` a per-sample target score (DESIGN.md, data flow).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.preprocessing import is_image_space_channels_first
+from torch import Tensor
+
+from camal_rl.errors import InputError
+from camal_rl.losses import LOSS_KINDS, attention_loss, input_gradient
+from camal_rl.metrics import energy_pointing_game, iou_top_k
+from camal_rl.saliency import grad_cam
+
+from .extractors import IMAGE_KEY
+
+MASK_KEY = "mask"
+CoefSchedule = float | Callable[[float], float]
+
+
+def validate_camal_settings(coef: CoefSchedule, loss: str, target: str, targets: tuple[str, ...]) -> None:
+    """Check the CAMAL constructor arguments; raise :class:`InputError` saying what is allowed.
+
+    :param coef: weight of the attention term, >= 0, or a schedule of progress remaining (1 -> 0).
+    :param loss: one of :data:`camal_rl.losses.LOSS_KINDS`.
+    :param target: the Grad-CAM target score, one of ``targets``.
+    :param targets: the targets the algorithm supports.
+    """
+    if loss not in LOSS_KINDS:
+        raise InputError(f"unknown camal_loss {loss!r}; choose one of {', '.join(LOSS_KINDS)}")
+    if target not in targets:
+        raise InputError(f"unknown camal_target {target!r}; choose one of {', '.join(targets)}")
+    if callable(coef):
+        ends = (coef(1.0), coef(0.0))
+        if not all(math.isfinite(v) and v >= 0 for v in ends):
+            raise InputError(
+                f"the camal_coef schedule must stay finite and >= 0; it gives {ends} at the ends"
+            )
+    elif isinstance(coef, bool) or not isinstance(coef, int | float) or not math.isfinite(coef) or coef < 0:
+        raise InputError(
+            f"camal_coef must be a finite number >= 0 (0 disables the attention loss), got {coef!r}"
+        )
+
+
+def coef_at(coef: CoefSchedule, progress_remaining: float) -> float:
+    """The attention weight at ``progress_remaining`` (1 at the start of training, 0 at the end)."""
+    return float(coef(progress_remaining)) if callable(coef) else float(coef)
+
+
+def check_masked_observation_space(observation_space: spaces.Space) -> None:
+    """Refuse observation spaces that break the ``{"image", "mask"}`` contract, saying what to do."""
+    if not isinstance(observation_space, spaces.Dict) or MASK_KEY not in observation_space.spaces:
+        raise InputError(
+            f"CAMAL agents train on observations {{'{IMAGE_KEY}', '{MASK_KEY}'}}, but the env's observation "
+            f"space is {observation_space}. Wrap the env so it renders masks: "
+            "camal_rl.envs.make_masked_env('MiniGrid-DoorKey-5x5-v0') or "
+            "gymnasium.make('camal_rl/MiniGrid-DoorKey-5x5-v0')"
+        )
+    if IMAGE_KEY not in observation_space.spaces:
+        raise InputError(f"the observation space {observation_space} has a mask but no '{IMAGE_KEY}' entry")
+    image, mask = observation_space[IMAGE_KEY], observation_space[MASK_KEY]
+    assert isinstance(image, spaces.Box)
+    assert isinstance(mask, spaces.Box)
+    if len(image.shape) != 3 or len(mask.shape) != 2:
+        raise InputError(
+            f"expected image (H, W, 3) and mask (H, W), got image {image.shape} and mask {mask.shape}"
+        )
+    image_hw = image.shape[1:] if is_image_space_channels_first(image) else image.shape[:2]
+    if tuple(image_hw) != tuple(mask.shape):
+        raise InputError(
+            f"the mask ({mask.shape[0]}x{mask.shape[1]}) must be the size of the image "
+            f"({image_hw[0]}x{image_hw[1]}); render both at the same resolution"
+        )
+
+
+def check_discrete_actions(action_space: spaces.Space, algo: str) -> None:
+    """Grad-CAM targets are per-action scores: CAMAL agents need a Discrete action space."""
+    if not isinstance(action_space, spaces.Discrete):
+        raise InputError(
+            f"{algo} supports Discrete action spaces only (MiniGrid, ViZDoom); got {action_space}"
+        )
+
+
+def as_image_observation(observation: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Let a trained agent act on the image alone (a deployment without mask rendering): a bare
+    image array becomes ``{"image": array}``; dicts pass through (a mask in them is ignored)."""
+    if isinstance(observation, Mapping):
+        return dict(observation)
+    return {IMAGE_KEY: observation}
+
+
+@dataclass(frozen=True)
+class AttentionTerm:
+    """The attention term of one minibatch."""
+
+    loss: Tensor | None
+    """Loss to add to the task loss, or None when the term is not trained on (coef 0, ``none``)."""
+    value: float
+    """Value logged as ``camal/attention_loss`` (for ``none``: the ``camal`` loss, not trained on)."""
+    cam: Tensor
+    """Detached Grad-CAM (B, h, w) of the target score, for the attention statistics."""
+
+
+def attention_term(
+    kind: str,
+    maps: Tensor,
+    target_scores: Tensor,
+    mask: Tensor,
+    *,
+    train: bool,
+    images: Tensor | None = None,
+    log_prob: Tensor | None = None,
+) -> AttentionTerm:
+    """Grad-CAM of ``target_scores`` over ``maps`` and the attention loss against ``mask``.
+
+    :param kind: loss kind (``camal``, ``energy``, ``rrr``, ``none``).
+    :param maps: attention-layer activations (B, K, h, w) in the graph of ``target_scores``.
+    :param target_scores: (B,) target score per sample (logit / Q-value of the target action, or V).
+    :param mask: (B, H, W) segmentation mask; only ``mask > 0`` matters.
+    :param train: build the graph so the loss trains the network; otherwise only log.
+    :param images: preprocessed input images that require grad (``rrr`` only).
+    :param log_prob: (B,) log pi(a|x) of the taken action (``rrr`` only).
+    """
+    if train and kind == "rrr":
+        if images is None or log_prob is None:
+            raise ValueError("the rrr loss needs input images that require grad and log_prob")
+        loss = attention_loss(input_gradient(log_prob, images), mask, "rrr")
+        cam = grad_cam(maps, target_scores, create_graph=False)
+        return AttentionTerm(loss, loss.item(), cam)
+    if train and kind != "none":
+        cam = grad_cam(maps, target_scores, create_graph=True)
+        loss = attention_loss(cam, mask, kind)
+        return AttentionTerm(loss, loss.item(), cam.detach())
+    cam = grad_cam(maps, target_scores, create_graph=False)
+    with torch.no_grad():
+        value = attention_loss(cam, mask, "camal" if kind in ("none", "rrr") else kind).item()
+    return AttentionTerm(None, value, cam)
+
+
+@dataclass
+class AttentionLog:
+    """Attention statistics over the minibatches of one update, recorded through SB3's logger
+    (so they reach stdout, CSV and TensorBoard like SB3's own ``train/`` keys)."""
+
+    losses: list[float] = field(default_factory=list)
+    epg: list[float] = field(default_factory=list)
+    iou: list[float] = field(default_factory=list)
+    coverage: list[float] = field(default_factory=list)
+
+    def add(self, term: AttentionTerm, mask: Tensor) -> None:
+        """Add one minibatch: its loss value, batch EPG and IoU (samples with a mask), coverage."""
+        mask_np = mask.detach().cpu().numpy()
+        cam_np = term.cam.detach().float().cpu().numpy()
+        epg = energy_pointing_game(cam_np, mask_np)
+        iou = iou_top_k(cam_np, mask_np)
+        valid = ~np.isnan(epg)
+        self.losses.append(term.value)
+        self.coverage.append(float(valid.mean()))
+        if valid.any():
+            self.epg.append(float(epg[valid].mean()))
+            self.iou.append(float(iou[valid].mean()))
+
+    def record(self, logger: Logger, coef: float) -> None:
+        """Record the means under ``camal/``."""
+        logger.record("camal/coef", coef)
+        if self.losses:
+            logger.record("camal/attention_loss", float(np.mean(self.losses)))
+            logger.record("camal/mask_coverage", float(np.mean(self.coverage)))
+        if self.epg:
+            logger.record("camal/batch_epg", float(np.mean(self.epg)))
+            logger.record("camal/batch_iou", float(np.mean(self.iou)))

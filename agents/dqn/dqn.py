@@ -1,0 +1,168 @@
+"""CamalDQN: DQN that trains its CNN's Grad-CAM onto the task-relevant objects."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch as th
+from stable_baselines3 import DQN
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv
+from torch.nn import functional as F
+
+from ..common.attention import (
+    MASK_KEY,
+    AttentionLog,
+    CoefSchedule,
+    as_image_observation,
+    attention_term,
+    check_discrete_actions,
+    check_masked_observation_space,
+    coef_at,
+    validate_camal_settings,
+)
+from ..common.buffers import MaskPackedDictReplayBuffer
+from ..common.extractors import default_extractor_kwargs, env_tile_size
+from .policies import CamalDQNPolicy, q_values_with_maps
+
+DQN_TARGETS = ("action", "greedy")
+
+
+class CamalDQN(DQN):
+    """DQN with the CAMAL auxiliary attention loss (Class Activation Map Attention Learning;
+    Hundal, Xiao, Dong, Rigger, arXiv 2605.08325, 2026).
+
+    Each gradient step adds ``camal_coef * attention_loss(grad_cam(maps, y), mask)`` to the TD
+    loss, in the same optimizer step; ``y`` is Q(s, a) of the replayed action or of the greedy
+    action. The replay buffer keeps the mask at one bit per pixel
+    (:class:`MaskPackedDictReplayBuffer`) unless another ``replay_buffer_class`` is given.
+
+    :param policy: ``"MultiInputPolicy"`` (= :class:`CamalDQNPolicy`) or a subclass of it.
+    :param env: an env with ``{"image", "mask"}`` observations (``camal_rl.envs.make_masked_env``).
+    :param camal_coef: weight of the attention term (>= 0), or a schedule of the progress
+        remaining. 0 trains exactly as stock DQN.
+    :param camal_loss: ``camal`` (default), ``energy``, ``rrr`` (on log softmax(Q)) or ``none``.
+    :param camal_target: ``action`` (Q of the replayed action) or ``greedy`` (max_a Q).
+    :param kwargs: DQN's arguments (learning_rate, buffer_size, ..., policy_kwargs, seed).
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MultiInputPolicy": CamalDQNPolicy,
+        "CamalPolicy": CamalDQNPolicy,
+    }
+
+    def __init__(
+        self,
+        policy: str | type[CamalDQNPolicy],
+        env: GymEnv | str | None,
+        camal_coef: CoefSchedule = 1.0,
+        camal_loss: str = "camal",
+        camal_target: str = "action",
+        **kwargs: Any,
+    ) -> None:
+        validate_camal_settings(camal_coef, camal_loss, camal_target, DQN_TARGETS)
+        self.camal_coef = camal_coef
+        self.camal_loss = camal_loss
+        self.camal_target = camal_target
+        kwargs.setdefault("replay_buffer_class", MaskPackedDictReplayBuffer)
+        super().__init__(policy, env, **kwargs)  # type: ignore[arg-type]
+
+    def _setup_model(self) -> None:
+        check_masked_observation_space(self.observation_space)
+        check_discrete_actions(self.action_space, type(self).__name__)
+        if "features_extractor_class" not in self.policy_kwargs:
+            self.policy_kwargs.update(default_extractor_kwargs(env_tile_size(self.env)))
+        super()._setup_model()
+
+    def current_camal_coef(self) -> float:
+        """The attention weight at the current training progress."""
+        return coef_at(self.camal_coef, self._current_progress_remaining)
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """DQN's epsilon-greedy ``predict``; also takes a bare image (no mask needed to act)."""
+        return super().predict(as_image_observation(observation), state, episode_start, deterministic)
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """Copied from stable-baselines3 2.9.2 ``DQN.train``; every change is marked ``# CAMAL:``."""
+        # Switch to train mode (this affects batch norm / dropout)
+        self.policy.set_training_mode(True)
+        # Update learning rate according to schedule
+        self._update_learning_rate(self.policy.optimizer)
+        # CAMAL: the attention weight of this update and its statistics
+        camal_coef = self.current_camal_coef()
+        train_attention = camal_coef > 0 and self.camal_loss != "none"
+        attention_log = AttentionLog()
+
+        losses = []
+        for _ in range(gradient_steps):
+            # Sample replay buffer
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+            with th.no_grad():
+                # Compute the next Q-values using the target network
+                next_q_values = self.q_net_target(replay_data.next_observations)
+                # Follow greedy policy: use the one with the highest value
+                next_q_values, _ = next_q_values.max(dim=1)
+                # Avoid potential broadcast issue
+                next_q_values = next_q_values.reshape(-1, 1)
+                # 1-step TD target
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+            # Get current Q-values estimates
+            # CAMAL: the same forward pass, also returning the attention maps
+            q_values, maps, images = q_values_with_maps(
+                self.q_net, replay_data.observations, input_grad=train_attention and self.camal_loss == "rrr"
+            )
+
+            # Retrieve the q-values for the actions from the replay buffer
+            current_q_values = th.gather(q_values, dim=1, index=replay_data.actions.long())
+
+            # Compute Huber loss (less sensitive to outliers)
+            loss = F.smooth_l1_loss(current_q_values, target_q_values)
+            losses.append(loss.item())
+
+            # CAMAL: the attention term, added to the same optimizer step
+            actions = replay_data.actions.long().view(-1, 1)
+            if self.camal_target == "greedy":
+                target_scores = q_values.max(dim=1).values
+            else:
+                target_scores = current_q_values.squeeze(1)
+            assert isinstance(replay_data.observations, dict)
+            mask = replay_data.observations[MASK_KEY]
+            log_prob = F.log_softmax(q_values, dim=1).gather(1, actions).squeeze(1)
+            term = attention_term(
+                self.camal_loss,
+                maps,
+                target_scores,
+                mask,
+                train=train_attention,
+                images=images,
+                log_prob=log_prob,
+            )
+            if term.loss is not None:
+                loss = loss + camal_coef * term.loss
+            attention_log.add(term, mask)
+
+            # Optimize the policy
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            # Clip gradient norm
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+
+        # Increase update counter
+        self._n_updates += gradient_steps
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", np.mean(losses))
+        # CAMAL: attention statistics of this update
+        attention_log.record(self.logger, camal_coef)

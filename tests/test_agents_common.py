@@ -1,0 +1,151 @@
+"""Extractors, the packed replay buffer, the CAMAL settings checks and the policy scorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.buffers import DictReplayBuffer
+
+from camal_rl.agents import MaskPackedDictReplayBuffer, MiniGridCNN, NatureCamCNN
+from camal_rl.agents.common.attention import (
+    as_image_observation,
+    check_masked_observation_space,
+    coef_at,
+    validate_camal_settings,
+)
+from camal_rl.errors import InputError
+
+
+def dict_space(c: int = 3, h: int = 56, w: int = 56, mask_hw: tuple[int, int] | None = None) -> spaces.Dict:
+    return spaces.Dict(
+        {
+            "image": spaces.Box(0, 255, (c, h, w), np.uint8),
+            "mask": spaces.Box(0, 3, mask_hw or (h, w), np.uint8),
+        }
+    )
+
+
+class TestExtractors:
+    def test_minigrid_cnn_has_one_map_position_per_cell(self) -> None:
+        extractor = MiniGridCNN(dict_space(), tile_size=8, channels=(16, 32), features_dim=64)
+        features, maps = extractor.forward_with_maps({"image": torch.rand(2, 3, 56, 56)})
+        assert features.shape == (2, 64)
+        assert maps.shape == (2, 32, 7, 7)
+        assert (maps >= 0).all()  # post-ReLU activations
+
+    def test_attention_layer_selects_the_layer(self) -> None:
+        extractor = MiniGridCNN(dict_space(), tile_size=8, channels=(16, 32), attention_layer=0)
+        _, maps = extractor.forward_with_maps({"image": torch.rand(1, 3, 56, 56)})
+        assert maps.shape == (1, 16, 7, 7)
+
+    def test_forward_equals_forward_with_maps_and_ignores_the_mask(self) -> None:
+        torch.manual_seed(0)
+        extractor = MiniGridCNN(dict_space())
+        image = torch.rand(2, 3, 56, 56)
+        a = extractor({"image": image, "mask": torch.zeros(2, 56, 56)})
+        b = extractor({"image": image, "mask": torch.ones(2, 56, 56)})
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, extractor.forward_with_maps({"image": image})[0], rtol=0, atol=0)
+
+    def test_nature_cnn_maps(self) -> None:
+        extractor = NatureCamCNN(dict_space(3, 120, 160))
+        _, maps = extractor.forward_with_maps({"image": torch.rand(1, 3, 120, 160)})
+        # (120 - 8) / 4 + 1 = 29 -> (29 - 4) / 2 + 1 = 13 -> 13 - 2 = 11; (160 -> 39 -> 18 -> 16)
+        assert maps.shape == (1, 64, 11, 16)
+
+    @pytest.mark.parametrize("tile_size", [0, 5, -8])
+    def test_bad_tile_size(self, tile_size: int) -> None:
+        with pytest.raises(InputError, match="tile_size"):
+            MiniGridCNN(dict_space(), tile_size=tile_size)
+
+    def test_bad_attention_layer(self) -> None:
+        with pytest.raises(InputError, match="attention_layer=3 is out of range for 3 conv layers"):
+            MiniGridCNN(dict_space(), attention_layer=3)
+
+    def test_small_frames_refused_by_nature_cnn(self) -> None:
+        with pytest.raises(InputError, match="MiniGridCNN"):
+            NatureCamCNN(dict_space(3, 24, 24))
+
+    def test_non_image_space_refused(self) -> None:
+        with pytest.raises(InputError, match="make_masked_env"):
+            MiniGridCNN(spaces.Dict({"vector": spaces.Box(0, 1, (4,))}))
+
+
+class TestPackedReplayBuffer:
+    def make(self, cls: type[DictReplayBuffer], n_envs: int = 2) -> DictReplayBuffer:
+        space = spaces.Dict(
+            {"image": spaces.Box(0, 255, (3, 4, 6), np.uint8), "mask": spaces.Box(0, 3, (4, 6), np.uint8)}
+        )
+        return cls(10, space, spaces.Discrete(3), device="cpu", n_envs=n_envs)
+
+    def test_mask_bits_round_trip_and_sampling_matches_the_parent(self) -> None:
+        packed, plain = self.make(MaskPackedDictReplayBuffer), self.make(DictReplayBuffer)
+        rng = np.random.default_rng(0)
+        for _ in range(6):
+            obs = {
+                "image": rng.integers(0, 256, (2, 3, 4, 6), dtype=np.uint8),
+                "mask": rng.integers(0, 4, (2, 4, 6), dtype=np.uint8),
+            }
+            nxt = {k: v.copy() for k, v in obs.items()}
+            args = (np.array([1, 2]), np.array([0.5, 1.0]), np.array([False, True]), [{}, {}])
+            packed.add(obs, nxt, *args)
+            plain.add({k: v.copy() for k, v in obs.items()}, {k: v.copy() for k, v in nxt.items()}, *args)
+        np.random.seed(3)  # noqa: NPY002 - SB3's buffers sample from the legacy global generator
+        a = packed.sample(5)
+        np.random.seed(3)  # noqa: NPY002
+        b = plain.sample(5)
+        torch.testing.assert_close(a.observations["image"], b.observations["image"], rtol=0, atol=0)
+        torch.testing.assert_close(a.actions, b.actions, rtol=0, atol=0)
+        expected = (b.observations["mask"] > 0).to(torch.uint8)
+        torch.testing.assert_close(a.observations["mask"], expected, rtol=0, atol=0)
+        torch.testing.assert_close(
+            a.next_observations["mask"], (b.next_observations["mask"] > 0).to(torch.uint8)
+        )
+
+    def test_memory(self) -> None:
+        packed, plain = self.make(MaskPackedDictReplayBuffer), self.make(DictReplayBuffer)
+        # 24 mask pixels -> 3 bytes instead of 24; the image is 72 bytes.
+        assert packed.observations["mask"].shape == (5, 2, 3)
+        assert plain.observations["mask"].shape == (5, 2, 4, 6)
+        assert packed.observations["image"].nbytes == plain.observations["image"].nbytes == 5 * 2 * 72
+
+
+class TestSettings:
+    @pytest.mark.parametrize(
+        ("coef", "loss", "target", "match"),
+        [
+            (-0.1, "camal", "action", "camal_coef must be a finite number >= 0"),
+            (float("nan"), "camal", "action", "camal_coef"),
+            (True, "camal", "action", "camal_coef"),
+            (
+                1.0,
+                "gradcam",
+                "action",
+                "unknown camal_loss 'gradcam'; choose one of camal, energy, rrr, none",
+            ),
+            (1.0, "camal", "argmax", "unknown camal_target 'argmax'"),
+            (lambda p: p - 0.5, "camal", "action", "schedule must stay finite and >= 0"),
+        ],
+    )
+    def test_refusals(self, coef: object, loss: str, target: str, match: str) -> None:
+        with pytest.raises(InputError, match=match):
+            validate_camal_settings(coef, loss, target, ("action", "greedy"))  # type: ignore[arg-type]
+
+    def test_schedule(self) -> None:
+        validate_camal_settings(lambda p: 2.0 * p, "energy", "greedy", ("action", "greedy"))
+        assert coef_at(lambda p: 2.0 * p, 0.25) == 0.5
+        assert coef_at(3, 0.25) == 3.0
+
+    def test_observation_space_checks(self) -> None:
+        check_masked_observation_space(dict_space())
+        with pytest.raises(InputError, match="make_masked_env"):
+            check_masked_observation_space(spaces.Box(0, 255, (3, 56, 56), np.uint8))
+        with pytest.raises(InputError, match=r"mask \(28x28\) must be the size of the image \(56x56\)"):
+            check_masked_observation_space(dict_space(mask_hw=(28, 28)))
+
+    def test_image_only_observation(self) -> None:
+        image = np.zeros((5, 5, 3), np.uint8)
+        assert as_image_observation(image)["image"] is image
+        assert set(as_image_observation({"image": image, "mask": image[..., 0]})) == {"image", "mask"}
