@@ -58,7 +58,8 @@ class ModuleScorer:
 
     @property
     def device(self) -> torch.device:
-        return next(self.module.parameters()).device
+        parameter = next(self.module.parameters(), None)
+        return parameter.device if parameter is not None else torch.device("cpu")
 
     def scores_and_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
         scores, maps = self.module(self.preprocess(images))

@@ -151,25 +151,33 @@ def attention_term(
 @dataclass
 class AttentionLog:
     """Attention statistics over the minibatches of one update, recorded through SB3's logger
-    (so they reach stdout, CSV and TensorBoard like SB3's own ``train/`` keys)."""
+    (so they reach stdout, CSV and TensorBoard like SB3's own ``train/`` keys).
+
+    The loss is recorded for every minibatch; the batch EPG and IoU (input-resolution metrics,
+    the costly part) for the minibatches passed with ``alignment=True`` (PPO: its first epoch,
+    which sees every sample of the rollout once).
+    """
 
     losses: list[float] = field(default_factory=list)
     epg: list[float] = field(default_factory=list)
     iou: list[float] = field(default_factory=list)
     coverage: list[float] = field(default_factory=list)
+    dead: list[float] = field(default_factory=list)
 
-    def add(self, term: AttentionTerm, mask: Tensor) -> None:
-        """Add one minibatch: its loss value, batch EPG and IoU (samples with a mask), coverage."""
-        mask_np = mask.detach().cpu().numpy()
-        cam_np = term.cam.detach().float().cpu().numpy()
-        epg = energy_pointing_game(cam_np, mask_np)
-        iou = iou_top_k(cam_np, mask_np)
-        valid = ~np.isnan(epg)
+    def add(self, term: AttentionTerm, mask: Tensor, *, alignment: bool = True) -> None:
+        """Add one minibatch: its loss value, the share of samples with a mask (coverage) and of
+        all-zero CAMs (which the loss cannot move), and with ``alignment`` the batch EPG and IoU
+        over the samples with a mask."""
         self.losses.append(term.value)
-        self.coverage.append(float(valid.mean()))
-        if valid.any():
-            self.epg.append(float(epg[valid].mean()))
-            self.iou.append(float(iou[valid].mean()))
+        has_mask = mask.flatten(1).amax(dim=1) > 0
+        self.coverage.append(float(has_mask.float().mean()))
+        self.dead.append(float((term.cam.flatten(1).amax(dim=1) <= 0).float().mean()))
+        if not alignment or not bool(has_mask.any()):
+            return
+        cam_np = term.cam[has_mask].detach().float().cpu().numpy()
+        mask_np = mask[has_mask].detach().cpu().numpy()
+        self.epg.append(float(energy_pointing_game(cam_np, mask_np).mean()))
+        self.iou.append(float(iou_top_k(cam_np, mask_np).mean()))
 
     def record(self, logger: Logger, coef: float) -> None:
         """Record the means under ``camal/``."""
@@ -177,6 +185,7 @@ class AttentionLog:
         if self.losses:
             logger.record("camal/attention_loss", float(np.mean(self.losses)))
             logger.record("camal/mask_coverage", float(np.mean(self.coverage)))
+            logger.record("camal/dead_cam_share", float(np.mean(self.dead)))
         if self.epg:
             logger.record("camal/batch_epg", float(np.mean(self.epg)))
             logger.record("camal/batch_iou", float(np.mean(self.iou)))

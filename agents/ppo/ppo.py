@@ -142,7 +142,7 @@ class CamalPPO(PPO):
                 # CAMAL: the per-minibatch maths, attention term included, in one method
                 assert isinstance(rollout_data, DictRolloutBufferSamples)
                 terms = self._minibatch_loss(
-                    rollout_data, clip_range, clip_range_vf, camal_coef, attention_log
+                    rollout_data, clip_range, clip_range_vf, camal_coef, attention_log, alignment=epoch == 0
                 )
                 loss = terms.loss
                 pg_losses.append(terms.policy_loss)
@@ -198,9 +198,12 @@ class CamalPPO(PPO):
         clip_range_vf: float | None,
         camal_coef: float,
         attention_log: AttentionLog,
+        *,
+        alignment: bool,
     ) -> MinibatchLoss:
         """PPO's clipped-surrogate loss on one minibatch plus ``camal_coef`` times the attention
-        loss; the body of SB3 2.9.2's minibatch loop, changes marked ``# CAMAL:``."""
+        loss; the body of SB3 2.9.2's minibatch loop, changes marked ``# CAMAL:``. ``alignment``:
+        also log the batch EPG / IoU of this minibatch."""
         actions = rollout_data.actions
         if isinstance(self.action_space, spaces.Discrete):
             # Convert discrete action from float to long
@@ -241,6 +244,7 @@ class CamalPPO(PPO):
         value_loss = F.mse_loss(rollout_data.returns, values_pred)
 
         # Entropy loss favor exploration
+        # CAMAL: Discrete actions only, so the entropy is always analytic (SB3's log-prob fallback dropped)
         entropy_loss = -th.mean(entropy)
 
         loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
@@ -259,7 +263,7 @@ class CamalPPO(PPO):
         )
         if term.loss is not None:
             loss = loss + camal_coef * term.loss
-        attention_log.add(term, mask)
+        attention_log.add(term, mask, alignment=alignment)
 
         # Calculate approximate form of reverse KL Divergence for early stopping
         # see issue #417: https://github.com/DLR-RM/stable-baselines3/issues/417

@@ -1,0 +1,138 @@
+"""The ``camal-rl`` console script: one subcommand per importable function.
+
+Each subcommand's options are the fields of a frozen config dataclass (their docstrings are the
+``--help`` text), parsed by tyro. User errors (:class:`camal_rl.errors.InputError`) print one
+message and exit with status 2, never a traceback; Ctrl-C exits with 130 after the command
+saved what it had.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+import tyro
+
+from camal_rl.errors import InputError
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its config class and function, by import path (loaded on use)."""
+
+    summary: str
+    config: str
+    function: str
+
+    def load(self) -> tuple[type, Callable[[Any], Any]]:
+        config_module, config_name = self.config.split(":")
+        function_module, function_name = self.function.split(":")
+        config_class = getattr(import_module(config_module), config_name)
+        function = getattr(import_module(function_module), function_name)
+        return config_class, function
+
+
+COMMANDS: dict[str, Command] = {
+    "envs": Command("list the masked environments", "camal_rl.cli:EnvsConfig", "camal_rl.cli:envs"),
+    "train": Command(
+        "train one agent into a run directory", "camal_rl.config:TrainConfig", "camal_rl.train:train"
+    ),
+    "compare": Command(
+        "a sweep of methods x seeds x envs, with statistics, tables and plots",
+        "camal_rl.compare:SweepConfig",
+        "camal_rl.compare:compare",
+    ),
+    "evaluate": Command(
+        "returns and attention metrics of a trained agent",
+        "camal_rl.evaluation:EvaluateConfig",
+        "camal_rl.evaluation:evaluate",
+    ),
+    "record": Command("saliency videos of rollouts", "camal_rl.video:RecordConfig", "camal_rl.video:record"),
+    "plot": Command(
+        "learning curves and metric plots from run directories",
+        "camal_rl.plots:PlotConfig",
+        "camal_rl.plots:plot",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class EnvsConfig:
+    """List every masked environment with its view, image size and mask classes."""
+
+    contains: str = ""
+    """Only ids containing this text (case-insensitive)."""
+
+
+def envs(cfg: EnvsConfig) -> str:
+    """``camal-rl envs``: print the table of masked environments and return it."""
+    from camal_rl.envs import format_env_table, list_envs
+
+    rows = [row for row in list_envs() if cfg.contains.lower() in row.env_id.lower()]
+    table = format_env_table(rows)
+    print(table)
+    return table
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: camal-rl COMMAND [OPTIONS]   (camal-rl COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {command.summary}" for name, command in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def parse(argv: Sequence[str]) -> tuple[str, Any]:
+    """Parse a command line into (command name, config); tyro exits on bad options."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        raise SystemExit(0 if argv else 2)
+    name, rest = argv[0], list(argv[1:])
+    if name not in COMMANDS:
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise InputError(f"unknown command {name!r}{hint}\n{usage()}")
+    config_class, _ = COMMANDS[name].load()
+    default = _preset_default(config_class, rest)
+    cfg = tyro.cli(config_class, args=rest, prog=f"camal-rl {name}", default=default)
+    if default is not None and cfg.hp != default.hp:
+        cfg = dataclasses.replace(cfg, hp=default.hp + cfg.hp)
+    return name, cfg
+
+
+def _preset_default(config_class: type, args: Sequence[str]) -> Any:
+    """With ``--preset NAME`` (train, compare), the preset is the parser's default, so every
+    option given explicitly overrides it; ``--hp`` adds to the preset's."""
+    from camal_rl.config import from_preset
+
+    if not any(f.name == "preset" for f in dataclasses.fields(config_class)):
+        return None
+    for i, arg in enumerate(args):
+        if arg == "--preset" and i + 1 < len(args):
+            return from_preset(args[i + 1], config_class)
+        if arg.startswith("--preset="):
+            return from_preset(arg.partition("=")[2], config_class)
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``camal-rl``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        name, cfg = parse(argv)
+        _, function = COMMANDS[name].load()
+        function(cfg)
+    except InputError as error:
+        print(f"camal-rl: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

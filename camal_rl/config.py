@@ -1,0 +1,231 @@
+"""Typed run configuration and named presets.
+
+A run is described by a frozen :class:`TrainConfig`; every field's docstring is its ``--help``
+text. Fields left at ``None`` take the preset's value, then the documented default, so a
+resolved config (:meth:`TrainConfig.resolved`) has no ``None`` where a value is needed. Named
+presets are Python objects in ``experiments/presets.py`` (a ``PRESETS`` dict of TrainConfig).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.util
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tyro
+
+from camal_rl.errors import InputError
+from camal_rl.hyperparams import default_hyperparams, env_backend, parse_assignments
+
+Algo = Literal["ppo", "dqn"]
+Method = Literal["camal", "energy", "rrr", "none"]
+Target = Literal["action", "greedy", "value"]
+View = Literal["partial", "full"]
+
+DEFAULT_ENV = "MiniGrid-DoorKey-5x5-v0"
+DEFAULT_STEPS = 100_000
+DEFAULT_COEF = 1.0
+PRESETS_ENV_VAR = "CAMAL_RL_PRESETS"
+# Keywords that come from TrainConfig fields, not from --hp.
+RESERVED_HP = frozenset({"policy", "env", "seed", "device", "camal_coef", "camal_loss", "camal_target"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Train one agent and write its run directory."""
+
+    algo: Algo = "ppo"
+    """RL algorithm: ppo or dqn."""
+    env: str = DEFAULT_ENV
+    """Environment id (list them with `camal-rl envs`); the camal_rl/ prefix is optional."""
+    method: Method = "camal"
+    """Attention loss: camal, energy (Rao et al. 2023), rrr (Ross et al. 2017) or none (the baseline)."""
+    coef: float | None = None
+    """Weight of the attention loss (default: the preset's, else 1.0); ignored by method none."""
+    target: Target = "action"
+    """Grad-CAM target: action (taken action's logit / Q), greedy (best action's), value (PPO only)."""
+    seed: int = 0
+    """Random seed of the agent and the envs."""
+    steps: int | None = None
+    """Env steps to train for, over all envs (default: the preset's, else 100000)."""
+    n_envs: int | None = None
+    """Parallel envs (default: the preset's, else 8 for ppo and 4 for dqn)."""
+    view: View = "partial"
+    """MiniGrid view: partial (the agent's egocentric view) or full (the whole grid)."""
+    tile_size: int = 8
+    """MiniGrid pixels per grid cell."""
+    env_kwargs: tuple[str, ...] = ()
+    """Extra env keywords as KEY=VALUE (e.g. resolution=[120,160] frame_skip=4 for ViZDoom)."""
+    hp: tuple[str, ...] = ()
+    """Algorithm hyperparameters as KEY=VALUE, over the defaults and the preset (e.g. learning_rate=3e-4)."""
+    preset: str | None = None
+    """Named preset from experiments/presets.py; explicit options override it, --hp adds to its hp."""
+    out: Path | None = None
+    """Run directory (default: runs/<env>/<algo>-<method>/seed<seed>)."""
+    eval_freq: int = 10_000
+    """Evaluate every this many env steps (0 disables periodic evaluation)."""
+    eval_episodes: int = 10
+    """Episodes per periodic evaluation."""
+    checkpoint_freq: int = 50_000
+    """Save a checkpoint every this many env steps (0 disables checkpoints)."""
+    device: str = "auto"
+    """Torch device: auto, cpu or cuda."""
+    vec_env: Literal["dummy", "subproc"] = "dummy"
+    """Vectorisation: dummy (one process) or subproc (one process per env)."""
+    resume: bool = False
+    """Continue the run in --out from its last saved model (after a crash or Ctrl-C)."""
+    overwrite: bool = False
+    """Delete an existing run in --out and start again."""
+    progress_bar: bool = True
+    """Show a progress bar."""
+    verbose: int = 0
+    """SB3 verbosity (0: quiet, 1: log every update)."""
+    save_replay_buffer: bool = False
+    """DQN: also save the replay buffer at checkpoints and on interruption, so resume keeps it."""
+    # Filled by resolved(); not command-line options.
+    algo_kwargs: Annotated[Mapping[str, Any], tyro.conf.Suppress] = field(default_factory=dict)
+    """Resolved algorithm keywords (defaults < preset --hp < command line --hp)."""
+
+    @property
+    def camal_coef(self) -> float:
+        """The attention weight the agent trains with (0 for method none)."""
+        return 0.0 if self.method == "none" else (DEFAULT_COEF if self.coef is None else self.coef)
+
+    @property
+    def label(self) -> str:
+        """Short name of the agent variant: ``ppo-camal``, ``ppo-camal-c0.1``, ``dqn-none``."""
+        name = f"{self.algo}-{self.method}"
+        if self.method != "none" and self.coef is not None and self.coef != DEFAULT_COEF:
+            name += f"-c{self.coef:g}"
+        if self.target != "action":
+            name += f"-{self.target}"
+        return name
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the run is written."""
+        if self.out is not None:
+            return self.out
+        return Path("runs") / self.env.removeprefix("camal_rl/") / self.label / f"seed{self.seed}"
+
+    @property
+    def env_make_kwargs(self) -> dict[str, Any]:
+        """Keywords for :func:`camal_rl.envs.make_masked_env`."""
+        kwargs = parse_assignments(self.env_kwargs, "--env-kwargs")
+        if env_backend(self.env) == "minigrid":
+            kwargs = {"view": self.view, "tile_size": self.tile_size, **kwargs}
+        return kwargs
+
+    def resolved(self) -> TrainConfig:
+        """This config with defaults filled in and the algorithm keywords merged (defaults <
+        ``hp`` < ``algo_kwargs``); validates values and raises :class:`InputError`."""
+        cfg = self
+        if cfg.algo == "dqn" and cfg.target == "value":
+            raise InputError("--target value is for ppo only; dqn takes action or greedy")
+        if cfg.coef is not None and cfg.coef < 0:
+            raise InputError(f"--coef must be >= 0, got {cfg.coef}")
+        for name in ("tile_size", "eval_episodes"):
+            if getattr(cfg, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+        for name in ("eval_freq", "checkpoint_freq"):
+            if getattr(cfg, name) < 0:
+                raise InputError(f"--{name.replace('_', '-')} must be >= 0 (0 disables it)")
+        hp = default_hyperparams(cfg.algo, cfg.env)
+        hp.update(parse_assignments(cfg.hp, "--hp"))
+        hp.update(cfg.algo_kwargs)
+        reserved = sorted(RESERVED_HP & set(hp))
+        if reserved:
+            raise InputError(
+                f"set {', '.join(reserved)} with the options of `camal-rl train` "
+                "(--seed, --device, --method, --coef, --target), not with --hp"
+            )
+        steps = cfg.steps if cfg.steps is not None else DEFAULT_STEPS
+        n_envs = cfg.n_envs if cfg.n_envs is not None else (8 if cfg.algo == "ppo" else 4)
+        if steps < 1 or n_envs < 1:
+            raise InputError(f"--steps and --n-envs must be >= 1, got {steps} and {n_envs}")
+        return dataclasses.replace(cfg, steps=steps, n_envs=n_envs, algo_kwargs=hp)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (paths as strings)."""
+        data = dataclasses.asdict(self)
+        data["out"] = None if self.out is None else str(self.out)
+        data["algo_kwargs"] = dict(self.algo_kwargs)
+        data["env_kwargs"] = list(self.env_kwargs)
+        data["hp"] = list(self.hp)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_json`."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["out"] = None if values.get("out") is None else Path(values["out"])
+        for name in ("env_kwargs", "hp"):
+            values[name] = tuple(values.get(name, ()))
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        """Read a run's ``config.json``."""
+        return cls.from_json(json.loads(path.read_text()))
+
+
+def presets_file() -> Path:
+    """``$CAMAL_RL_PRESETS``, else ``experiments/presets.py`` in the working directory, else in
+    the source checkout this package was installed from (editable installs)."""
+    if os.environ.get(PRESETS_ENV_VAR):
+        return Path(os.environ[PRESETS_ENV_VAR])
+    local = Path("experiments/presets.py")
+    if local.exists():
+        return local
+    return Path(__file__).resolve().parents[1] / "experiments" / "presets.py"
+
+
+def load_presets(path: Path | None = None) -> dict[str, Any]:
+    """The ``PRESETS`` dict of a presets file (name -> TrainConfig or study preset)."""
+    path = path or presets_file()
+    if not path.exists():
+        raise InputError(
+            f"no presets file at {path}; run from the camal-rl checkout "
+            f"or set {PRESETS_ENV_VAR}=path/to/presets.py"
+        )
+    spec = importlib.util.spec_from_file_location("camal_rl_presets", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    presets = getattr(module, "PRESETS", None)
+    if not isinstance(presets, dict):
+        raise InputError(f"{path} must define PRESETS = {{name: TrainConfig(...), ...}}")
+    return presets
+
+
+def get_preset(name: str, kind: type, path: Path | None = None) -> Any:
+    """The preset ``name`` of type ``kind``; unknown names list the available ones."""
+    presets = {k: v for k, v in load_presets(path).items() if isinstance(v, kind)}
+    if name not in presets:
+        close = difflib.get_close_matches(name, presets, n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise InputError(f"unknown preset {name!r}{hint}; available: {', '.join(sorted(presets)) or 'none'}")
+    return presets[name]
+
+
+def from_preset(name: str, kind: type[Any] = TrainConfig, path: Path | None = None, **overrides: Any) -> Any:
+    """The preset ``name`` (a ``kind`` entry of ``PRESETS``) with ``overrides``; ``hp`` overrides
+    add to the preset's.
+
+    :param name: the preset's name.
+    :param kind: the preset's type (:class:`TrainConfig`, or ``camal_rl.compare.SweepConfig``).
+    :param path: the presets file (default: :func:`presets_file`).
+    :param overrides: fields to change.
+    """
+    preset = get_preset(name, kind, path)
+    if "hp" in overrides:
+        overrides["hp"] = tuple(preset.hp) + tuple(overrides["hp"])
+    return dataclasses.replace(preset, preset=name, **overrides)

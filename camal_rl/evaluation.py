@@ -1,0 +1,384 @@
+"""Evaluate trained agents: returns, and whether their attention is on the right objects.
+
+:func:`collect_episodes` rolls out the deterministic policy on held-out seeds, acting on the image
+alone (the mask is recorded to score attention, never shown to the agent). :func:`score_steps`
+scores the recorded steps with a saliency method and every metric of :mod:`camal_rl.metrics`;
+:func:`evaluate_model` aggregates per step -> per episode -> summary (mean, IQM, 95% bootstrap CI,
+coverage). ``camal-rl evaluate`` (:func:`evaluate`) runs all of it on a run and writes
+``metrics.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import tyro
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from camal_rl.adapters import ActionScorer, images_to_tensor
+from camal_rl.errors import InputError
+from camal_rl.metrics import (
+    behaviour_kl,
+    comprehensiveness,
+    deletion_auc,
+    energy_pointing_game,
+    insertion_auc,
+    iou_top_k,
+    occlusion_kl_ratio,
+    pointing_game,
+    roc_auc,
+    sufficiency,
+    summarize,
+    summarize_steps,
+)
+from camal_rl.rundir import write_json
+from camal_rl.saliency import SALIENCY_METHODS, compute_saliency
+
+EVAL_SEED = 1_000_000
+"""First seed of evaluation episodes: far from the training seeds, the same for every model."""
+ALIGNMENT_METRICS: dict[str, Callable[[Any, Any], np.ndarray]] = {
+    "epg": energy_pointing_game,
+    "iou": iou_top_k,
+    "pointing_game": pointing_game,
+    "roc_auc": roc_auc,
+}
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One recorded episode of the deterministic policy."""
+
+    images: np.ndarray
+    """(T, H, W, 3) uint8 frames the agent saw."""
+    masks: np.ndarray
+    """(T, H, W) uint8 masks of the same steps (never shown to the agent)."""
+    actions: np.ndarray
+    """(T,) actions taken."""
+    rewards: np.ndarray
+    """(T,) rewards received."""
+
+    @property
+    def total_return(self) -> float:
+        return float(self.rewards.sum())
+
+    @property
+    def length(self) -> int:
+        return int(self.rewards.shape[0])
+
+
+def collect_episodes(
+    model: BaseAlgorithm,
+    make_env: Callable[[], gym.Env],
+    n_episodes: int,
+    *,
+    seed: int = EVAL_SEED,
+    deterministic: bool = True,
+) -> list[Episode]:
+    """Roll out ``model`` on ``n_episodes`` episodes seeded ``seed, seed + 1, ...``.
+
+    :param model: a trained SB3 model that acts on ``{"image": ...}``.
+    :param make_env: builds one masked env (closed afterwards).
+    :param n_episodes: number of episodes.
+    :param seed: seed of the first episode.
+    :param deterministic: use the deterministic policy.
+    """
+    env = make_env()
+    episodes = []
+    try:
+        for i in range(n_episodes):
+            obs, _ = env.reset(seed=seed + i)
+            images, masks, actions, rewards = [], [], [], []
+            done = False
+            while not done:
+                action, _ = model.predict({"image": obs["image"]}, deterministic=deterministic)
+                images.append(obs["image"])
+                masks.append(obs["mask"])
+                actions.append(int(action))
+                obs, reward, terminated, truncated, _ = env.step(int(action))
+                rewards.append(float(reward))
+                done = terminated or truncated
+            episodes.append(
+                Episode(np.stack(images), np.stack(masks), np.array(actions), np.array(rewards, np.float64))
+            )
+    finally:
+        env.close()
+    return episodes
+
+
+def score_steps(
+    scorer: ActionScorer,
+    images: np.ndarray,
+    masks: np.ndarray,
+    actions: np.ndarray,
+    *,
+    method: str = "gradcam",
+    faithfulness: bool = True,
+    deletion_step: int = 64,
+    rng: np.random.Generator | int = 0,
+    batch_size: int = 32,
+) -> dict[str, np.ndarray]:
+    """Per-step attention metrics of one saliency method.
+
+    :param scorer: the model.
+    :param images: (N, H, W, 3) uint8 frames.
+    :param masks: (N, H, W) masks.
+    :param actions: (N,) actions taken on the frames: the saliency target and ``a*``.
+    :param method: a name in :data:`camal_rl.saliency.SALIENCY_METHODS`.
+    :param faithfulness: also run deletion, insertion, comprehensiveness, sufficiency and the
+        occlusion KL ratio (the alignment metrics always run).
+    :param deletion_step: pixels removed per point of the deletion / insertion curves (a tile).
+    :param rng: generator or seed of the occlusion KL ratio's random regions.
+    :param batch_size: frames per saliency batch.
+    :return: metric name -> (N,) values, ``nan`` where undefined (empty mask).
+    """
+    rng = np.random.default_rng(rng)
+    out: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(images), batch_size):
+        chunk = slice(start, start + batch_size)
+        x = images_to_tensor(images[chunk], scorer.device)
+        a = torch.as_tensor(actions[chunk], dtype=torch.long, device=scorer.device)
+        mask = masks[chunk]
+        saliency = compute_saliency(method, scorer, x, a)
+        saliency_np = saliency.cpu().numpy()
+        values = {name: fn(saliency_np, mask) for name, fn in ALIGNMENT_METRICS.items()}
+        if faithfulness:
+            values["deletion_auc"] = deletion_auc(scorer, x, saliency, actions=a, step=deletion_step)
+            values["insertion_auc"] = insertion_auc(scorer, x, saliency, actions=a, step=deletion_step)
+            for k, v in comprehensiveness(scorer, x, saliency, actions=a).items():
+                values[f"comprehensiveness@{k:g}"] = v
+            for k, v in sufficiency(scorer, x, saliency, actions=a).items():
+                values[f"sufficiency@{k:g}"] = v
+            values["occlusion_kl_ratio"] = occlusion_kl_ratio(scorer, x, saliency, mask, rng=rng)
+        for name, v in values.items():
+            out.setdefault(name, []).append(np.asarray(v, np.float64))
+    return {name: np.concatenate(parts) for name, parts in out.items()}
+
+
+def behaviour_steps(
+    scorer: ActionScorer, images: np.ndarray, masks: np.ndarray, *, rng: np.random.Generator | int = 0
+) -> dict[str, np.ndarray]:
+    """The saliency-free behaviour check per step: KL when the mask region is occluded, when an
+    equal-area region outside it is, and their ratio (:func:`camal_rl.metrics.behaviour_kl`)."""
+    x = images_to_tensor(images, scorer.device)
+    return {
+        f"behaviour_{k}": np.asarray(v, np.float64)
+        for k, v in behaviour_kl(scorer, x, masks, rng=rng).items()
+    }
+
+
+def scored_indices(episodes: Sequence[Episode], max_steps: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Steps to score: all of each episode, or ``max_steps`` evenly spaced ones.
+
+    :return: (flat indices into the concatenated steps, episode id of each).
+    """
+    flat, ids = [], []
+    offset = 0
+    for i, episode in enumerate(episodes):
+        n = episode.length
+        take = (
+            np.arange(n) if max_steps is None or n <= max_steps else np.linspace(0, n - 1, max_steps).round()
+        )
+        flat.append(offset + take.astype(np.int64))
+        ids.append(np.full(len(take), i))
+        offset += n
+    return np.concatenate(flat), np.concatenate(ids)
+
+
+def evaluate_model(
+    model: BaseAlgorithm,
+    scorer: ActionScorer,
+    make_env: Callable[[], gym.Env],
+    *,
+    episodes: int,
+    seed: int = EVAL_SEED,
+    methods: Sequence[str] = ("gradcam", "perturbation"),
+    faithfulness: bool = True,
+    behaviour: bool = True,
+    max_steps_scored: int | None = 64,
+    deletion_step: int = 64,
+) -> dict[str, Any]:
+    """Returns and attention metrics of ``model`` on ``episodes`` held-out episodes.
+
+    :return: JSON-ready dict: ``return``, ``length``, ``success_rate`` summaries over episodes,
+        ``per_episode_return``, and for each saliency method each metric's summary (per step ->
+        per episode -> mean, IQM, 95% bootstrap CI, coverage), plus ``behaviour``.
+    """
+    unknown = [m for m in methods if m not in SALIENCY_METHODS]
+    if unknown:
+        raise InputError(f"unknown saliency method(s) {unknown}; choose from {', '.join(SALIENCY_METHODS)}")
+    recorded = collect_episodes(model, make_env, episodes, seed=seed)
+    returns = np.array([e.total_return for e in recorded])
+    result: dict[str, Any] = {
+        "episodes": episodes,
+        "seed": seed,
+        "return": summarize(returns).to_dict(),
+        "length": summarize(np.array([e.length for e in recorded], np.float64)).to_dict(),
+        "success_rate": float((returns > 0).mean()),
+        "per_episode_return": returns.tolist(),
+    }
+    index, episode_ids = scored_indices(recorded, max_steps_scored)
+    images = np.concatenate([e.images for e in recorded])[index]
+    masks = np.concatenate([e.masks for e in recorded])[index]
+    actions = np.concatenate([e.actions for e in recorded])[index]
+    result["steps_scored"] = len(index)
+    result["coverage"] = float(np.mean([m.any() for m in masks]))
+    result["saliency"] = {}
+    for method in methods:
+        per_step = score_steps(
+            scorer,
+            images,
+            masks,
+            actions,
+            method=method,
+            faithfulness=faithfulness,
+            deletion_step=deletion_step,
+        )
+        result["saliency"][method] = _summaries(per_step, episode_ids)
+    if behaviour:
+        result["behaviour"] = _summaries(behaviour_steps(scorer, images, masks), episode_ids)
+    return result
+
+
+def _summaries(per_step: Mapping[str, np.ndarray], episode_ids: np.ndarray) -> dict[str, dict[str, float]]:
+    return {name: summarize_steps(values, episode_ids).to_dict() for name, values in per_step.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# camal-rl evaluate
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Evaluate a trained agent: returns plus every attention metric, written to metrics.json."""
+
+    run: Annotated[Path, tyro.conf.Positional]
+    """A run directory (from `camal-rl train`) or a model zip."""
+    episodes: int = 20
+    """Held-out evaluation episodes per env variant."""
+    seed: int = EVAL_SEED
+    """Seed of the first evaluation episode."""
+    env: str | None = None
+    """Env id (default: the run's); needed for a bare model zip."""
+    distractors: int = 0
+    """Also evaluate on the distractor variant with this many extra objects (MiniGrid; 0: skip)."""
+    methods: tuple[str, ...] = ("gradcam", "perturbation")
+    """Saliency methods: gradcam, gradcam++, input_x_gradient, perturbation (Greydanus et al. 2018)."""
+    faithfulness: bool = True
+    """Also score faithfulness (deletion / insertion AUC, comprehensiveness, sufficiency, occlusion KL).."""
+    max_steps_scored: int = 64
+    """Score at most this many evenly spaced steps per episode (attention metrics are costly)."""
+    device: str = "auto"
+    """Torch device: auto, cpu or cuda."""
+    out: Path | None = None
+    """Where to write the metrics (default: RUN/metrics.json, or next to the model zip)."""
+
+
+def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
+    """``camal-rl evaluate``: evaluate a run or model zip, print a table, write ``metrics.json``."""
+    from camal_rl.agents import PolicyScorer
+    from camal_rl.envs import make_masked_env
+    from camal_rl.loading import load_agent
+
+    if cfg.episodes < 1 or cfg.max_steps_scored < 1 or cfg.distractors < 0:
+        raise InputError("--episodes and --max-steps-scored must be >= 1 and --distractors >= 0")
+    agent = load_agent(cfg.run, device=cfg.device, env=cfg.env)
+    env_id, env_kwargs = agent.env_id, agent.env_kwargs
+    variants: dict[str, dict[str, Any]] = {"train": env_kwargs}
+    if cfg.distractors:
+        variants["distractors"] = {**env_kwargs, "distractors": cfg.distractors}
+    scorer = PolicyScorer(agent.model)
+    tile = int(env_kwargs.get("tile_size", 8))
+    report: dict[str, Any] = {
+        **agent.describe(),
+        "methods": list(cfg.methods),
+        "variants": {},
+    }
+    for name, kwargs in variants.items():
+        result = evaluate_model(
+            agent.model,
+            scorer,
+            partial(make_masked_env, env_id, **kwargs),
+            episodes=cfg.episodes,
+            seed=cfg.seed,
+            methods=cfg.methods,
+            faithfulness=cfg.faithfulness,
+            max_steps_scored=cfg.max_steps_scored,
+            deletion_step=tile * tile,
+        )
+        report["variants"][name] = {"env_kwargs": kwargs, **result}
+    out = cfg.out or agent.metrics_path
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, report)
+    print(format_metrics_table(report))
+    print(f"wrote {out}")
+    return report
+
+
+def format_metrics_table(report: Mapping[str, Any], metrics: Iterable[str] | None = None) -> str:
+    """A plain-text table of a ``metrics.json`` report: one block per env variant."""
+    lines = [f"{report.get('label', '')}  {report.get('env', '')}  steps={report.get('num_timesteps', '?')}"]
+    for variant, result in report["variants"].items():
+        r = result["return"]
+        lines.append(
+            f"[{variant}] return {r['mean']:.3f} (IQM {r['iqm']:.3f}, "
+            f"95% CI {r['ci_low']:.3f}..{r['ci_high']:.3f}),"
+            f" success {result['success_rate']:.0%}, {result['episodes']} episodes,"
+            f" mask coverage {result['coverage']:.0%}"
+        )
+        methods = list(result["saliency"])
+        names = list(metrics) if metrics is not None else list(result["saliency"][methods[0]])
+        lines.append(f"  {'metric':<24}" + "".join(f"{m:>16}" for m in methods))
+        for name in names:
+            cells = "".join(_cell(result["saliency"][m].get(name)) for m in methods)
+            lines.append(f"  {name:<24}{cells}")
+        for name, summary in result.get("behaviour", {}).items():
+            lines.append(f"  {name:<24}{_cell(summary)}")
+    return "\n".join(lines)
+
+
+def _cell(summary: Mapping[str, float] | None) -> str:
+    if summary is None or not np.isfinite(summary["mean"]):
+        return f"{'-':>16}"
+    return f"{summary['mean']:>9.3f} ±{(summary['ci_high'] - summary['ci_low']) / 2:<5.3f}"
+
+
+def quick_evaluation(
+    model: BaseAlgorithm,
+    scorer: ActionScorer,
+    make_env: Callable[[], gym.Env],
+    *,
+    episodes: int,
+    seed: int = EVAL_SEED,
+    max_steps_scored: int = 32,
+) -> dict[str, float]:
+    """The periodic evaluation during training: returns, and Grad-CAM's EPG and IoU on up to
+    ``max_steps_scored`` steps per episode (alignment only, so it stays cheap).
+
+    :return: a row of ``evaluations.csv`` without ``step`` and ``wall_time_s``.
+    """
+    recorded = collect_episodes(model, make_env, episodes, seed=seed)
+    returns = np.array([e.total_return for e in recorded])
+    index, episode_ids = scored_indices(recorded, max_steps_scored)
+    images = np.concatenate([e.images for e in recorded])[index]
+    masks = np.concatenate([e.masks for e in recorded])[index]
+    actions = np.concatenate([e.actions for e in recorded])[index]
+    per_step = score_steps(scorer, images, masks, actions, method="gradcam", faithfulness=False)
+    epg = summarize_steps(per_step["epg"], episode_ids, n_resamples=1)
+    iou = summarize_steps(per_step["iou"], episode_ids, n_resamples=1)
+    return {
+        "episodes": float(episodes),
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "length_mean": float(np.mean([e.length for e in recorded])),
+        "epg": epg.mean,
+        "iou": iou.mean,
+        "coverage": epg.coverage,
+    }

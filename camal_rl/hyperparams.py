@@ -1,0 +1,104 @@
+"""Default hyperparameters per algorithm and environment family (rl-baselines3-zoo's role).
+
+A run's algorithm keywords are these defaults, updated by the preset's ``hp`` and then by the
+command line's ``--hp KEY=VALUE``. Values here were chosen for 2-CPU training on the default
+small envs; the study presets in ``experiments/`` state their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+
+from camal_rl.errors import InputError
+
+PPO_MINIGRID: dict[str, Any] = {
+    "n_steps": 128,
+    "batch_size": 256,
+    "n_epochs": 4,
+    "learning_rate": 2.5e-4,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip_range": 0.2,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+}
+PPO_VIZDOOM: dict[str, Any] = {**PPO_MINIGRID, "n_steps": 256, "learning_rate": 1e-4}
+DQN_MINIGRID: dict[str, Any] = {
+    "buffer_size": 100_000,
+    "learning_starts": 5_000,
+    "batch_size": 64,
+    "learning_rate": 1e-4,
+    "gamma": 0.99,
+    "train_freq": 4,
+    "gradient_steps": 1,
+    "target_update_interval": 1_000,
+    "exploration_fraction": 0.2,
+    "exploration_final_eps": 0.05,
+}
+DQN_VIZDOOM: dict[str, Any] = {**DQN_MINIGRID, "buffer_size": 50_000}
+
+DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("ppo", "minigrid"): PPO_MINIGRID,
+    ("ppo", "vizdoom"): PPO_VIZDOOM,
+    ("dqn", "minigrid"): DQN_MINIGRID,
+    ("dqn", "vizdoom"): DQN_VIZDOOM,
+}
+
+
+def env_backend(env_id: str) -> str:
+    """``vizdoom`` for ViZDoom ids, ``minigrid`` otherwise."""
+    return "vizdoom" if env_id.removeprefix("camal_rl/").startswith("Vizdoom") else "minigrid"
+
+
+def default_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
+    """A copy of the defaults for ``algo`` on ``env_id``'s family."""
+    return dict(DEFAULTS[(algo, env_backend(env_id))])
+
+
+def parse_assignments(items: Iterable[str], what: str) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` strings; values are read as YAML scalars (``1e-4``, ``true``, ``[64, 64]``).
+
+    :param items: the assignments.
+    :param what: the option name, for error messages (``--hp``).
+    """
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{what} takes KEY=VALUE pairs (e.g. {what} learning_rate=3e-4), got {item!r}")
+        try:
+            parsed[key.strip()] = _number_or_yaml(value)
+        except yaml.YAMLError as error:
+            raise InputError(f"{what} {item!r}: the value is not a valid scalar ({error})") from error
+    return parsed
+
+
+def _number_or_yaml(text: str) -> Any:
+    """``1e-4`` is a float (PyYAML's YAML 1.1 reads it as a string); anything else is YAML."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value) if "." in value or "e" in value.lower() else int(value)
+        except ValueError:
+            return value
+    return value
+
+
+def check_algo_kwargs(algo_class: type, kwargs: Mapping[str, Any]) -> None:
+    """Refuse keywords the algorithm does not take, listing the close ones it does."""
+    import difflib
+    import inspect
+
+    accepted: set[str] = set()
+    for cls in algo_class.__mro__:
+        if "__init__" in vars(cls):
+            accepted |= set(inspect.signature(vars(cls)["__init__"]).parameters) - {"self", "args", "kwargs"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        hints = {key: difflib.get_close_matches(key, accepted, n=2) for key in unknown}
+        listed = "; ".join(f"{k} (did you mean {', '.join(v)}?)" if v else k for k, v in hints.items())
+        raise InputError(f"{algo_class.__name__} takes no hyperparameter {listed}")

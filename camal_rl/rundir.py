@@ -1,0 +1,227 @@
+"""The run directory: one folder per run, with a fixed layout that compare and plot read.
+
+::
+
+    RUN/
+      config.json         resolved TrainConfig (TrainConfig.load reads it back)
+      command.txt         the command line that started each training session
+      versions.json       python, package versions, git revision
+      status.json         {"state": running|interrupted|failed|complete, "num_timesteps": N, ...}
+      model.zip           latest saved model (final, or saved on Ctrl-C / crash)
+      replay_buffer.pkl   DQN replay buffer, with --save-replay-buffer
+      checkpoints/        step_<N>.zip every --checkpoint-freq steps
+      monitor/            SB3 Monitor CSVs, one per env (episode returns during training)
+      progress.csv        SB3 logger (train/, rollout/, camal/, eval/ keys); progress.<k>.csv per resume
+      events.out.tfevents.*  TensorBoard
+      evaluations.csv     periodic evaluation: step, return, length, Grad-CAM EPG / IoU, coverage
+      metrics.json        `camal-rl evaluate`: returns and every attention metric
+      videos/             `camal-rl record`
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from camal_rl.errors import InputError
+
+STATES = ("running", "interrupted", "failed", "complete")
+EVALUATION_FIELDS = (
+    "step",
+    "episodes",
+    "return_mean",
+    "return_std",
+    "length_mean",
+    "epg",
+    "iou",
+    "coverage",
+    "wall_time_s",
+)
+VERSIONED_PACKAGES = ("camal-rl", "torch", "stable-baselines3", "gymnasium", "minigrid", "numpy", "vizdoom")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths and small I/O helpers of one run directory.
+
+    :param path: the run's folder.
+    """
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def status(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model.zip"
+
+    @property
+    def replay_buffer(self) -> Path:
+        return self.path / "replay_buffer.pkl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def monitor(self) -> Path:
+        return self.path / "monitor"
+
+    @property
+    def evaluations(self) -> Path:
+        return self.path / "evaluations.csv"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def videos(self) -> Path:
+        return self.path / "videos"
+
+    def exists(self) -> bool:
+        """A run was started here (its config is written)."""
+        return self.config.exists()
+
+    def read_status(self) -> dict[str, Any]:
+        """The status record; ``{"state": "missing"}`` when there is none."""
+        if not self.status.exists():
+            return {"state": "missing"}
+        return dict(json.loads(self.status.read_text()))
+
+    def write_status(self, state: str, **fields: Any) -> None:
+        """Record the run's state (atomically: a crash never leaves half a file)."""
+        assert state in STATES, state
+        record = {"state": state, "updated": _now(), **fields}
+        write_json(self.status, record)
+
+    def is_trained(self) -> bool:
+        """Training finished and the final model is saved."""
+        return self.read_status().get("state") == "complete" and self.model.exists()
+
+    def is_evaluated(self) -> bool:
+        """Trained and ``metrics.json`` written for the final model."""
+        return self.is_trained() and self.metrics.exists()
+
+    def latest_model(self) -> Path:
+        """The newest saved model: ``model.zip`` or the last checkpoint, whichever has more steps."""
+        candidates = [p for p in [self.model, *self.checkpoints.glob("step_*.zip")] if p.exists()]
+        if not candidates:
+            raise InputError(f"{self.path} holds no saved model (model.zip or checkpoints/step_*.zip)")
+        return max(candidates, key=lambda p: (_steps_of(p, self), p == self.model))
+
+    def progress_files(self) -> list[Path]:
+        """SB3 logger CSVs in session order (``progress.csv``, ``progress.1.csv``, ...)."""
+        extra = sorted(self.path.glob("progress.*.csv"), key=lambda p: int(p.suffixes[0][1:]))
+        return ([self.path / "progress.csv"] if (self.path / "progress.csv").exists() else []) + extra
+
+    def prepare(self, *, overwrite: bool, resume: bool) -> None:
+        """Create the folder for a new run, or check it can be resumed.
+
+        :raises InputError: the run exists and neither ``overwrite`` nor ``resume`` is set, or
+            ``resume`` is set and there is nothing to resume.
+        """
+        if resume:
+            if not self.exists():
+                raise InputError(
+                    f"nothing to resume in {self.path}: no config.json; start the run without --resume"
+                )
+            return
+        if self.path.exists() and any(self.path.iterdir()):
+            if not overwrite:
+                raise InputError(
+                    f"run directory {self.path} exists; pass --resume to continue it, "
+                    "--overwrite to delete it and start again, or choose another --out"
+                )
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def append_command(self, argv: Sequence[str]) -> None:
+        """Add the command line of this session to ``command.txt``."""
+        with (self.path / "command.txt").open("a") as f:
+            f.write(f"{_now()}  {' '.join(argv)}\n")
+
+    def write_versions(self) -> None:
+        """Record python, package versions and the git revision of the working tree."""
+        versions: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform()}
+        for package in VERSIONED_PACKAGES:
+            try:
+                versions[package] = metadata.version(package)
+            except metadata.PackageNotFoundError:
+                versions[package] = None
+        versions["git_revision"] = git_revision()
+        write_json(self.path / "versions.json", versions)
+
+    def append_evaluation(self, row: Mapping[str, Any]) -> None:
+        """Add one periodic-evaluation row to ``evaluations.csv``."""
+        new = not self.evaluations.exists()
+        with self.evaluations.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=EVALUATION_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: row.get(k, "") for k in EVALUATION_FIELDS})
+
+    def read_evaluations(self) -> list[dict[str, float]]:
+        """Rows of ``evaluations.csv`` as floats (empty cells become nan)."""
+        if not self.evaluations.exists():
+            return []
+        with self.evaluations.open() as f:
+            return [
+                {k: float(v) if v != "" else float("nan") for k, v in row.items()}
+                for row in csv.DictReader(f)
+            ]
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file, then rename)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    tmp.replace(path)
+
+
+def git_revision() -> str | None:
+    """``git describe --always --dirty`` of the source checkout, or None outside git."""
+    source = Path(__file__).resolve().parents[1]
+    try:
+        result = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=source, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def _steps_of(path: Path, run: RunDir) -> int:
+    if path.stem.startswith("step_"):
+        return int(path.stem.removeprefix("step_"))
+    return int(run.read_status().get("num_timesteps", 0))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return repr(value)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

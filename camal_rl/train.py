@@ -1,0 +1,236 @@
+"""``camal-rl train``: train one agent into a run directory, resumably.
+
+Ctrl-C or a crash saves the model before the process exits, and ``--resume`` continues from the
+newest saved model (``model.zip`` or the last checkpoint) with the step count where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger, make_output_format
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from camal_rl.config import TrainConfig
+from camal_rl.evaluation import EVAL_SEED, quick_evaluation
+from camal_rl.hyperparams import check_algo_kwargs
+from camal_rl.loading import algorithm_classes
+from camal_rl.rundir import RunDir, write_json
+
+if TYPE_CHECKING:
+    from camal_rl.agents import CamalDQN, CamalPPO
+
+
+def env_factory(cfg: TrainConfig, **overrides: Any) -> Callable[[], gym.Env]:
+    """A picklable thunk building one masked env of the run (for vec envs and evaluation)."""
+    from functools import partial
+
+    from camal_rl.envs import make_masked_env
+
+    return partial(make_masked_env, cfg.env, **{**cfg.env_make_kwargs, **overrides})
+
+
+def check_env_config(cfg: TrainConfig) -> None:
+    """Build the env once, so a bad id or keyword fails before the run directory is touched."""
+    env = env_factory(cfg)()
+    env.close()
+
+
+class RunCallback(BaseCallback):
+    """Periodic evaluation (returns + Grad-CAM alignment, to ``evaluations.csv`` and ``eval/``
+    logger keys) and checkpoints (``checkpoints/step_<N>.zip``) of a run.
+
+    :param run: the run directory.
+    :param cfg: the resolved config.
+    """
+
+    def __init__(self, run: RunDir, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.run, self.cfg = run, cfg
+        self.make_eval_env = env_factory(cfg)
+        self.last_eval = -1
+        self.last_checkpoint = 0
+        self.started = time.monotonic()
+
+    def _on_training_start(self) -> None:
+        self.last_checkpoint = self.num_timesteps
+        evaluated = [int(row["step"]) for row in self.run.read_evaluations()]
+        self.last_eval = max(evaluated, default=-1)
+        if self.cfg.eval_freq and (self.last_eval < 0 or self.num_timesteps >= self._next(self.last_eval)):
+            self.evaluate()
+
+    def _on_step(self) -> bool:
+        if self.cfg.eval_freq and self.num_timesteps >= self._next(self.last_eval):
+            self.evaluate()
+        if self.cfg.checkpoint_freq and self.num_timesteps - self.last_checkpoint >= self.cfg.checkpoint_freq:
+            self.checkpoint()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.cfg.eval_freq and self.last_eval != self.num_timesteps:
+            self.evaluate()
+
+    def _next(self, last: int) -> int:
+        """The first multiple of ``eval_freq`` after step ``last``: evaluations fall on the same
+        steps in every run, resumed or not."""
+        return (max(last, 0) // self.cfg.eval_freq + 1) * self.cfg.eval_freq
+
+    def evaluate(self) -> None:
+        """One periodic evaluation at the current step."""
+        from camal_rl.agents import PolicyScorer
+
+        row = quick_evaluation(
+            self.model,
+            PolicyScorer(self.model),
+            self.make_eval_env,
+            episodes=self.cfg.eval_episodes,
+            seed=EVAL_SEED,
+        )
+        for key in ("return_mean", "length_mean", "epg", "iou", "coverage"):
+            self.logger.record(f"eval/{key}", row[key])
+        self.run.append_evaluation(
+            {"step": self.num_timesteps, "wall_time_s": round(time.monotonic() - self.started, 1), **row}
+        )
+        self.last_eval = self.num_timesteps
+
+    def checkpoint(self) -> None:
+        """Save ``checkpoints/step_<N>.zip`` (and the replay buffer if asked)."""
+        self.run.checkpoints.mkdir(exist_ok=True)
+        self.model.save(self.run.checkpoints / f"step_{self.num_timesteps}.zip")
+        save_replay_buffer(self.model, self.run, self.cfg)
+        self.run.write_status("running", num_timesteps=self.num_timesteps)
+        self.last_checkpoint = self.num_timesteps
+
+
+def save_replay_buffer(model: BaseAlgorithm, run: RunDir, cfg: TrainConfig) -> None:
+    if cfg.save_replay_buffer and isinstance(model, OffPolicyAlgorithm):
+        model.save_replay_buffer(run.replay_buffer)
+
+
+def make_training_envs(cfg: TrainConfig, run: RunDir, *, resumed_at: int) -> VecEnv:
+    """``n_envs`` monitored masked envs; a resumed run appends to its monitor files and reseeds
+    its envs from where it stopped, so it does not replay the first episodes."""
+    run.monitor.mkdir(exist_ok=True)
+    assert cfg.n_envs is not None
+    return make_vec_env(
+        env_factory(cfg),
+        n_envs=cfg.n_envs,
+        seed=cfg.seed + resumed_at,
+        monitor_dir=str(run.monitor),
+        monitor_kwargs={"override_existing": resumed_at == 0},
+        vec_env_cls=SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv,
+    )
+
+
+def make_logger(run: RunDir, session: int, verbose: int) -> Logger:
+    """CSV (``progress.csv``, then ``progress.<k>.csv`` per resumed session) and TensorBoard."""
+    suffix = "" if session == 0 else f".{session}"
+    formats = [
+        make_output_format("csv", str(run.path), suffix),
+        make_output_format("tensorboard", str(run.path)),
+    ]
+    if verbose:
+        formats.append(make_output_format("stdout", str(run.path)))
+    return Logger(folder=str(run.path), output_formats=formats)
+
+
+def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
+    """Train an agent as ``cfg`` says and return its run directory.
+
+    :param cfg: the run's config (resolved here). With ``resume``, the run's saved config is used
+        and only ``steps`` (if given) changes.
+    :param argv: the command line to record (default: ``sys.argv``).
+    :raises InputError: bad settings, an existing run without --resume / --overwrite.
+    """
+    run = RunDir(cfg.run_dir)
+    if cfg.resume:
+        run.prepare(overwrite=False, resume=True)
+        saved = TrainConfig.load(run.config)
+        cfg = dataclasses.replace(saved, steps=cfg.steps or saved.steps, resume=True)
+    cfg = cfg.resolved()
+    algo_class = algorithm_classes()[cfg.algo]
+    check_algo_kwargs(algo_class, cfg.algo_kwargs)
+    check_env_config(cfg)
+    if not cfg.resume:
+        run.prepare(overwrite=cfg.overwrite, resume=False)
+        write_json(run.config, cfg.to_json())
+        run.write_versions()
+    run.append_command(argv if argv is not None else sys.argv)
+
+    model, resumed_at = _build_model(cfg, run, algo_class)
+    assert cfg.steps is not None
+    remaining = cfg.steps - resumed_at
+    if remaining <= 0:
+        print(
+            f"{run.path} already has {resumed_at} of {cfg.steps} steps; pass a larger --steps to train longer"
+        )
+        run.write_status("complete", num_timesteps=resumed_at)
+        return run
+    session = len(run.progress_files())
+    model.set_logger(make_logger(run, session, cfg.verbose))
+    run.write_status("running", num_timesteps=resumed_at)
+    try:
+        model.learn(
+            total_timesteps=remaining,
+            callback=CallbackList([RunCallback(run, cfg)]),
+            reset_num_timesteps=resumed_at == 0,
+            progress_bar=cfg.progress_bar,
+        )
+    except KeyboardInterrupt:
+        _save(model, run, cfg, "interrupted")
+        print(
+            f"\ninterrupted at {model.num_timesteps} steps; model saved to {run.model}. "
+            f"Continue with: camal-rl train --resume --out {run.path}",
+            file=sys.stderr,
+        )
+        raise
+    except BaseException as error:
+        _save(model, run, cfg, "failed", error=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        model.get_env().close()  # type: ignore[union-attr]
+    _save(model, run, cfg, "complete")
+    return run
+
+
+def _build_model(
+    cfg: TrainConfig, run: RunDir, algo_class: type[CamalPPO] | type[CamalDQN]
+) -> tuple[BaseAlgorithm, int]:
+    """A fresh model, or the newest saved one of a resumed run, on the run's envs."""
+    if cfg.resume and (run.model.exists() or any(run.checkpoints.glob("step_*.zip"))):
+        path = run.latest_model()
+        model = algo_class.load(path, device=cfg.device)
+        steps = int(model.num_timesteps)
+        model.set_env(make_training_envs(cfg, run, resumed_at=steps))
+        if isinstance(model, OffPolicyAlgorithm) and run.replay_buffer.exists():
+            model.load_replay_buffer(run.replay_buffer)
+        print(f"resuming {run.path} from {path.name} at {steps} steps")
+        return model, steps
+    venv = make_training_envs(cfg, run, resumed_at=0)
+    model = algo_class(
+        "MultiInputPolicy",
+        venv,
+        camal_coef=cfg.camal_coef,
+        camal_loss=cfg.method,
+        camal_target=cfg.target,
+        seed=cfg.seed,
+        device=cfg.device,
+        verbose=cfg.verbose,
+        **cfg.algo_kwargs,
+    )
+    return model, 0
+
+
+def _save(model: BaseAlgorithm, run: RunDir, cfg: TrainConfig, state: str, **fields: Any) -> None:
+    model.save(run.model)
+    save_replay_buffer(model, run, cfg)
+    run.write_status(state, num_timesteps=int(model.num_timesteps), **fields)

@@ -1,0 +1,100 @@
+"""TrainConfig resolution, hyperparameter merging, presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from camal_rl.agents import CamalDQN, CamalPPO
+from camal_rl.config import TrainConfig, from_preset, get_preset
+from camal_rl.errors import InputError
+from camal_rl.hyperparams import PPO_MINIGRID, check_algo_kwargs, parse_assignments
+
+
+def test_defaults_are_filled_in() -> None:
+    cfg = TrainConfig().resolved()
+    assert (cfg.steps, cfg.n_envs, cfg.camal_coef) == (100_000, 8, 1.0)
+    assert dict(cfg.algo_kwargs) == PPO_MINIGRID
+    assert TrainConfig(algo="dqn").resolved().n_envs == 4
+    assert cfg.run_dir == Path("runs/MiniGrid-DoorKey-5x5-v0/ppo-camal/seed0")
+
+
+def test_label_names_the_variant() -> None:
+    assert TrainConfig(method="none", coef=0.5).label == "ppo-none"
+    assert TrainConfig(coef=0.1).label == "ppo-camal-c0.1"
+    assert TrainConfig(algo="dqn", method="energy", target="greedy").label == "dqn-energy-greedy"
+    assert TrainConfig(method="none", coef=0.5).camal_coef == 0.0
+
+
+def test_hyperparameters_merge_in_order() -> None:
+    cfg = TrainConfig(hp=("learning_rate=1e-3", "n_steps=32", "policy_kwargs={net_arch: [32]}")).resolved()
+    assert cfg.algo_kwargs["learning_rate"] == 0.001
+    assert cfg.algo_kwargs["n_steps"] == 32
+    assert cfg.algo_kwargs["policy_kwargs"] == {"net_arch": [32]}
+    assert cfg.algo_kwargs["batch_size"] == PPO_MINIGRID["batch_size"]
+
+
+@pytest.mark.parametrize(
+    ("cfg", "match"),
+    [
+        (TrainConfig(hp=("seed=3",)), "set seed with the options of `camal-rl train`"),
+        (TrainConfig(hp=("learning_rate",)), "--hp takes KEY=VALUE pairs"),
+        (TrainConfig(algo="dqn", target="value"), "--target value is for ppo only"),
+        (TrainConfig(coef=-1.0), "--coef must be >= 0"),
+        (TrainConfig(steps=0), "--steps and --n-envs must be >= 1"),
+        (TrainConfig(tile_size=0), "--tile-size must be >= 1"),
+        (TrainConfig(eval_freq=-5), "--eval-freq must be >= 0"),
+    ],
+)
+def test_bad_values_are_refused(cfg: TrainConfig, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        cfg.resolved()
+
+
+def test_unknown_hyperparameter_names_close_matches() -> None:
+    with pytest.raises(
+        InputError, match=r"CamalPPO takes no hyperparameter learning_rat \(did you mean learning_rate"
+    ):
+        check_algo_kwargs(CamalPPO, {"learning_rat": 1e-3})
+    check_algo_kwargs(CamalDQN, {"buffer_size": 10, "exploration_fraction": 0.1})
+
+
+def test_assignments_are_yaml_scalars() -> None:
+    assert parse_assignments(["a=1e-4", "b=true", "c=[1, 2]", "d=x"], "--hp") == {
+        "a": 1e-4,
+        "b": True,
+        "c": [1, 2],
+        "d": "x",
+    }
+
+
+def test_json_round_trip() -> None:
+    cfg = TrainConfig(env_kwargs=("frame_skip=4",), hp=("n_steps=64",), out=Path("x/y")).resolved()
+    assert TrainConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    presets = tmp_path / "presets.py"
+    presets.write_text(
+        "from camal_rl.config import TrainConfig\n"
+        "PRESETS = {'tiny': TrainConfig(steps=512, hp=('n_steps=64',)), 'other': 3}\n"
+    )
+    monkeypatch.setenv("CAMAL_RL_PRESETS", str(presets))
+    cfg = from_preset("tiny", seed=2, hp=("batch_size=32",))
+    assert (cfg.steps, cfg.seed, cfg.preset) == (512, 2, "tiny")
+    assert cfg.hp == ("n_steps=64", "batch_size=32")
+    with pytest.raises(InputError, match=r"unknown preset 'tinny' \(did you mean tiny\?\); available: tiny"):
+        get_preset("tinny", TrainConfig)
+    monkeypatch.setenv("CAMAL_RL_PRESETS", str(tmp_path / "missing.py"))
+    with pytest.raises(InputError, match="no presets file"):
+        get_preset("tiny", TrainConfig)
+
+
+def test_repository_presets_resolve() -> None:
+    from camal_rl.config import load_presets
+
+    for name, preset in load_presets().items():
+        if isinstance(preset, TrainConfig):
+            assert dataclasses.replace(preset, preset=name).resolved().steps, name

@@ -1,0 +1,126 @@
+"""Evaluation: rollouts on the image alone, per-step scores, metrics.json, model loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from camal_rl.adapters import ModuleScorer
+from camal_rl.envs import make_masked_env
+from camal_rl.errors import InputError
+from camal_rl.evaluation import (
+    Episode,
+    EvaluateConfig,
+    collect_episodes,
+    evaluate,
+    score_steps,
+    scored_indices,
+)
+from camal_rl.loading import load_agent
+
+
+class ImageOnlyAgent:
+    """Acts 'forward' (2) and fails if it is shown anything but the image."""
+
+    def predict(self, obs: dict[str, np.ndarray], deterministic: bool = True) -> tuple[np.ndarray, None]:
+        assert set(obs) == {"image"}
+        return np.array(2), None
+
+
+def test_collect_episodes_acts_on_the_image_alone() -> None:
+    episodes = collect_episodes(
+        ImageOnlyAgent(),  # type: ignore[arg-type]
+        lambda: make_masked_env("MiniGrid-Empty-5x5-v0"),
+        2,
+        seed=0,
+    )
+    assert len(episodes) == 2
+    # Empty-5x5: the agent starts at (1, 1) facing east; forward twice reaches (3, 1), then it
+    # bumps into the wall until max_steps = 4 * 5 * 5 = 100 truncates the episode.
+    assert [e.length for e in episodes] == [100, 100]
+    assert episodes[0].images.shape == (100, 56, 56, 3)
+    assert episodes[0].masks.shape == (100, 56, 56)
+    assert (episodes[0].actions == 2).all()
+
+
+def test_scored_indices_are_evenly_spaced() -> None:
+    def episode(n: int) -> Episode:
+        return Episode(np.zeros((n, 1, 1, 3)), np.zeros((n, 1, 1)), np.zeros(n), np.zeros(n))
+
+    index, ids = scored_indices([episode(3), episode(9)], 4)
+    np.testing.assert_array_equal(index, [0, 1, 2, 3, 6, 8, 11])  # 3 + linspace(0, 8, 4) rounded
+    np.testing.assert_array_equal(ids, [0, 0, 0, 1, 1, 1, 1])
+
+
+class RedChannelNet(nn.Module):
+    """One map: the red channel average-pooled to 2x2 (in [0, 1]); scores = [sum(map), 0], so
+    d score_0 / d map = 1 and Grad-CAM of action 0 is the map itself."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = nn.functional.avg_pool2d(x[:, :1], 4)
+        return torch.stack([maps.sum(dim=(1, 2, 3)), torch.zeros(len(x))], dim=1), maps
+
+
+def test_score_steps_alignment_by_hand() -> None:
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    images[0, :4, :4, 0] = 255  # red in the top-left quadrant
+    images[1, 4:, 4:, 0] = 255  # red bottom-right
+    masks = np.zeros((2, 8, 8), np.uint8)
+    masks[:, :4, :4] = 1  # the object is top-left in both
+    scores = score_steps(ModuleScorer(RedChannelNet()), images, masks, np.array([0, 0]), faithfulness=False)
+    # Grad-CAM = the 2x2 map of red (1 in one quadrant), upsampled bilinearly to 8x8 with
+    # align_corners=False: along each axis the profile of a (1, 0) source is
+    # [1, 1, 0.875, 0.625, 0.375, 0.125, 0, 0] (sum 4: 3.5 in the first half, 0.5 in the second).
+    # The 2-D map is the outer product (energy 16); inside the top-left quadrant: 3.5^2 = 12.25
+    # for sample 0 and 0.5^2 = 0.25 for sample 1, so EPG = 12.25 / 16 and 0.25 / 16.
+    np.testing.assert_allclose(scores["epg"], [12.25 / 16, 0.25 / 16])
+    np.testing.assert_allclose(scores["pointing_game"], [1.0, 0.0])
+
+
+def test_evaluate_writes_metrics(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "metrics.json"
+    report = evaluate(
+        EvaluateConfig(run=tiny_run, episodes=2, max_steps_scored=3, distractors=1, device="cpu", out=out)
+    )
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report, default=float))
+    assert report["label"] == "ppo-camal"
+    assert report["num_timesteps"] == 256
+    assert set(report["variants"]) == {"train", "distractors"}
+    train = report["variants"]["train"]
+    assert train["episodes"] == 2
+    assert train["steps_scored"] == 6
+    assert set(train["saliency"]) == {"gradcam", "perturbation"}
+    gradcam: dict[str, Any] = train["saliency"]["gradcam"]
+    for name in ("epg", "iou", "pointing_game", "deletion_auc", "insertion_auc", "occlusion_kl_ratio"):
+        assert gradcam[name]["mean"] >= 0 or np.isnan(gradcam[name]["mean"]), name
+    assert {"comprehensiveness@0.05", "sufficiency@0.5"} <= set(gradcam)
+    assert {"behaviour_kl_mask", "behaviour_kl_outside", "behaviour_ratio"} <= set(train["behaviour"])
+    assert report["variants"]["distractors"]["env_kwargs"]["distractors"] == 1
+    assert "[train] return" in capsys.readouterr().out
+
+
+def test_load_agent_refusals(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        load_agent(tmp_path / "missing")
+    with pytest.raises(InputError, match="not a run directory"):
+        load_agent(tmp_path)
+    garbage = tmp_path / "model.zip"
+    garbage.write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="cannot read model zip"):
+        load_agent(garbage)
+
+
+def test_bare_zip_needs_an_env(tiny_run: Path) -> None:
+    with pytest.raises(InputError, match="pass --env"):
+        load_agent(tiny_run / "model.zip")
+    agent = load_agent(tiny_run / "model.zip", env="MiniGrid-DoorKey-5x5-v0", device="cpu")
+    assert agent.algo == "ppo"
+    assert agent.describe()["num_timesteps"] == 256
+    assert isinstance(make_masked_env(agent.env_id), gym.Env)

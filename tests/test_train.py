@@ -1,0 +1,146 @@
+"""camal-rl train: the run directory, refusals, Ctrl-C / crash and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from camal_rl.agents import CamalDQN, CamalPPO
+from camal_rl.config import TrainConfig
+from camal_rl.errors import InputError
+from camal_rl.rundir import RunDir
+from camal_rl.train import RunCallback, train
+from tests.conftest import TINY_PPO_HP
+
+
+def tiny(out: Path, **kwargs: object) -> TrainConfig:
+    base = {
+        "steps": 256,
+        "n_envs": 2,
+        "hp": TINY_PPO_HP,
+        "eval_freq": 0,
+        "checkpoint_freq": 0,
+        "progress_bar": False,
+        "device": "cpu",
+        "out": out,
+    }
+    return TrainConfig(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+def test_run_directory_layout(tiny_run: Path) -> None:
+    run = RunDir(tiny_run)
+    for name in ("config.json", "command.txt", "versions.json", "status.json", "model.zip", "progress.csv"):
+        assert (tiny_run / name).exists(), name
+    assert sorted(p.name for p in run.monitor.iterdir()) == ["0.monitor.csv", "1.monitor.csv"]
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["step_128.zip", "step_256.zip"]
+    assert list(tiny_run.glob("events.out.tfevents.*"))
+    assert run.read_status()["state"] == "complete"
+    assert run.read_status()["num_timesteps"] == 256
+    config = json.loads(run.config.read_text())
+    assert config["algo_kwargs"]["n_steps"] == 64
+    assert config["steps"] == 256
+    assert json.loads((tiny_run / "versions.json").read_text())["stable-baselines3"].startswith("2.9")
+    rows = run.read_evaluations()
+    assert [row["step"] for row in rows] == [0, 128, 256]
+    assert all(0 <= row["epg"] <= 1 and row["coverage"] == 1.0 for row in rows)
+    with (tiny_run / "progress.csv").open() as f:
+        header = next(csv.reader(f))
+    assert {"camal/attention_loss", "camal/batch_epg", "eval/return_mean", "train/loss"} <= set(header)
+    model = CamalPPO.load(run.model, device="cpu")
+    assert model.num_timesteps == 256
+    assert model.camal_loss == "camal"
+
+
+def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="exists; pass --resume to continue it, --overwrite"):
+        train(tiny(out, steps=64))
+    assert (out / "notes.txt").read_text() == "keep me"
+    with pytest.raises(InputError, match="nothing to resume"):
+        train(tiny(tmp_path / "empty", resume=True))
+
+
+def test_bad_env_fails_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"close matches: .*camal_rl/MiniGrid-DoorKey-5x5-v0"):
+        train(tiny(tmp_path / "run", env="MiniGrid-DoorKey-5x6-v0"))
+    with pytest.raises(InputError, match="did you mean n_steps"):
+        train(tiny(tmp_path / "run", hp=("n_step=64",)))
+    assert not (tmp_path / "run").exists()
+
+
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int, error: BaseException) -> None:
+    original = RunCallback._on_step
+
+    def on_step(self: RunCallback) -> bool:
+        if self.num_timesteps >= step:
+            raise error
+        return original(self)
+
+    monkeypatch.setattr(RunCallback, "_on_step", on_step)
+
+
+def test_ctrl_c_saves_and_resume_continues_the_step_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    cfg = tiny(out, eval_freq=64, eval_episodes=1)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 128, KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)
+    run = RunDir(out)
+    assert run.read_status() | {"updated": None} == {
+        "state": "interrupted",
+        "num_timesteps": 128,
+        "updated": None,
+    }
+    assert CamalPPO.load(run.model, device="cpu").num_timesteps == 128
+    train(TrainConfig(out=out, resume=True, progress_bar=False, device="cpu"))
+    assert run.read_status()["state"] == "complete"
+    model = CamalPPO.load(run.model, device="cpu")
+    assert model.num_timesteps == 256
+    assert [p.name for p in run.progress_files()] == ["progress.csv", "progress.1.csv"]
+    steps = [int(row["step"]) for row in run.read_evaluations()]
+    assert steps == [0, 64, 128, 192, 256]
+    assert len((out / "command.txt").read_text().splitlines()) == 2
+    # Monitor files were appended to, not replaced: episodes from both sessions are there.
+    with (run.monitor / "0.monitor.csv").open() as f:
+        assert f.readline().startswith("#")
+
+
+def test_resume_trains_longer_with_more_steps(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(tiny_run, out)
+    train(TrainConfig(out=out, resume=True, steps=320, progress_bar=False, device="cpu"))
+    assert (
+        CamalPPO.load(out / "model.zip", device="cpu").num_timesteps == 384
+    )  # 2 rollouts of 2 x 64 past 256
+
+
+def test_crash_saves_the_model_and_records_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    interrupt_at(monkeypatch, 128, RuntimeError("disk on fire"))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        train(tiny(out))
+    status = RunDir(out).read_status()
+    assert status["state"] == "failed"
+    assert status["error"] == "RuntimeError: disk on fire"
+    assert CamalPPO.load(out / "model.zip", device="cpu").num_timesteps == 128
+
+
+def test_dqn_run(tmp_path: Path) -> None:
+    out = tmp_path / "dqn"
+    cfg = tiny(
+        out, algo="dqn", method="energy", hp=("learning_starts=64", "buffer_size=1000", "batch_size=16")
+    )
+    train(cfg)
+    model = CamalDQN.load(out / "model.zip", device="cpu")
+    assert model.num_timesteps == 256
+    assert model.camal_loss == "energy"
