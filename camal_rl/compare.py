@@ -1,0 +1,326 @@
+"""``camal-rl compare``: a sweep of (env x method x seed) runs, trained and evaluated in parallel,
+then compared from the files alone.
+
+Every run is an ordinary run directory under ``OUT/<env>/<label>/seed<k>``. A run that is already
+trained and evaluated is skipped; an unfinished one (crash, Ctrl-C, machine gone) is resumed, so
+the same command continues a sweep. Runs execute in a local process pool (``--backend process``)
+or as Ray tasks on an existing cluster (``--backend ray --address ADDR``); both call
+:func:`run_one`, so they write the same files. Ray workers must see ``OUT`` at the same path
+(one machine, or a shared filesystem).
+
+Aggregation reads only the run directories: returns as IQM with 95% bootstrap CIs, attention
+metrics as means with CIs, each variant tested against the baseline (and CAMAL against energy)
+with Welch's t-test and the Mann-Whitney U test; ``OUT/comparison.md``, ``comparison.csv`` and
+``OUT/plots/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from camal_rl.config import DEFAULT_ENV, Algo, TrainConfig, get_preset
+from camal_rl.errors import InputError, MissingExtraError
+from camal_rl.evaluation import EvaluateConfig
+from camal_rl.rundir import RunDir
+
+DEFAULT_METHODS = ("none", "camal", "energy")
+DEFAULT_METRICS = (
+    "return",
+    "gradcam/epg",
+    "gradcam/iou",
+    "gradcam/pointing_game",
+    "gradcam/deletion_auc",
+    "gradcam/insertion_auc",
+    "gradcam/occlusion_kl_ratio",
+    "perturbation/epg",
+    "perturbation/deletion_auc",
+    "behaviour/behaviour_ratio",
+)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Compare agent variants across seeds and envs: train every run in parallel (skipping finished
+    ones, resuming unfinished ones), evaluate them, test each against the baseline, write tables
+    and plots."""
+
+    preset: str | None = None
+    """A sweep preset from experiments/presets.py (e.g. demo); explicit options override it."""
+    envs: tuple[str, ...] = (DEFAULT_ENV,)
+    """Environment ids (ignored when a preset gives its own cells)."""
+    algo: Algo = "ppo"
+    """RL algorithm of every run (ignored when a preset gives its own cells)."""
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    """Agent variants as METHOD or METHOD:COEF, e.g. none camal camal:0.1 energy rrr."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds of every variant."""
+    steps: int | None = None
+    """Env steps per run (default: the train preset's, else 100000)."""
+    train_preset: str | None = None
+    """TrainConfig preset every run starts from (budget, n_envs, hyperparameters)."""
+    hp: tuple[str, ...] = ()
+    """Hyperparameters KEY=VALUE for every run, over the train preset's."""
+    cells: Annotated[tuple[TrainConfig, ...], tyro.conf.Suppress] = ()
+    """Base configs of the sweep's (env x algo) cells; set by study presets, not on the command line."""
+    out: Path = Path("runs/compare")
+    """Sweep folder: runs go to OUT/<env>/<label>/seed<k>, tables and plots to OUT."""
+    workers: int = 2
+    """Runs trained at the same time (processes, or concurrent Ray tasks)."""
+    backend: Literal["process", "ray"] = "process"
+    """process (a local pool) or ray (tasks on a Ray cluster; extra `ray`)."""
+    address: str | None = None
+    """Ray cluster address (default: start a local Ray instance)."""
+    episodes: int = 20
+    """Evaluation episodes per run and env variant."""
+    distractors: int = 0
+    """Also evaluate every run on the distractor variant with this many objects (0: skip)."""
+    saliency: tuple[str, ...] = ("gradcam", "perturbation")
+    """Saliency methods scored in evaluation (the second is one CAMAL was not trained on)."""
+    faithfulness: bool = True
+    """Score faithfulness metrics in evaluation (slower)."""
+    max_steps_scored: int = 32
+    """Evaluation: attention metrics on at most this many steps per episode."""
+    baseline: str = "none"
+    """Method or label every variant is tested against."""
+    pairs: tuple[str, ...] = ("camal:energy",)
+    """Further tests A:B (each a method or label): every A against every B."""
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    """Metrics of metrics.json in the tables (e.g. return gradcam/epg distractors/return)."""
+    device: str = "cpu"
+    """Torch device of every run."""
+    threads: int = 1
+    """Torch threads per run."""
+    aggregate_only: bool = False
+    """Skip training and evaluation: only re-aggregate the runs already in OUT."""
+
+    def base_configs(self) -> tuple[TrainConfig, ...]:
+        """The (env x algo) cells every variant and seed is run on."""
+        if self.cells:
+            cells = self.cells
+        else:
+            start = get_preset(self.train_preset, TrainConfig) if self.train_preset else TrainConfig()
+            cells = tuple(dataclasses.replace(start, env=env, algo=self.algo) for env in self.envs)
+        return tuple(
+            dataclasses.replace(
+                cell,
+                steps=self.steps if self.steps is not None else cell.steps,
+                hp=cell.hp + self.hp,
+                device=self.device,
+                progress_bar=False,
+                resume=False,
+                overwrite=False,
+            )
+            for cell in cells
+        )
+
+    def run_configs(self) -> list[TrainConfig]:
+        """Every run of the sweep, each with its own run directory under ``out``."""
+        runs = []
+        for cell in self.base_configs():
+            for variant in self.methods:
+                method, coef = parse_variant(variant)
+                for seed in self.seeds:
+                    cfg = dataclasses.replace(cell, method=method, coef=coef, seed=seed)  # type: ignore[arg-type]
+                    out = self.out / cfg.env.removeprefix("camal_rl/") / cfg.label / f"seed{seed}"
+                    runs.append(dataclasses.replace(cfg, out=out))
+        return runs
+
+    def evaluate_config(self, run: Path) -> EvaluateConfig:
+        return EvaluateConfig(
+            run=run,
+            episodes=self.episodes,
+            distractors=self.distractors,
+            methods=self.saliency,
+            faithfulness=self.faithfulness,
+            max_steps_scored=self.max_steps_scored,
+            device=self.device,
+        )
+
+
+def parse_variant(variant: str) -> tuple[str, float | None]:
+    """``"camal:0.1"`` -> ``("camal", 0.1)``; ``"none"`` -> ``("none", None)``."""
+    from camal_rl.losses import LOSS_KINDS
+
+    method, _, coef = variant.partition(":")
+    if method not in LOSS_KINDS:
+        raise InputError(
+            f"unknown method {method!r} in {variant!r}; use METHOD or METHOD:COEF with METHOD in {LOSS_KINDS}"
+        )
+    try:
+        return method, float(coef) if coef else None
+    except ValueError:
+        raise InputError(f"the coefficient in {variant!r} is not a number; write e.g. camal:0.1") from None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What happened to one run of the sweep."""
+
+    run: str
+    state: str
+    """``skipped`` (already done), ``done``, or ``failed``."""
+    seconds: float
+    error: str = ""
+
+
+def run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int = 1) -> RunOutcome:
+    """Train (or resume) and evaluate one run, unless its directory says it is done. Runs in a pool
+    worker or a Ray task; never raises, so one failed run does not stop the sweep."""
+    import torch
+
+    from camal_rl.evaluation import evaluate
+    from camal_rl.train import train
+
+    torch.set_num_threads(threads)
+    start = time.monotonic()
+    run = RunDir(train_cfg.run_dir)
+    log = sweep_log(run)
+    try:
+        if run.is_evaluated():
+            return RunOutcome(str(run.path), "skipped", 0.0)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as stream:
+            stdout, stderr = sys.stdout, sys.stderr
+            sys.stdout = sys.stderr = stream
+            try:
+                if not run.is_trained():
+                    resume = run.exists()
+                    train(dataclasses.replace(train_cfg, resume=resume), argv=["camal-rl", "compare"])
+                evaluate(eval_cfg)
+            finally:
+                sys.stdout, sys.stderr = stdout, stderr
+        return RunOutcome(str(run.path), "done", time.monotonic() - start)
+    except Exception as error:
+        detail = "".join(traceback.format_exception(error))
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as stream:
+            stream.write(detail)
+        return RunOutcome(
+            str(run.path), "failed", time.monotonic() - start, f"{type(error).__name__}: {error}"
+        )
+
+
+def sweep_log(run: RunDir) -> Path:
+    """Where a sweep writes a run's output: ``<run>.log`` beside the run directory."""
+    return run.path.with_name(run.path.name + ".log")
+
+
+Job = tuple[TrainConfig, EvaluateConfig]
+"""One run of a sweep: how to train it and how to evaluate it."""
+
+
+def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
+    """Run the jobs in a local pool of ``cfg.workers`` processes (spawned: no fork after torch)."""
+    outcomes: list[RunOutcome] = []
+    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
+        pending: set[Future[RunOutcome]] = {pool.submit(run_one, t, e, cfg.threads) for t, e in jobs}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                outcomes.append(_report(future.result(), len(outcomes) + 1, len(jobs)))
+    return outcomes
+
+
+def run_ray(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
+    """Run the jobs as Ray tasks (one CPU each) on the cluster at ``cfg.address``, or on a local
+    Ray instance of ``cfg.workers`` CPUs."""
+    try:
+        import ray
+    except ImportError as error:
+        raise MissingExtraError("ray", "camal-rl compare --backend ray") from error
+    started_here = not ray.is_initialized()
+    if started_here:
+        if cfg.address is None:
+            ray.init(num_cpus=cfg.workers, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=cfg.address, log_to_driver=False)
+    try:
+        task = ray.remote(num_cpus=1)(run_one)
+        pending = [task.remote(t, e, cfg.threads) for t, e in jobs]  # type: ignore[call-arg]
+        outcomes: list[RunOutcome] = []
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            outcomes.append(_report(ray.get(done[0]), len(outcomes) + 1, len(jobs)))
+        return outcomes
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _report(outcome: RunOutcome, k: int, n: int) -> RunOutcome:
+    detail = f" ({outcome.error}; see {outcome.run}.log)" if outcome.error else ""
+    print(f"[{k}/{n}] {outcome.state:<7} {outcome.seconds:7.0f} s  {outcome.run}{detail}", flush=True)
+    return outcome
+
+
+def aggregate_sweep(cfg: SweepConfig, paths: Iterable[Path] | None = None) -> dict[str, Path]:
+    """Tables and plots of the runs under ``cfg.out`` (or ``paths``), from their files alone."""
+    from camal_rl.plots import write_plots
+    from camal_rl.results import available_metrics, load_results
+    from camal_rl.stats import comparison_table, write_csv, write_markdown
+
+    results = load_results(list(paths) if paths is not None else [cfg.out])
+    evaluated = [r for r in results if r.metrics is not None]
+    written: dict[str, Path] = {}
+    if evaluated:
+        available = set(available_metrics(evaluated))
+        metrics = [m for m in cfg.metrics if m in available]
+        pairs = [tuple(p.split(":", 1)) for p in cfg.pairs if ":" in p]
+        names = {r.method for r in evaluated} | {r.label for r in evaluated}
+        baseline = cfg.baseline if cfg.baseline in names else None
+        pairs = [p for p in pairs if p[0] in names and p[1] in names]
+        rows = comparison_table(evaluated, metrics, baseline=baseline, pairs=pairs)  # type: ignore[arg-type]
+        written["markdown"] = write_markdown(
+            rows, cfg.out / "comparison.md", title=f"camal-rl compare: {cfg.out}"
+        )
+        written["csv"] = write_csv(rows, cfg.out / "comparison.csv")
+    plots = write_plots(results, cfg.out / "plots", metrics=None)
+    written.update({p.stem: p for p in plots})
+    return written
+
+
+def compare(cfg: SweepConfig) -> dict[str, Path]:
+    """``camal-rl compare``: run the sweep (unless ``aggregate_only``), then aggregate it.
+
+    The command line loads ``--preset NAME`` before parsing the other options; from Python, start
+    from ``camal_rl.config.from_preset(NAME, SweepConfig, ...)``.
+
+    :return: the tables and plots written, by name.
+    :raises InputError: bad options; also when some runs failed (after aggregating the others).
+    """
+    if cfg.workers < 1 or cfg.episodes < 1 or cfg.threads < 1:
+        raise InputError("--workers, --episodes and --threads must be >= 1")
+    runs = cfg.run_configs()
+    failed: list[RunOutcome] = []
+    if not cfg.aggregate_only:
+        for run in runs:
+            run.resolved()  # bad settings fail here, before any worker starts
+        jobs = [(run, cfg.evaluate_config(run.run_dir)) for run in runs]
+        todo = sum(not RunDir(run.run_dir).is_evaluated() for run in runs)
+        print(
+            f"sweep {cfg.out}: {len(runs)} runs, {todo} to train or evaluate, "
+            f"{cfg.workers} at a time ({cfg.backend})"
+        )
+        execute = run_ray if cfg.backend == "ray" else run_process_pool
+        outcomes = execute(jobs, cfg)
+        failed = [o for o in outcomes if o.state == "failed"]
+    if failed:
+        raise InputError(
+            f"{len(failed)} of {len(runs)} runs failed ({'; '.join(o.error for o in failed[:3])}); "
+            "the <run>.log file beside each holds its traceback. Run the same command again to resume them."
+        )
+    written = aggregate_sweep(cfg, [run.run_dir for run in runs if run.run_dir.exists()])
+    for path in written.values():
+        print(f"wrote {path}")
+    return written

@@ -1,0 +1,547 @@
+"""Statistics behind ``camal-rl compare``: tests between agent variants over seeds, percent
+improvements with bootstrap intervals, and the comparison table (markdown and CSV).
+
+The seed is the unit of replication: every test compares the per-seed values of two variants
+(:func:`camal_rl.results.metric_values`).
+
+- Welch's t-test (Welch, "The generalization of 'Student's' problem when several different
+  population variances are involved", Biometrika 1947): difference of means without assuming
+  equal variances, ``scipy.stats.ttest_ind(equal_var=False)``, two-sided.
+- Mann-Whitney U test (Mann & Whitney, "On a test of whether one of two random variables is
+  stochastically larger than the other", Ann. Math. Statist. 1947): rank-based, no normality
+  assumption, ``scipy.stats.mannwhitneyu``, two-sided.
+- Percent improvement with a percentile-bootstrap interval that resamples the seeds of each group
+  independently (stratified by group, as rliable's stratified bootstrap resamples runs within each
+  task; Agarwal et al., NeurIPS 2021).
+
+Returns are summarised by the interquartile mean, attention metrics by the mean
+(:func:`camal_rl.results.summary_statistic`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+import numpy as np
+from scipy import stats as sps
+
+from camal_rl.config import Method
+from camal_rl.errors import InputError
+from camal_rl.metrics.aggregate import Values
+from camal_rl.results import (
+    RunResult,
+    aggregate,
+    check_metrics,
+    group_results,
+    metric_name,
+    metric_values,
+    parse_metric,
+)
+
+LOWER_IS_BETTER = frozenset({"deletion_auc", "sufficiency"})
+"""Metrics where a lower value is better (``sufficiency@k`` by its name before ``@``)."""
+HIGHER_IS_BETTER = frozenset(
+    {
+        "return",
+        "success_rate",
+        "epg",
+        "iou",
+        "pointing_game",
+        "roc_auc",
+        "insertion_auc",
+        "comprehensiveness",
+        "occlusion_kl_ratio",
+        "behaviour_ratio",
+    }
+)
+"""Metrics where a higher value is better (``comprehensiveness@k`` by its name before ``@``)."""
+MAX_EXACT_SPLITS = 20_000
+"""Mann-Whitney U with ties: exact permutation p-value up to this many splits of the pooled
+values (``comb(n_a + n_b, n_a)``; 8 vs 8 seeds is 12870), the normal approximation above."""
+COLUMNS = (
+    "env",
+    "algo",
+    "label",
+    "method",
+    "coef",
+    "metric",
+    "better",
+    "n_runs",
+    "n",
+    "seeds",
+    "mean",
+    "iqm",
+    "statistic",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "versus",
+    "versus_n",
+    "versus_mean",
+    "welch_t",
+    "welch_df",
+    "welch_p",
+    "mwu_u",
+    "mwu_p",
+    "mwu_method",
+    "improvement_pct",
+    "improvement_low",
+    "improvement_high",
+    "note",
+)
+"""Columns of :func:`comparison_table` rows, in CSV order."""
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A two-sample test of ``a`` against ``b``."""
+
+    statistic: float
+    """Welch's t, or Mann-Whitney's U of ``a`` (pairs with a > b, ties counting one half)."""
+    p_value: float
+    """Two-sided p-value; ``nan`` when the test is undefined (``note`` says why)."""
+    n_a: int
+    """Defined values of ``a``."""
+    n_b: int
+    """Defined values of ``b``."""
+    df: float = math.nan
+    """Welch-Satterthwaite degrees of freedom (Welch only)."""
+    method: str = ""
+    """How the p-value was computed: ``welch``; ``exact``, ``permutation`` or ``asymptotic`` (U)."""
+    note: str = ""
+    """Why the result is ``nan``; empty when it is defined."""
+
+
+@dataclass(frozen=True)
+class Improvement:
+    """Percent improvement of ``a`` over ``b`` with its bootstrap interval."""
+
+    estimate: float
+    """``100 * (mean(a) - mean(b)) / |mean(b)|``, negated when lower is better."""
+    ci_low: float
+    """Lower bound of the percentile-bootstrap interval."""
+    ci_high: float
+    """Upper bound of the percentile-bootstrap interval."""
+    n_a: int
+    n_b: int
+    note: str = ""
+    """Why the estimate or interval is ``nan``; empty otherwise."""
+
+
+def _defined(values: Values) -> np.ndarray:
+    """1-D float values with ``nan`` dropped."""
+    x = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
+    if x.ndim != 1:
+        raise InputError(f"values must be one-dimensional (one per seed), got shape {x.shape}")
+    return x[~np.isnan(x)]
+
+
+def _degenerate(a: np.ndarray, b: np.ndarray) -> str:
+    """Why no test is possible on ``a`` and ``b``, or ``""``."""
+    if a.size < 2 or b.size < 2:
+        return f"needs at least 2 seeds per group, got {a.size} and {b.size}"
+    if np.all(np.concatenate([a, b]) == a[0]):
+        return "all values are equal: nothing to test"
+    return ""
+
+
+def welch_t_test(a: Values, b: Values) -> TestResult:
+    """Welch's unequal-variances t-test of ``mean(a) == mean(b)``, two-sided (Welch 1947).
+
+    ``nan`` values (seeds without the metric) are dropped. The result is ``nan`` with a ``note``
+    when either group has fewer than 2 values (no variance estimate), when all values are equal,
+    and when both groups are constant but differ (``t`` is infinite; scipy would
+    return ``p = 0``, which no finite sample can support: see the Mann-Whitney U test instead).
+
+    :param a: per-seed values of the first variant.
+    :param b: per-seed values of the second variant.
+    """
+    x, y = _defined(a), _defined(b)
+    note = _degenerate(x, y)
+    constant = [bool(np.all(v == v[0])) for v in (x, y) if v.size]
+    if not note and all(constant):
+        note = "zero variance in both groups: Welch's t is undefined (see the Mann-Whitney U test)"
+    if note:
+        return TestResult(math.nan, math.nan, x.size, y.size, method="welch", note=note)
+    with warnings.catch_warnings():
+        if any(constant):
+            # a constant group's variance comes out as ~1e-33, not 0, and scipy warns of
+            # "precision loss"; the result is right (that group adds nothing to the standard error)
+            warnings.filterwarnings("ignore", "Precision loss", RuntimeWarning)
+        result = sps.ttest_ind(x, y, equal_var=False)
+    return TestResult(
+        float(result.statistic), float(result.pvalue), x.size, y.size, df=float(result.df), method="welch"
+    )
+
+
+def mann_whitney_u(a: Values, b: Values) -> TestResult:
+    """Mann-Whitney U test of ``a`` and ``b`` coming from one distribution, two-sided
+    (Mann & Whitney 1947).
+
+    The p-value is exact for small samples: the exact U distribution without ties when a group
+    has at most 8 values (scipy's ``"auto"`` rule), the exact permutation distribution when there
+    are ties and at most :data:`MAX_EXACT_SPLITS` splits (scipy's ``"auto"`` would use the normal
+    approximation, which is far too small for a few seeds: 0.047 instead of 0.1 for
+    ``[1, 1, 1]`` vs ``[2, 2, 2]``), else the tie-corrected normal approximation.
+    ``nan`` values are dropped; the result is ``nan`` with a ``note`` when a group has fewer
+    than 2 values or all values are equal.
+
+    :param a: per-seed values of the first variant.
+    :param b: per-seed values of the second variant.
+    """
+    x, y = _defined(a), _defined(b)
+    note = _degenerate(x, y)
+    if note:
+        return TestResult(math.nan, math.nan, x.size, y.size, note=note)
+    ties = np.unique(np.concatenate([x, y])).size < x.size + y.size
+    method: Any
+    if not ties and min(x.size, y.size) <= 8:
+        name, method = "exact", "exact"
+    elif ties and math.comb(x.size + y.size, x.size) <= MAX_EXACT_SPLITS:
+        name, method = "permutation", sps.PermutationMethod(n_resamples=np.inf)
+    else:
+        name, method = "asymptotic", "asymptotic"
+    result = sps.mannwhitneyu(x, y, alternative="two-sided", method=method)
+    return TestResult(float(result.statistic), float(result.pvalue), x.size, y.size, method=name)
+
+
+def percent_improvement(
+    a: Values,
+    b: Values,
+    *,
+    lower_is_better: bool = False,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    rng: np.random.Generator | int | None = None,
+) -> Improvement:
+    """How much better ``a`` is than ``b``, in percent of ``b``:
+    ``100 * (mean(a) - mean(b)) / |mean(b)|``, negated when lower is better, so a positive value
+    always means ``a`` is better. The interval is a percentile bootstrap that resamples the seeds
+    of ``a`` and of ``b`` independently, each with replacement.
+
+    The ratio needs a denominator away from zero: it suits metrics of one sign (attention metrics
+    in [0, 1], positive returns); for returns near zero read the difference of means instead.
+    ``nan`` values are dropped. ``mean(b) == 0`` gives ``nan``; fewer than 2 values in a group,
+    or a resample with ``mean(b) == 0``, give ``nan`` bounds; ``note`` says which.
+
+    :param a: per-seed values of the variant (e.g. CAMAL).
+    :param b: per-seed values of the reference (e.g. energy).
+    :param lower_is_better: the metric improves downwards (deletion AUC, sufficiency).
+    :param confidence: coverage of the interval, in (0, 1).
+    :param n_resamples: bootstrap resamples.
+    :param rng: generator or seed (``None``: seed 0, so equal inputs give equal intervals).
+    """
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
+        raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    x, y = _defined(a), _defined(b)
+    sign = -1.0 if lower_is_better else 1.0
+    if x.size == 0 or y.size == 0:
+        return Improvement(math.nan, math.nan, math.nan, x.size, y.size, "a group has no values")
+    if y.mean() == 0:
+        return Improvement(
+            math.nan, math.nan, math.nan, x.size, y.size, "the reference mean is 0: no percent change"
+        )
+    estimate = sign * 100.0 * (x.mean() - y.mean()) / abs(y.mean())
+    if x.size < 2 or y.size < 2:
+        note = f"needs at least 2 seeds per group for an interval, got {x.size} and {y.size}"
+        return Improvement(float(estimate), math.nan, math.nan, x.size, y.size, note)
+    generator = np.random.default_rng(0 if rng is None else rng)
+    mean_a = x[generator.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
+    mean_b = y[generator.integers(0, y.size, size=(n_resamples, y.size))].mean(axis=1)
+    if np.any(mean_b == 0):
+        note = "some resamples of the reference have mean 0: no interval"
+        return Improvement(float(estimate), math.nan, math.nan, x.size, y.size, note)
+    ratios = sign * 100.0 * (mean_a - mean_b) / np.abs(mean_b)
+    low, high = np.quantile(ratios, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Improvement(float(estimate), float(low), float(high), x.size, y.size)
+
+
+def better_direction(metric: str | Sequence[str]) -> str:
+    """``"higher"``, ``"lower"`` or ``""`` (no agreed direction, e.g. episode length) for a metric,
+    by its last name without ``@k``."""
+    name = parse_metric(metric)[-1].split("@")[0]
+    if name in LOWER_IS_BETTER:
+        return "lower"
+    if name in HIGHER_IS_BETTER:
+        return "higher"
+    return ""
+
+
+def _matches(result: RunResult, name: str) -> bool:
+    return name in (result.method, result.label)
+
+
+def _check_names(results: Sequence[RunResult], names: Iterable[str]) -> None:
+    known = set(get_args(Method)) | {r.label for r in results}
+    for name in names:
+        if name not in known:
+            raise InputError(
+                f"{name!r} is neither a method ({', '.join(get_args(Method))}) nor a label of these runs "
+                f"({', '.join(sorted({r.label for r in results}))})"
+            )
+
+
+def comparison_table(
+    results: Sequence[RunResult],
+    metrics: Iterable[str | Sequence[str]],
+    baseline: str | None = "none",
+    pairs: Iterable[tuple[str, str]] = (("camal", "energy"),),
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    rng: int = 0,
+) -> list[dict[str, Any]]:
+    """Summaries over seeds and tests between agent variants, as tidy rows (:data:`COLUMNS`).
+
+    For each agent variant ``(env, algo, label)`` and metric there is one **summary row**
+    (``versus == ""``): ``n`` seeds with a value, ``mean``, ``iqm``, and ``estimate`` with its
+    bootstrap interval ``ci_low``/``ci_high`` (:func:`camal_rl.results.aggregate`: the IQM for
+    returns, the mean for other metrics). Then one **comparison row** per reference it is tested
+    against, in the same env and algorithm: the same summary, plus ``versus`` (the reference's
+    label), ``welch_t/df/p`` (:func:`welch_t_test`), ``mwu_u/p/method`` (:func:`mann_whitney_u`)
+    and ``improvement_pct/low/high`` (:func:`percent_improvement`, positive = better in the
+    metric's direction, plain percent difference where it has none). ``note`` collects why a
+    value is ``nan``.
+
+    :param results: runs (:func:`camal_rl.results.load_results`).
+    :param metrics: metric names or paths (:func:`camal_rl.results.parse_metric`).
+    :param baseline: method or label every other variant is tested against (None: no baseline).
+    :param pairs: further ``(variant, reference)`` tests, each a method or label; every variant
+        matching the first is tested against every one matching the second.
+    :param confidence: coverage of the bootstrap intervals.
+    :param n_resamples: bootstrap resamples.
+    :param rng: seed of every bootstrap.
+    :raises InputError: a metric is in no ``metrics.json``, or a name is neither a method nor a
+        label of the runs.
+    """
+    metrics = [parse_metric(m) for m in metrics]
+    pairs = list(pairs)
+    check_metrics(results, metrics)
+    _check_names(results, ([baseline] if baseline is not None else []) + [n for pair in pairs for n in pair])
+    groups = group_results(results)
+    summaries = {
+        (row["env"], row["algo"], row["label"], row["metric"]): row
+        for row in aggregate(results, metrics, confidence=confidence, n_resamples=n_resamples, rng=rng)
+    }
+    tests = ([(None, baseline)] if baseline is not None else []) + [(a, b) for a, b in pairs]
+    rows: list[dict[str, Any]] = []
+    for (env, algo, label), runs in groups.items():
+        references: dict[str, list[RunResult]] = {}
+        for first, second in tests:
+            if first is not None and not _matches(runs[0], first):
+                continue
+            if first is None and _matches(runs[0], second):
+                continue
+            for (env2, algo2, label2), others in groups.items():
+                if (env2, algo2) == (env, algo) and label2 != label and _matches(others[0], second):
+                    references.setdefault(label2, others)
+        for metric in metrics:
+            name = metric_name(metric)
+            summary = {
+                **_empty_row(),
+                **summaries[(env, algo, label, name)],
+                "better": better_direction(metric),
+            }
+            rows.append(summary)
+            values = metric_values(runs, metric)
+            for reference, others in references.items():
+                ref_values = metric_values(others, metric)
+                welch = welch_t_test(values, ref_values)
+                mwu = mann_whitney_u(values, ref_values)
+                gain = percent_improvement(
+                    values,
+                    ref_values,
+                    lower_is_better=summary["better"] == "lower",
+                    confidence=confidence,
+                    n_resamples=n_resamples,
+                    rng=rng,
+                )
+                notes = [f"Welch: {welch.note}" if welch.note else "", f"U: {mwu.note}" if mwu.note else ""]
+                notes.append(f"improvement: {gain.note}" if gain.note else "")
+                rows.append(
+                    {
+                        **summary,
+                        "versus": reference,
+                        "versus_n": welch.n_b,
+                        "versus_mean": float(np.nanmean(ref_values)) if welch.n_b else math.nan,
+                        "welch_t": welch.statistic,
+                        "welch_df": welch.df,
+                        "welch_p": welch.p_value,
+                        "mwu_u": mwu.statistic,
+                        "mwu_p": mwu.p_value,
+                        "mwu_method": mwu.method,
+                        "improvement_pct": gain.estimate,
+                        "improvement_low": gain.ci_low,
+                        "improvement_high": gain.ci_high,
+                        "note": "; ".join(n for n in notes if n),
+                    }
+                )
+    return rows
+
+
+def _empty_row() -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(COLUMNS, math.nan)
+    row.update(versus="", mwu_method="", note="", better="")
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the table
+# ---------------------------------------------------------------------------------------------
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Write :func:`comparison_table` rows as CSV, one row each, columns :data:`COLUMNS`
+    (then any others); ``nan`` is written as ``nan``.
+
+    :return: ``path``.
+    """
+    columns = list(COLUMNS) + [k for row in rows for k in row if k not in COLUMNS]
+    columns = list(dict.fromkeys(columns))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in columns})
+    return path
+
+
+def write_markdown(rows: Sequence[Mapping[str, Any]], path: Path, *, title: str | None = None) -> Path:
+    """Write :func:`format_markdown` to ``path``.
+
+    :return: ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = format_markdown(rows)
+    path.write_text((f"# {title}\n\n" if title else "") + text)
+    return path
+
+
+def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`comparison_table` rows as markdown: per env, a table of agent variants (one row
+    each, metrics as columns, cells ``estimate [95% CI]``), a table of comparisons (cells:
+    percent improvement [CI] and the Welch / Mann-Whitney p-values, 3 significant digits), and a
+    legend of what the numbers are and which direction is better.
+    """
+    if not rows:
+        return "No results.\n"
+    confidence = "95%"
+    metrics = list(dict.fromkeys(str(r["metric"]) for r in rows))
+    better = {str(r["metric"]): str(r.get("better", "")) for r in rows}
+    arrows = {"higher": " ↑", "lower": " ↓", "": ""}
+    iqm_metrics = {str(r["metric"]) for r in rows if r["statistic"] == "iqm"}
+    headers = [f"{m}{' (IQM)' if m in iqm_metrics else ''}{arrows[better[m]]}" for m in metrics]
+    lines: list[str] = []
+    for env in dict.fromkeys(str(r["env"]) for r in rows):
+        env_rows = [r for r in rows if r["env"] == env]
+        summaries = [r for r in env_rows if not r["versus"]]
+        lines += [f"### {env}", ""]
+        lines += _table(["agent", "seeds", *headers], _summary_cells(summaries, metrics))
+        comparisons = [r for r in env_rows if r["versus"]]
+        if comparisons:
+            lines.append("")
+            lines += _table(["comparison", *metrics], _comparison_cells(comparisons, metrics))
+        lines.append("")
+    lines += _legend(metrics, better, confidence)
+    return "\n".join(lines) + "\n"
+
+
+def _summary_cells(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> list[list[str]]:
+    decimals = {m: _decimals([r["estimate"] for r in rows if r["metric"] == m]) for m in metrics}
+    table: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in rows:
+        table.setdefault(str(row["label"]), {})[str(row["metric"])] = row
+    cells = []
+    for label, by_metric in table.items():
+        n_runs = max(int(r["n_runs"]) for r in by_metric.values())
+        line = [label, str(n_runs)]
+        for metric in metrics:
+            cell_row = by_metric.get(metric)
+            if cell_row is None or cell_row["n"] == 0:
+                line.append("n/a")
+                continue
+            d = decimals[metric]
+            cell = _fmt(cell_row["estimate"], d)
+            if math.isfinite(cell_row["ci_low"]):
+                cell += f" [{_fmt(cell_row['ci_low'], d)}, {_fmt(cell_row['ci_high'], d)}]"
+            if cell_row["n"] < n_runs:
+                cell += f" (n={cell_row['n']})"
+            line.append(cell)
+        cells.append(line)
+    return cells
+
+
+def _comparison_cells(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> list[list[str]]:
+    table: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in rows:
+        table.setdefault(f"{row['label']} vs {row['versus']}", {})[str(row["metric"])] = row
+    cells = []
+    for name, by_metric in table.items():
+        line = [name]
+        for metric in metrics:
+            cell_row = by_metric.get(metric)
+            if cell_row is None:
+                line.append("n/a")
+                continue
+            gain = "n/a"
+            if math.isfinite(cell_row["improvement_pct"]):
+                gain = f"{cell_row['improvement_pct']:+.1f}%"
+                if math.isfinite(cell_row["improvement_low"]):
+                    gain += f" [{cell_row['improvement_low']:+.1f}, {cell_row['improvement_high']:+.1f}]"
+            line.append(f"{gain}; p {_p(cell_row['welch_p'])} / {_p(cell_row['mwu_p'])}")
+        cells.append(line)
+    return cells
+
+
+def _legend(metrics: Sequence[str], better: Mapping[str, str], confidence: str) -> list[str]:
+    lower = sorted(LOWER_IS_BETTER)
+    higher = sorted(HIGHER_IS_BETTER)
+    unknown = sorted({m.split("/")[-1] for m in metrics if not better[m]})
+    lines = [
+        f"- Agent tables: estimate over seeds [{confidence} percentile-bootstrap CI over seeds]; "
+        "returns by the interquartile mean (IQM), other metrics by the mean of per-seed means "
+        "(Agarwal et al. 2021). (n=k): only k seeds have the metric.",
+        "- Comparison tables: improvement of the first variant over the second in percent of the "
+        f"second's mean, positive = better [{confidence} bootstrap CI, seeds of each resampled "
+        "independently]; p: two-sided Welch t-test (Welch 1947) / Mann-Whitney U test "
+        "(Mann & Whitney 1947) on per-seed values; n/a: undefined (fewer than 2 seeds, or no spread).",
+        f"- Lower is better (↓): {', '.join(n + ('@k' if n == 'sufficiency' else '') for n in lower)}. "
+        f"Higher is better (↑): "
+        f"{', '.join(n + ('@k' if n == 'comprehensiveness' else '') for n in higher)}.",
+    ]
+    if unknown:
+        lines.append(f"- No better direction (plain percent difference): {', '.join(unknown)}.")
+    return lines
+
+
+def _table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":--"] + ["--:"] * (len(header) - 1)) + "|"]
+    return lines + ["| " + " | ".join(line) + " |" for line in cells]
+
+
+def _decimals(values: Iterable[float]) -> int:
+    """Decimals that show 3 significant digits of the largest finite magnitude (0 to 4)."""
+    finite = [abs(v) for v in values if isinstance(v, int | float) and math.isfinite(v) and v != 0]
+    if not finite:
+        return 3
+    return int(np.clip(2 - math.floor(math.log10(max(finite))), 0, 4))
+
+
+def _fmt(value: float, decimals: int) -> str:
+    return f"{value:.{decimals}f}" if math.isfinite(value) else "n/a"
+
+
+def _p(value: float) -> str:
+    """A p-value with 3 significant digits."""
+    return f"{value:.3g}" if math.isfinite(value) else "n/a"

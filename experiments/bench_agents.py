@@ -1,0 +1,157 @@
+"""Speed and memory of CAMAL agents against stock SB3 agents with the same network.
+
+Measured side by side in one run, on MiniGrid-DoorKey-5x5 (partial view, 56 x 56 frames), 8 envs,
+the cell-aligned MiniGridCNN, CPU, one torch thread:
+
+- training env-steps/s of CamalPPO (camal loss, coef 1) / stock PPO (target >= 0.85), and of
+  CamalDQN / stock DQN (target >= 0.80). Both train on the same masked env (so env cost is
+  equal) with the same hyperparameters; the variants alternate, after a warm-up, and each ratio
+  is that of the median process CPU times (steadier than wall clock on a shared machine), with
+  the wall-clock ratio beside it;
+- policy forward time at inference, CAMAL model / stock model (target <= 1.05): ``predict`` on a
+  batch of image-only observations;
+- replay-buffer memory of CamalDQN / DQN for the same buffer size (target <= 1.3x): against DQN
+  on image-only observations (what a user without masks stores) and on the masked observations.
+
+Run: ``python experiments/bench_agents.py [--steps 4096] [--repeats 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.env_util import make_vec_env
+
+from camal_rl.agents import CamalDQN, CamalPPO, MaskPackedDictReplayBuffer, MiniGridCNN
+from camal_rl.envs import make_masked_env
+from camal_rl.hyperparams import DQN_MINIGRID, PPO_MINIGRID
+
+ENV = "MiniGrid-DoorKey-5x5-v0"
+N_ENVS = 8
+POLICY_KWARGS: dict[str, Any] = {
+    "features_extractor_class": MiniGridCNN,
+    "features_extractor_kwargs": {"tile_size": 8},
+}
+TARGETS = {"ppo": 0.85, "dqn": 0.80}
+
+
+def make_model(kind: str, camal: bool, seed: int = 0) -> BaseAlgorithm:
+    venv = make_vec_env(lambda: make_masked_env(ENV), n_envs=N_ENVS, seed=seed)
+    common: dict[str, Any] = {"seed": seed, "device": "cpu", "policy_kwargs": POLICY_KWARGS}
+    if kind == "ppo":
+        if camal:
+            return CamalPPO("MultiInputPolicy", venv, camal_coef=1.0, **PPO_MINIGRID, **common)
+        return PPO("MultiInputPolicy", venv, **PPO_MINIGRID, **common)
+    hp = {**DQN_MINIGRID, "buffer_size": 20_000, "learning_starts": 512}
+    if camal:
+        return CamalDQN("MultiInputPolicy", venv, camal_coef=1.0, **hp, **common)
+    return DQN("MultiInputPolicy", venv, **hp, **common)
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(process CPU seconds, wall seconds) of one call."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    fn()
+    return time.process_time() - cpu, time.perf_counter() - wall
+
+
+def training_ratio(kind: str, steps: int, repeats: int) -> dict[str, float]:
+    """Env-steps/s of the CAMAL and the stock agent, learning alternately ``repeats`` times."""
+    models = {"camal": make_model(kind, True), "stock": make_model(kind, False)}
+    for model in models.values():  # warm-up: first rollouts, DQN's learning_starts, lazy inits
+        model.learn(1024, reset_num_timesteps=False)
+    cpu: dict[str, list[float]] = {name: [] for name in models}
+    wall: dict[str, list[float]] = {name: [] for name in models}
+    for r in range(repeats):
+        for name in sorted(models, reverse=r % 2 == 1):
+            c, w = timed(partial(models[name].learn, steps, reset_num_timesteps=False))
+            cpu[name].append(c)
+            wall[name].append(w)
+    return {
+        "camal_steps_per_s": steps / statistics.median(cpu["camal"]),
+        "stock_steps_per_s": steps / statistics.median(cpu["stock"]),
+        "ratio_cpu": statistics.median(cpu["stock"]) / statistics.median(cpu["camal"]),
+        "ratio_wall": statistics.median(wall["stock"]) / statistics.median(wall["camal"]),
+    }
+
+
+def inference_ratio(repeats: int = 200, batch: int = 8) -> float:
+    """Median time of ``predict`` on image-only observations, CAMAL model / stock model."""
+    camal, stock = make_model("ppo", True), make_model("ppo", False)
+    env = make_masked_env(ENV)
+    images = np.stack([env.reset(seed=i)[0]["image"] for i in range(batch)])
+    times: dict[str, list[float]] = {"camal": [], "stock": []}
+    models = {"camal": camal, "stock": stock}
+    for r in range(repeats):
+        for name in sorted(models, reverse=r % 2 == 1):
+            obs = {"image": images} if name == "stock" else images  # CAMAL also takes a bare image
+            start = time.perf_counter()
+            models[name].predict(obs, deterministic=True)
+            times[name].append(time.perf_counter() - start)
+    return statistics.median(times["camal"]) / statistics.median(times["stock"])
+
+
+def buffer_bytes(buffer: ReplayBuffer) -> int:
+    observations = buffer.observations
+    arrays = list(observations.values()) if isinstance(observations, dict) else [observations]
+    next_obs = buffer.next_observations
+    arrays += list(next_obs.values()) if isinstance(next_obs, dict) else [next_obs]
+    arrays += [buffer.actions, buffer.rewards, buffer.dones, buffer.timeouts]
+    return int(sum(a.nbytes for a in arrays))
+
+
+def memory_ratios(size: int = 10_000) -> dict[str, float]:
+    """Replay-buffer bytes of CamalDQN over stock DQN's, for the same buffer size."""
+    camal = make_model("dqn", True)
+    masked_space = camal.observation_space
+    image_space = masked_space["image"]  # type: ignore[index]
+    action_space = camal.action_space
+    ours = MaskPackedDictReplayBuffer(size, masked_space, action_space, device="cpu", n_envs=N_ENVS)  # type: ignore[arg-type]
+    image_only = ReplayBuffer(size, image_space, action_space, device="cpu", n_envs=N_ENVS)
+    masked = DictReplayBuffer(size, masked_space, action_space, device="cpu", n_envs=N_ENVS)  # type: ignore[arg-type]
+    return {
+        "vs_dqn_image_only": buffer_bytes(ours) / buffer_bytes(image_only),
+        "vs_dqn_masked_obs": buffer_bytes(ours) / buffer_bytes(masked),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--steps", type=int, default=4096, help="env steps per timed learn() call")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating repetitions per agent pair")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    print(f"{ENV}, partial view, {N_ENVS} envs, MiniGridCNN, CPU, 1 torch thread")
+    for kind in ("ppo", "dqn"):
+        r = training_ratio(kind, args.steps, args.repeats)
+        verdict = "meets" if r["ratio_cpu"] >= TARGETS[kind] else "MISSES"
+        print(
+            f"training {kind}: CAMAL {r['camal_steps_per_s']:.0f} steps/s, "
+            f"stock {r['stock_steps_per_s']:.0f} steps/s;"
+            f" ratio {r['ratio_cpu']:.3f} (CPU time), {r['ratio_wall']:.3f} (wall)"
+            f" - {verdict} the target >= {TARGETS[kind]}"
+        )
+    ratio = inference_ratio()
+    print(f"inference: predict() time CAMAL / stock = {ratio:.3f} (target <= 1.05)")
+    memory = memory_ratios()
+    print(
+        f"replay memory: CamalDQN / DQN(image only) = {memory['vs_dqn_image_only']:.3f}, "
+        f"CamalDQN / DQN(masked obs) = {memory['vs_dqn_masked_obs']:.3f} (target <= 1.3)"
+    )
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()

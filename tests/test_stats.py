@@ -1,0 +1,253 @@
+"""Tests between agent variants and the comparison table (camal_rl.stats), with numbers checked by
+hand."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from camal_rl.errors import InputError
+from camal_rl.results import load_results
+from camal_rl.stats import (
+    COLUMNS,
+    better_direction,
+    comparison_table,
+    format_markdown,
+    mann_whitney_u,
+    percent_improvement,
+    welch_t_test,
+    write_csv,
+    write_markdown,
+)
+from tests.synthetic_runs import metrics_report, write_run
+
+
+def test_welch_t_test_by_hand():
+    # a: mean 3, variance 2.5; b: mean 6, variance 10; n = 5 each
+    # t = (3 - 6) / sqrt(2.5 / 5 + 10 / 5) = -3 / sqrt(2.5) = -1.8973666
+    # df = (0.5 + 2) ** 2 / (0.5 ** 2 / 4 + 2 ** 2 / 4) = 6.25 / 1.0625 = 5.8823529 (Welch-Satterthwaite)
+    result = welch_t_test([1, 2, 3, 4, 5], [2, 4, 6, 8, 10])
+    assert result.statistic == pytest.approx(-3 / math.sqrt(2.5))
+    assert result.df == pytest.approx(6.25 / 1.0625)
+    assert result.p_value == pytest.approx(2 * sps.t.sf(3 / math.sqrt(2.5), 6.25 / 1.0625))
+    assert result.p_value == pytest.approx(0.10753, abs=1e-5)
+    assert (result.n_a, result.n_b, result.note) == (5, 5, "")
+
+
+def test_welch_p_value_against_closed_form_for_four_degrees_of_freedom():
+    # equal variances 0.01, n = 3: t = 0.4 / sqrt(0.02 / 3) = sqrt(24), df = 4 exactly.
+    # For 4 degrees of freedom P(|T| > t) = 1 - sqrt(x) * (1 + (1 - x) / 2), x = t^2 / (t^2 + 4) = 6 / 7
+    result = welch_t_test([0.6, 0.7, 0.8], [0.2, 0.3, 0.4])
+    x = 6 / 7
+    assert result.statistic == pytest.approx(math.sqrt(24))
+    assert result.df == pytest.approx(4.0)
+    assert result.p_value == pytest.approx(1 - math.sqrt(x) * (1 + (1 - x) / 2))  # 0.00805
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "u", "p", "method"),
+    [
+        # fully separated 3 vs 3: U = 0, exact two-sided p = 2 / C(6, 3) = 2 / 20
+        ([1, 2, 3], [4, 5, 6], 0.0, 0.1, "exact"),
+        ([4, 5, 6], [1, 2, 3], 9.0, 0.1, "exact"),
+        # one pair out of order: U = 1; P(U <= 1) = 2 / 20, two-sided 0.2
+        ([1, 2, 4], [3, 5, 6], 1.0, 0.2, "exact"),
+        # ties: the exact permutation p is 2 / 20 (scipy's normal approximation would say 0.047)
+        ([1, 1, 1], [2, 2, 2], 0.0, 0.1, "permutation"),
+        # a = {1, 1, 2}: U = 0.5 (the 2 ties one 2 of b); as extreme: a gets either 2 (U = 0.5) or
+        # the mirror image (U = 8.5): 4 of 20 splits
+        ([1, 1, 2], [2, 3, 3], 0.5, 0.2, "permutation"),
+    ],
+)
+def test_mann_whitney_u_by_hand(a, b, u, p, method):
+    result = mann_whitney_u(a, b)
+    assert result.statistic == pytest.approx(u)
+    assert result.p_value == pytest.approx(p)
+    assert result.method == method
+
+
+def test_degenerate_inputs_give_nan_with_a_reason():
+    for test in (welch_t_test, mann_whitney_u):
+        one = test([1.0], [2.0, 3.0])
+        assert math.isnan(one.p_value)
+        assert "at least 2 seeds" in one.note
+        same = test([0.5, 0.5], [0.5, 0.5, 0.5])
+        assert math.isnan(same.statistic)
+        assert math.isnan(same.p_value)
+        assert "all values are equal" in same.note
+    constant = welch_t_test([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
+    assert math.isnan(constant.p_value)
+    assert "zero variance" in constant.note
+    assert mann_whitney_u([1.0, 1.0, 1.0], [2.0, 2.0, 2.0]).p_value == pytest.approx(0.1)
+    # nan values (seeds without the metric) are dropped
+    with_nan = welch_t_test([1, 2, 3, 4, 5, np.nan], [2, 4, 6, 8, 10])
+    assert with_nan.n_a == 5
+    assert with_nan.statistic == pytest.approx(-3 / math.sqrt(2.5))
+
+
+def test_percent_improvement_by_hand():
+    # 100 * (0.6 - 0.4) / 0.4 = +50 %
+    gain = percent_improvement([0.5, 0.6, 0.7], [0.3, 0.4, 0.5], rng=0)
+    assert gain.estimate == pytest.approx(50.0)
+    # each resampled mean lies in [0.5, 0.7] and [0.3, 0.5]: ratios within [0, 133.3]
+    assert 0.0 <= gain.ci_low < 50.0 < gain.ci_high <= 100 * 0.4 / 0.3
+    assert percent_improvement([0.5, 0.6, 0.7], [0.3, 0.4, 0.5], rng=0) == gain  # seeded
+    # lower is better: 100 * (0.3 - 0.4) / 0.4 = -25 %, reported as +25 % (an improvement)
+    lower = percent_improvement([0.2, 0.3, 0.4], [0.4, 0.4, 0.4], lower_is_better=True)
+    assert lower.estimate == pytest.approx(25.0)
+    # constant groups: every resample gives the same ratio
+    flat = percent_improvement([0.6] * 3, [0.4] * 3)
+    assert (flat.estimate, flat.ci_low, flat.ci_high) == pytest.approx((50.0, 50.0, 50.0))
+    # a negative reference: -1 is 50 % better than -2, in percent of |-2|
+    assert percent_improvement([-1.0, -1.0], [-2.0, -2.0]).estimate == pytest.approx(50.0)
+
+
+def test_percent_improvement_degenerate():
+    zero = percent_improvement([1.0, 2.0], [0.0, 0.0])
+    assert math.isnan(zero.estimate)
+    assert "mean is 0" in zero.note
+    single = percent_improvement([0.6], [0.4, 0.4])
+    assert single.estimate == pytest.approx(50.0)
+    assert math.isnan(single.ci_low)
+    assert "at least 2" in single.note
+    crossing = percent_improvement([1.0, 1.0], [0.0, 1.0])
+    assert crossing.estimate == pytest.approx(100.0)
+    assert math.isnan(crossing.ci_high)
+    assert "mean 0" in crossing.note
+    with pytest.raises(InputError, match="confidence"):
+        percent_improvement([1.0], [1.0], confidence=95)
+
+
+def test_better_direction():
+    assert better_direction("return") == "higher"
+    assert better_direction("gradcam/deletion_auc") == "lower"
+    assert better_direction("perturbation/sufficiency@10") == "lower"
+    assert better_direction("gradcam/comprehensiveness@20") == "higher"
+    assert better_direction("distractors/return") == "higher"
+    assert better_direction("length") == ""
+
+
+# per seed (one episode each): return, Grad-CAM EPG, Grad-CAM deletion AUC
+SWEEP = {
+    "none": [(0.1, 0.2, 0.5), (0.2, 0.3, 0.5), (0.3, 0.4, 0.6)],
+    "camal": [(0.4, 0.6, 0.3), (0.5, 0.7, 0.3), (0.9, 0.8, 0.3)],
+    "energy": [(0.3, 0.5, 0.4), (0.35, 0.55, 0.4), (0.4, 0.6, 0.4)],
+}
+METRICS = ["return", "gradcam/epg", "gradcam/deletion_auc"]
+
+
+def write_sweep(root):
+    for method, seeds in SWEEP.items():
+        for seed, (ret, epg, deletion) in enumerate(seeds):
+            report = metrics_report([ret], saliency={"gradcam": {"epg": [epg], "deletion_auc": [deletion]}})
+            write_run(root, method=method, seed=seed, metrics=report)
+    write_run(root, method="camal", seed=3, state="running")  # not evaluated yet
+
+
+def row_of(rows, label, metric, versus=""):
+    (row,) = [r for r in rows if (r["label"], r["metric"], r["versus"]) == (label, metric, versus)]
+    return row
+
+
+def test_comparison_table_on_a_synthetic_sweep(tmp_path):
+    write_sweep(tmp_path)
+    rows = comparison_table(load_results([tmp_path]), METRICS)
+
+    # 3 variants x 3 metrics summaries; camal vs none, energy vs none, camal vs energy x 3 metrics
+    assert len(rows) == 9 + 9
+    assert all(list(r) == list(COLUMNS) for r in rows)
+    assert {(r["label"], r["versus"]) for r in rows if r["versus"]} == {
+        ("ppo-camal", "ppo-none"),
+        ("ppo-energy", "ppo-none"),
+        ("ppo-camal", "ppo-energy"),
+    }
+    none = row_of(rows, "ppo-none", "return")
+    assert (none["n"], none["mean"], none["statistic"]) == (3, pytest.approx(0.2), "iqm")
+    assert none["iqm"] == pytest.approx(0.2)  # IQM of 3 values trims none: the mean
+    camal = row_of(rows, "ppo-camal", "gradcam/epg")
+    assert (camal["n_runs"], camal["n"], camal["seeds"]) == (4, 3, "0 1 2")
+    assert camal["estimate"] == pytest.approx(0.7)
+    assert camal["statistic"] == "mean"
+
+    vs_none = row_of(rows, "ppo-camal", "gradcam/epg", "ppo-none")
+    assert vs_none["welch_t"] == pytest.approx(math.sqrt(24))
+    assert vs_none["welch_df"] == pytest.approx(4.0)
+    assert vs_none["welch_p"] == pytest.approx(1 - math.sqrt(6 / 7) * (1 + 1 / 14))
+    assert (vs_none["mwu_u"], vs_none["mwu_p"]) == (9.0, pytest.approx(0.1))
+    assert vs_none["improvement_pct"] == pytest.approx(100 * (0.7 - 0.3) / 0.3)
+    assert vs_none["versus_n"] == 3
+    assert vs_none["versus_mean"] == pytest.approx(0.3)
+    assert vs_none["better"] == "higher"
+    assert vs_none["estimate"] == camal["estimate"]
+
+    # deletion AUC, lower is better: camal 0.3 vs energy 0.4 is +25 %; both constant: no Welch t
+    deletion = row_of(rows, "ppo-camal", "gradcam/deletion_auc", "ppo-energy")
+    assert deletion["better"] == "lower"
+    assert deletion["improvement_pct"] == pytest.approx(25.0)
+    assert deletion["improvement_low"] == pytest.approx(25.0) == deletion["improvement_high"]
+    assert math.isnan(deletion["welch_p"])
+    assert "zero variance" in deletion["note"]
+    assert deletion["mwu_p"] == pytest.approx(0.1)
+    assert deletion["mwu_method"] == "permutation"
+    # vs the baseline 0.5333: -100 * (0.3 - 1.6 / 3) / (1.6 / 3) = +43.75 %
+    assert row_of(rows, "ppo-camal", "gradcam/deletion_auc", "ppo-none")["improvement_pct"] == pytest.approx(
+        43.75
+    )
+
+
+def test_comparison_table_names_are_checked(tmp_path):
+    write_sweep(tmp_path)
+    results = load_results([tmp_path])
+    with pytest.raises(InputError, match="'nnone' is neither a method"):
+        comparison_table(results, METRICS, baseline="nnone")
+    with pytest.raises(InputError, match="gradcam/epgg"):
+        comparison_table(results, ["gradcam/epgg"])
+    # labels work as names, and a known method with no runs gives no comparison
+    rows = comparison_table(results, ["return"], baseline="ppo-energy", pairs=[("camal", "rrr")])
+    assert {(r["label"], r["versus"]) for r in rows if r["versus"]} == {
+        ("ppo-camal", "ppo-energy"),
+        ("ppo-none", "ppo-energy"),
+    }
+
+
+def test_markdown_and_csv(tmp_path):
+    write_sweep(tmp_path / "runs")
+    rows = comparison_table(load_results([tmp_path / "runs"]), METRICS)
+    text = write_markdown(rows, tmp_path / "table.md").read_text()
+    assert text == format_markdown(rows)
+    lines = text.splitlines()
+    assert lines[0] == "### MiniGrid-DoorKey-5x5-v0"
+    assert lines[2] == "| agent | seeds | return (IQM) ↑ | gradcam/epg ↑ | gradcam/deletion_auc ↓ |"
+    # one row per agent variant, baseline first; 3 significant digits of the column's largest value
+    assert [line.split("|")[1].strip() for line in lines[4:7]] == ["ppo-none", "ppo-camal", "ppo-energy"]
+    (none,) = [line for line in lines if line.startswith("| ppo-none |")]
+    assert none.startswith("| ppo-none | 3 | 0.200 [")
+    (camal,) = [line for line in lines if line.startswith("| ppo-camal |")]
+    assert camal.startswith("| ppo-camal | 4 | 0.600 [0.400, 0.900] (n=3) |")
+    assert "0.700 [" in camal
+    assert "(n=3)" in camal
+    (comparison,) = [line for line in lines if line.startswith("| ppo-camal vs ppo-none |")]
+    cells = [c.strip() for c in comparison.strip("|").split("|")]
+    assert cells[2].startswith("+133.3% [")
+    assert cells[2].endswith("; p 0.00805 / 0.1")
+    assert cells[3].startswith("+43.8% [")
+    assert any(line.startswith("- Lower is better (↓): deletion_auc, sufficiency@k.") for line in lines)
+    (higher,) = [line for line in lines if "Higher is better" in line]
+    for name in ("insertion_auc", "comprehensiveness@k", "epg", "iou", "pointing_game", "roc_auc", "return"):
+        assert name in higher
+
+    with write_csv(rows, tmp_path / "table.csv").open() as f:
+        reader = csv.DictReader(f)
+        read = list(reader)
+    assert tuple(reader.fieldnames or ()) == COLUMNS
+    assert len(read) == len(rows)
+    csv_row = next(
+        r for r in read if (r["label"], r["metric"], r["versus"]) == ("ppo-camal", "return", "ppo-none")
+    )
+    assert float(csv_row["mean"]) == pytest.approx(0.6)
+    assert float(csv_row["mwu_p"]) == pytest.approx(0.1)
+    assert format_markdown([]) == "No results.\n"
