@@ -52,6 +52,7 @@ test: lint typecheck pytest
 bench: install
 	$(BIN)/python experiments/bench_envs.py
 	$(BIN)/python experiments/bench_saliency.py
+	$(BIN)/python experiments/bench_metrics.py
 	$(BIN)/python experiments/bench_agents.py
 
 clean:

@@ -38,6 +38,11 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
+    "demo": Command(
+        "the main job: train a CAMAL agent and a baseline, compare them, record a video",
+        "camal_rl.demo:DemoConfig",
+        "camal_rl.demo:demo",
+    ),
     "envs": Command("list the masked environments", "camal_rl.cli:EnvsConfig", "camal_rl.cli:envs"),
     "train": Command(
         "train one agent into a run directory", "camal_rl.config:TrainConfig", "camal_rl.train:train"

@@ -7,19 +7,60 @@ Budgets are stated here so that results files can be traced back to them.
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
+from camal_rl.compare import SweepConfig
 from camal_rl.config import TrainConfig
 
 DOORKEY = "MiniGrid-DoorKey-5x5-v0"
 LAVA = "MiniGrid-LavaCrossingS9N1-v0"
 VIZDOOM_BASIC = "VizdoomBasic-v1"
 
+STUDY = Path("experiments/camal_study/runs")
+"""Where the study's sweeps write their runs (see experiments/camal_study/RESULTS.md)."""
+
+# The study's (env x algo) cells: budgets at which the baseline plateaus, stated here.
+DOORKEY_PPO = TrainConfig(
+    env=DOORKEY, steps=300_000, n_envs=8, eval_freq=10_000, eval_episodes=10, checkpoint_freq=100_000
+)
+DOORKEY_DQN = TrainConfig(
+    algo="dqn",
+    env=DOORKEY,
+    steps=300_000,
+    n_envs=4,
+    eval_freq=10_000,
+    eval_episodes=10,
+    checkpoint_freq=100_000,
+)
+LAVA_PPO = TrainConfig(
+    env=LAVA, steps=500_000, n_envs=8, eval_freq=20_000, eval_episodes=10, checkpoint_freq=100_000
+)
+VIZDOOM_PPO = TrainConfig(
+    env=VIZDOOM_BASIC,
+    steps=300_000,
+    n_envs=8,
+    env_kwargs=("frame_skip=4",),
+    eval_freq=20_000,
+    eval_episodes=10,
+    checkpoint_freq=100_000,
+)
+TUNING_GRID = (
+    "none",
+    "camal:0.1",
+    "camal:1",
+    "camal:10",
+    "energy:0.1",
+    "energy:1",
+    "energy:10",
+    "rrr:10",
+    "rrr:1000",
+)
+"""Coefficients tried per method (rrr's loss is ~1e-4 at coef 1 on DoorKey, hence its range)."""
+STUDY_EVAL: dict[str, Any] = {"episodes": 20, "distractors": 1, "max_steps_scored": 32, "workers": 2}
+
 PRESETS: dict[str, Any] = {
-    # The README's main job: a few minutes on 2 CPU cores.
-    "demo": TrainConfig(
-        env=DOORKEY, steps=20_000, n_envs=8, eval_freq=5_000, eval_episodes=5, checkpoint_freq=0
-    ),
     "doorkey-ppo": TrainConfig(env=DOORKEY, steps=300_000, n_envs=8, eval_freq=10_000, eval_episodes=10),
     "doorkey-dqn": TrainConfig(
         algo="dqn", env=DOORKEY, steps=300_000, n_envs=4, eval_freq=10_000, eval_episodes=10
@@ -32,5 +73,19 @@ PRESETS: dict[str, Any] = {
         env_kwargs=("frame_skip=4",),
         eval_freq=20_000,
         eval_episodes=10,
+    ),
+    # The study (experiments/camal_study): one sweep per step, run in this order by run_study.sh.
+    "study-sanity": SweepConfig(
+        cells=(DOORKEY_PPO,), methods=("none", "camal"), seeds=(0,), out=STUDY / "sanity", **STUDY_EVAL
+    ),
+    # Coefficient tuning on seeds that the study never reports (100, 101), at 150k steps.
+    "study-tune": SweepConfig(
+        cells=(dataclasses.replace(DOORKEY_PPO, steps=150_000),),
+        methods=TUNING_GRID,
+        seeds=(100, 101),
+        out=STUDY / "tune",
+        episodes=10,
+        faithfulness=False,
+        workers=2,
     ),
 }

@@ -1,0 +1,109 @@
+"""The camal-rl console script: dispatch, presets, errors without tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from camal_rl.cli import COMMANDS, main, parse
+from camal_rl.config import TrainConfig
+from camal_rl.rundir import RunDir
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0, name
+        assert "usage: camal-rl " + name in capsys.readouterr().out
+
+
+def test_usage_and_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "commands:" in capsys.readouterr().out
+    assert main(["trian"]) == 2
+    assert "unknown command 'trian' (did you mean train?)" in capsys.readouterr().err
+
+
+def test_envs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["envs", "--contains", "doorkey-5x5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == [
+        "camal_rl/MiniGrid-DoorKey-5x5-v0",
+        "partial",
+        "56x56x3",
+        "key,",
+        "door,",
+        "goal",
+    ]
+    assert lines[2].split()[:3] == ["camal_rl/MiniGrid-DoorKey-5x5-v0", "full", "40x40x3"]
+
+
+def test_train_and_evaluate_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--steps", "128", "--n-envs", "2", "--hp", "n_steps=64", "batch_size=64", "n_epochs=1"]
+    args += ["--eval-freq", "0", "--no-progress-bar", "--device", "cpu", "--out", str(out)]
+    assert main(args) == 0
+    assert RunDir(out).is_trained()
+    assert main(args) == 2
+    assert "exists; pass --resume" in capsys.readouterr().err
+    evaluate = ["evaluate", str(out), "--episodes", "1", "--methods", "gradcam", "--no-faithfulness"]
+    assert main([*evaluate, "--max-steps-scored", "2", "--device", "cpu"]) == 0
+    assert RunDir(out).metrics.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--env", "MiniGrid-DorKey-5x5-v0"], "close matches: camal_rl/MiniGrid-DoorKey-5x5-v0"),
+        (["train", "--preset", "nope"], "unknown preset 'nope'"),
+        (["train", "--hp", "gama=0.9"], "did you mean gamma"),
+        (["evaluate", "missing-run"], "missing-run does not exist"),
+        (["compare", "--methods", "gradcam"], "unknown method 'gradcam'"),
+    ],
+)
+def test_bad_input_is_a_message_not_a_traceback(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*args, *(["--out", str(tmp_path / "x")] if args[0] != "evaluate" else [])]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_bad_option_values_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--algo", "sac"])
+    assert exit_info.value.code == 2
+
+
+def test_preset_is_the_default_and_hp_adds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    presets = tmp_path / "presets.py"
+    presets.write_text(
+        "from camal_rl.config import TrainConfig\n"
+        "PRESETS = {'small': TrainConfig(steps=512, seed=3, hp=('n_steps=64',))}\n"
+    )
+    monkeypatch.setenv("CAMAL_RL_PRESETS", str(presets))
+    _, cfg = parse(["train", "--preset", "small", "--seed", "5", "--hp", "batch_size=32"])
+    assert isinstance(cfg, TrainConfig)
+    assert (cfg.steps, cfg.seed, cfg.preset) == (512, 5, "small")
+    assert cfg.hp == ("n_steps=64", "batch_size=32")
+
+
+def test_console_script_smoke() -> None:
+    script = Path(sys.executable).parent / "camal-rl"
+    assert script.exists(), "pip install -e . installs the camal-rl console script next to python"
+    result = subprocess.run(
+        [str(script), "envs", "--contains", "LavaCrossingS9N1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "camal_rl/MiniGrid-LavaCrossingS9N1-v0  partial" in result.stdout

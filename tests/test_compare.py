@@ -1,0 +1,120 @@
+"""camal-rl compare: a tiny sweep in a process pool and on a local Ray instance, skipping and
+resuming runs, aggregation from files, refusals."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from camal_rl.compare import SweepConfig, compare, parse_variant
+from camal_rl.config import TrainConfig
+from camal_rl.errors import InputError, MissingExtraError
+from camal_rl.rundir import RunDir
+
+CELL = TrainConfig(
+    steps=128, n_envs=2, hp=("n_steps=64", "batch_size=64", "n_epochs=1"), eval_freq=0, checkpoint_freq=0
+)
+
+
+def tiny_sweep(out: Path, **kwargs: Any) -> SweepConfig:
+    base: dict[str, Any] = {
+        "cells": (CELL,),
+        "methods": ("none", "camal:0.5"),
+        "seeds": (0,),
+        "out": out,
+        "episodes": 1,
+        "max_steps_scored": 2,
+        "saliency": ("gradcam",),
+        "faithfulness": False,
+        "workers": 2,
+    }
+    return SweepConfig(**{**base, **kwargs})
+
+
+def comparable(metrics_file: Path) -> dict[str, Any]:
+    """metrics.json without the fields that name paths."""
+    report = json.loads(metrics_file.read_text())
+    return {k: v for k, v in report.items() if k not in ("run", "model")}
+
+
+@pytest.fixture(scope="module")
+def pool_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sweep") / "pool"
+    compare(tiny_sweep(out))
+    return out
+
+
+def test_sweep_writes_runs_tables_and_plots(pool_sweep: Path) -> None:
+    runs = sorted(p.parent.parent.name for p in pool_sweep.glob("*/*/seed0/metrics.json"))
+    assert runs == ["ppo-camal-c0.5", "ppo-none"]
+    for label in runs:
+        run = RunDir(pool_sweep / "MiniGrid-DoorKey-5x5-v0" / label / "seed0")
+        assert run.is_evaluated()
+        assert (run.path.parent / "seed0.log").exists()
+    table = (pool_sweep / "comparison.md").read_text()
+    assert "| ppo-camal-c0.5 vs ppo-none |" in table
+    assert (pool_sweep / "comparison.csv").exists()
+    assert (pool_sweep / "plots" / "bars_gradcam_epg.png").exists()
+
+
+def test_finished_runs_are_skipped_and_unfinished_ones_resumed(
+    pool_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(pool_sweep, out)
+    unfinished = RunDir(out / "MiniGrid-DoorKey-5x5-v0" / "ppo-none" / "seed0")
+    unfinished.metrics.unlink()
+    unfinished.write_status("interrupted", num_timesteps=64)
+    compare(tiny_sweep(out))
+    printed = capsys.readouterr().out
+    assert "2 runs, 1 to train or evaluate" in printed
+    assert "skipped" in printed
+    assert unfinished.is_evaluated()
+    assert "resuming" in (unfinished.path.parent / "seed0.log").read_text()
+
+
+def test_ray_backend_writes_the_same_files(pool_sweep: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="install the ray extra: pip install 'camal-rl[ray]'")
+    out = tmp_path / "ray"
+    compare(tiny_sweep(out, backend="ray"))
+    pool_files = sorted(p.relative_to(pool_sweep) for p in pool_sweep.rglob("*") if p.is_file())
+    ray_files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    ignore = ("events.out.tfevents",)
+    assert [p for p in ray_files if not p.name.startswith(ignore)] == [
+        p for p in pool_files if not p.name.startswith(ignore)
+    ]
+    for metrics in pool_sweep.glob("*/*/seed0/metrics.json"):
+        assert comparable(out / metrics.relative_to(pool_sweep)) == comparable(metrics)
+    assert (out / "comparison.csv").read_text() == (pool_sweep / "comparison.csv").read_text()
+
+
+def test_ray_backend_without_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_ray(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "ray":
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(MissingExtraError, match=r"pip install 'camal-rl\[ray\]'"):
+        compare(tiny_sweep(tmp_path, backend="ray"))
+
+
+def test_variants_and_refusals(tmp_path: Path) -> None:
+    assert parse_variant("camal:0.1") == ("camal", 0.1)
+    assert parse_variant("none") == ("none", None)
+    with pytest.raises(InputError, match="unknown method 'gradcam'"):
+        parse_variant("gradcam")
+    with pytest.raises(InputError, match="is not a number"):
+        parse_variant("camal:big")
+    with pytest.raises(InputError, match="--workers, --episodes and --threads must be >= 1"):
+        compare(tiny_sweep(tmp_path, workers=0))
+    with pytest.raises(InputError, match="close matches"):
+        compare(tiny_sweep(tmp_path, cells=(TrainConfig(env="MiniGrid-DoorKy-5x5-v0"),)))
