@@ -41,7 +41,7 @@ from camal_rl.errors import InputError
 from camal_rl.evaluation import EVAL_SEED, Episode, collect_episodes
 from camal_rl.metrics import energy_pointing_game
 from camal_rl.saliency import SALIENCY_METHODS, compute_saliency, eval_mode
-from camal_rl.visual import GAP, SEPARATOR, mask_outline, upscale
+from camal_rl.visual import join_images, mask_outline, upscale
 
 if TYPE_CHECKING:
     from camal_rl.agents import PolicyScorer
@@ -237,22 +237,13 @@ def compose_frame(
 
 
 def tile_side_by_side(tiles: Sequence[np.ndarray]) -> np.ndarray:
-    """Join tiles left to right with :data:`~camal_rl.visual.GAP` columns of
-    :data:`~camal_rl.visual.SEPARATOR` between them, padding shorter tiles at the bottom with black.
+    """Join agents' tiles left to right (:func:`camal_rl.visual.join_images` along columns):
+    :data:`~camal_rl.visual.GAP` columns of :data:`~camal_rl.visual.SEPARATOR` between them,
+    shorter tiles padded at the bottom with black.
 
     :return: (max height, sum of widths + GAP * (n - 1), 3) uint8.
     """
-    if not tiles:
-        raise InputError("tile_side_by_side needs at least one tile")
-    height = max(tile.shape[0] for tile in tiles)
-    parts: list[np.ndarray] = []
-    for tile in tiles:
-        if parts:
-            gap = np.empty((height, GAP, 3), np.uint8)
-            gap[:] = SEPARATOR
-            parts.append(gap)
-        parts.append(np.pad(tile, ((0, height - tile.shape[0]), (0, 0), (0, 0))))
-    return np.concatenate(parts, axis=1)
+    return join_images(tiles, axis=1)
 
 
 def pad_even(frame: np.ndarray) -> np.ndarray:

@@ -148,20 +148,32 @@ def frame_mask_panel(
     return np.concatenate([top, legend(mask_classes, top.shape[1])], axis=0)
 
 
-def stack_panels(panels: Sequence[np.ndarray]) -> np.ndarray:
-    """Stack images top to bottom, padding narrower ones on the right with black and separating
-    them with :data:`GAP` rows of :data:`SEPARATOR`."""
-    if not panels:
-        raise InputError("stack_panels needs at least one image")
-    width = max(panel.shape[1] for panel in panels)
+def join_images(images: Sequence[np.ndarray], axis: int) -> np.ndarray:
+    """Join images top to bottom (``axis=0``) or left to right (``axis=1``), padding the smaller
+    ones with black (at the bottom or on the right) and separating them with :data:`GAP` lines of
+    :data:`SEPARATOR`.
+
+    :raises InputError: no image.
+    """
+    if not images:
+        raise InputError("join_images needs at least one image")
+    across = 1 - axis
+    size = max(image.shape[across] for image in images)
     parts: list[np.ndarray] = []
-    for panel in panels:
+    for image in images:
         if parts:
-            gap = np.empty((GAP, width, 3), np.uint8)
-            gap[:] = SEPARATOR
-            parts.append(gap)
-        parts.append(np.pad(panel, ((0, 0), (0, width - panel.shape[1]), (0, 0))))
-    return np.concatenate(parts, axis=0)
+            gap_shape = [0, 0, 3]
+            gap_shape[axis], gap_shape[across] = GAP, size
+            parts.append(np.full(gap_shape, SEPARATOR, np.uint8))
+        padding = [(0, 0), (0, 0), (0, 0)]
+        padding[across] = (0, size - image.shape[across])
+        parts.append(np.pad(image, padding))
+    return np.concatenate(parts, axis=axis)
+
+
+def stack_panels(panels: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack images top to bottom (:func:`join_images` along rows)."""
+    return join_images(panels, axis=0)
 
 
 def _check_mask(mask: np.ndarray) -> np.ndarray:

@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -57,14 +59,10 @@ def make_variant(variant: str, resolution: tuple[int, int], frame_skip: int) -> 
 
 
 def steps_per_second(env: gym.Env, actions: np.ndarray, seed: int) -> float:
-    """Steps/s replaying ``actions`` from ``reset(seed=seed)``, resets included."""
-    env.reset(seed=seed)
-    start = time.perf_counter()
-    for action in actions:
-        _, _, terminated, truncated, _ = env.step(int(action))
-        if terminated or truncated:
-            env.reset()
-    return len(actions) / (time.perf_counter() - start)
+    """Steps per wall-clock second (the engine runs in its own process, so CPU time would miss it)."""
+    from experiments.bench_envs import steps_per_second as replay  # importable once main() set sys.path
+
+    return replay(env, actions, seed, clock=time.perf_counter)
 
 
 def bench_config(
@@ -138,4 +136,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    # Run as a script, the repository root is not on sys.path; `experiments.*` needs it.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     main()

@@ -179,7 +179,7 @@ def test_tile_side_by_side_and_pad_even() -> None:
     assert not tiled[3:, :2].any()  # the shorter tile is padded with black
     assert (tiled[:, 2 : 2 + GAP] == SEPARATOR).all()
     assert (tiled[:, 2 + GAP :] == 9).all()
-    with pytest.raises(InputError, match="at least one tile"):
+    with pytest.raises(InputError, match="at least one image"):
         tile_side_by_side([])
     padded = pad_even(tiled)  # (5, 10) -> (6, 10)
     assert padded.shape == (6, 10, 3)

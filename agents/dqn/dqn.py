@@ -11,25 +11,19 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv
 from torch.nn import functional as F
 
+from ..common.algorithm import CamalAlgorithm
 from ..common.attention import (
     MASK_KEY,
     AttentionLog,
-    CoefSchedule,
-    as_image_observation,
     attention_term,
-    check_discrete_actions,
-    check_masked_observation_space,
-    coef_at,
-    validate_camal_settings,
 )
 from ..common.buffers import MaskPackedDictReplayBuffer
-from ..common.extractors import default_extractor_kwargs, env_tile_size
 from .policies import CamalDQNPolicy, q_values_with_maps
 
 DQN_TARGETS = ("action", "greedy")
 
 
-class CamalDQN(DQN):
+class CamalDQN(CamalAlgorithm, DQN):
     """DQN with the CAMAL auxiliary attention loss (Class Activation Map Attention Learning;
     Hundal, Xiao, Dong, Rigger, arXiv 2605.08325, 2026).
 
@@ -52,42 +46,11 @@ class CamalDQN(DQN):
         "CamalPolicy": CamalDQNPolicy,
     }
 
-    def __init__(
-        self,
-        policy: str | type[CamalDQNPolicy],
-        env: GymEnv | str | None,
-        camal_coef: CoefSchedule = 1.0,
-        camal_loss: str = "camal",
-        camal_target: str = "action",
-        **kwargs: Any,
-    ) -> None:
-        validate_camal_settings(camal_coef, camal_loss, camal_target, DQN_TARGETS)
-        self.camal_coef = camal_coef
-        self.camal_loss = camal_loss
-        self.camal_target = camal_target
+    camal_targets = DQN_TARGETS
+
+    def __init__(self, policy: str | type[CamalDQNPolicy], env: GymEnv | str | None, **kwargs: Any) -> None:
         kwargs.setdefault("replay_buffer_class", MaskPackedDictReplayBuffer)
-        super().__init__(policy, env, **kwargs)  # type: ignore[arg-type]
-
-    def _setup_model(self) -> None:
-        check_masked_observation_space(self.observation_space)
-        check_discrete_actions(self.action_space, type(self).__name__)
-        if "features_extractor_class" not in self.policy_kwargs:
-            self.policy_kwargs.update(default_extractor_kwargs(env_tile_size(self.env)))
-        super()._setup_model()
-
-    def current_camal_coef(self) -> float:
-        """The attention weight at the current training progress."""
-        return coef_at(self.camal_coef, self._current_progress_remaining)
-
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """DQN's epsilon-greedy ``predict``; also takes a bare image (no mask needed to act)."""
-        return super().predict(as_image_observation(observation), state, episode_start, deterministic)
+        super().__init__(policy, env, **kwargs)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """Copied from stable-baselines3 2.9.2 ``DQN.train``; every change is marked ``# CAMAL:``."""
@@ -97,7 +60,7 @@ class CamalDQN(DQN):
         self._update_learning_rate(self.policy.optimizer)
         # CAMAL: the attention weight of this update and its statistics
         camal_coef = self.current_camal_coef()
-        train_attention = camal_coef > 0 and self.camal_loss != "none"
+        train_attention = self.trains_attention
         attention_log = AttentionLog()
 
         losses = []

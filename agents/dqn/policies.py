@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.preprocessing import preprocess_obs
-from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.dqn.policies import MultiInputPolicy, QNetwork
 from torch import Tensor
 
-from ..common.attention import as_image_observation
-from ..common.extractors import IMAGE_KEY, CamFeaturesExtractor, NatureCamCNN, check_cam_extractor
+from ..common.algorithm import CamPolicy
+from ..common.extractors import IMAGE_KEY, CamFeaturesExtractor
 
 
-class CamalDQNPolicy(MultiInputPolicy):
+class CamalDQNPolicy(CamPolicy, MultiInputPolicy):
     """SB3's DQN ``MultiInputPolicy`` over a :class:`CamFeaturesExtractor`, which reads
     ``obs["image"]`` only; ``predict`` also takes a bare image.
 
@@ -26,32 +22,6 @@ class CamalDQNPolicy(MultiInputPolicy):
         CamalDQN picks :class:`MiniGridCNN` for MiniGrid envs).
     :param kwargs: the other (keyword) arguments of DQN's ``MultiInputPolicy``.
     """
-
-    def __init__(
-        self,
-        observation_space: spaces.Dict,
-        action_space: spaces.Discrete,
-        lr_schedule: Schedule,
-        features_extractor_class: type[CamFeaturesExtractor] = NatureCamCNN,
-        **kwargs: Any,
-    ) -> None:
-        check_cam_extractor(features_extractor_class)
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            features_extractor_class=features_extractor_class,
-            **kwargs,
-        )
-
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        return super().predict(as_image_observation(observation), state, episode_start, deterministic)
 
 
 def q_values_with_maps(

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 from stable_baselines3.common.preprocessing import preprocess_obs
-from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import Tensor
 
-from ..common.attention import as_image_observation
-from ..common.extractors import IMAGE_KEY, CamFeaturesExtractor, NatureCamCNN, check_cam_extractor
+from ..common.algorithm import CamPolicy
+from ..common.extractors import IMAGE_KEY, CamFeaturesExtractor
 
 
 class AttentionForward(NamedTuple):
@@ -34,7 +32,7 @@ class AttentionForward(NamedTuple):
     """(B, C, H, W) preprocessed images; they require grad when asked for (``rrr``)."""
 
 
-class CamalActorCriticPolicy(MultiInputActorCriticPolicy):
+class CamalActorCriticPolicy(CamPolicy, MultiInputActorCriticPolicy):
     """SB3's ``MultiInputActorCriticPolicy`` over a :class:`CamFeaturesExtractor`, which reads
     ``obs["image"]`` only. Acting is SB3's own forward (no hooks, no extra cost); training reads the
     attention maps through :meth:`evaluate_actions_with_maps`. ``predict`` also takes a bare image.
@@ -50,23 +48,6 @@ class CamalActorCriticPolicy(MultiInputActorCriticPolicy):
     features_extractor: CamFeaturesExtractor
     pi_features_extractor: CamFeaturesExtractor
     vf_features_extractor: CamFeaturesExtractor
-
-    def __init__(
-        self,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space,
-        lr_schedule: Schedule,
-        features_extractor_class: type[CamFeaturesExtractor] = NatureCamCNN,
-        **kwargs: Any,
-    ) -> None:
-        check_cam_extractor(features_extractor_class)
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            features_extractor_class=features_extractor_class,
-            **kwargs,
-        )
 
     def evaluate_actions_with_maps(
         self, obs: PyTorchObs, actions: Tensor, *, input_grad: bool = False
@@ -100,12 +81,3 @@ class CamalActorCriticPolicy(MultiInputActorCriticPolicy):
         assert entropy is not None
         values = self.value_net(latent_vf)
         return AttentionForward(values, log_prob, entropy, action_logits, pi_maps, vf_maps, images)
-
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        return super().predict(as_image_observation(observation), state, episode_start, deterministic)

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import DictRolloutBufferSamples, GymEnv
+from stable_baselines3.common.type_aliases import DictRolloutBufferSamples
 from stable_baselines3.common.utils import explained_variance
 from torch import Tensor
 from torch.nn import functional as F
 
+from ..common.algorithm import CamalAlgorithm
 from ..common.attention import (
     MASK_KEY,
     AttentionLog,
-    CoefSchedule,
-    as_image_observation,
     attention_term,
-    check_discrete_actions,
-    check_masked_observation_space,
-    coef_at,
-    validate_camal_settings,
 )
-from ..common.extractors import default_extractor_kwargs, env_tile_size
 from .policies import AttentionForward, CamalActorCriticPolicy
 
 PPO_TARGETS = ("action", "greedy", "value")
@@ -42,7 +36,7 @@ class MinibatchLoss(NamedTuple):
     approx_kl: float
 
 
-class CamalPPO(PPO):
+class CamalPPO(CamalAlgorithm, PPO):
     """PPO with the CAMAL auxiliary attention loss (Class Activation Map Attention Learning;
     Hundal, Xiao, Dong, Rigger, arXiv 2605.08325, 2026).
 
@@ -70,42 +64,7 @@ class CamalPPO(PPO):
         "CamalPolicy": CamalActorCriticPolicy,
     }
     policy: CamalActorCriticPolicy
-
-    def __init__(
-        self,
-        policy: str | type[CamalActorCriticPolicy],
-        env: GymEnv | str | None,
-        camal_coef: CoefSchedule = 1.0,
-        camal_loss: str = "camal",
-        camal_target: str = "action",
-        **kwargs: Any,
-    ) -> None:
-        validate_camal_settings(camal_coef, camal_loss, camal_target, PPO_TARGETS)
-        self.camal_coef = camal_coef
-        self.camal_loss = camal_loss
-        self.camal_target = camal_target
-        super().__init__(policy, env, **kwargs)  # type: ignore[arg-type]
-
-    def _setup_model(self) -> None:
-        check_masked_observation_space(self.observation_space)
-        check_discrete_actions(self.action_space, type(self).__name__)
-        if "features_extractor_class" not in self.policy_kwargs:
-            self.policy_kwargs.update(default_extractor_kwargs(env_tile_size(self.env)))
-        super()._setup_model()
-
-    def current_camal_coef(self) -> float:
-        """The attention weight at the current training progress."""
-        return coef_at(self.camal_coef, self._current_progress_remaining)
-
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """PPO's ``predict``; also takes a bare image (no mask needed to act)."""
-        return super().predict(as_image_observation(observation), state, episode_start, deterministic)
+    camal_targets = PPO_TARGETS
 
     def train(self) -> None:
         """Update policy using the currently gathered rollout buffer.
@@ -210,7 +169,7 @@ class CamalPPO(PPO):
             actions = rollout_data.actions.long().flatten()
 
         # CAMAL: evaluate_actions plus the attention maps, in the same forward pass
-        train_attention = camal_coef > 0 and self.camal_loss != "none"
+        train_attention = self.trains_attention
         forward = self.policy.evaluate_actions_with_maps(
             rollout_data.observations, actions, input_grad=train_attention and self.camal_loss == "rrr"
         )
