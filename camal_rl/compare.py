@@ -268,7 +268,8 @@ def aggregate_sweep(cfg: SweepConfig, paths: Iterable[Path] | None = None) -> di
     """Tables and plots of the runs under ``cfg.out`` (or ``paths``), from their files alone."""
     from camal_rl.plots import write_plots
     from camal_rl.results import available_metrics, load_results
-    from camal_rl.stats import comparison_table, write_csv, write_markdown
+    from camal_rl.stats import comparison_table
+    from camal_rl.tables import write_csv, write_markdown
 
     results = load_results(list(paths) if paths is not None else [cfg.out])
     evaluated = [r for r in results if r.metrics is not None]
@@ -313,7 +314,15 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
             f"{cfg.workers} at a time ({cfg.backend})"
         )
         execute = run_ray if cfg.backend == "ray" else run_process_pool
-        outcomes = execute(jobs, cfg)
+        try:
+            outcomes = execute(jobs, cfg)
+        except KeyboardInterrupt:
+            print(
+                "\ninterrupted: the runs in progress saved their models; "
+                "run the same command again to resume the sweep",
+                file=sys.stderr,
+            )
+            raise
         failed = [o for o in outcomes if o.state == "failed"]
     if failed:
         raise InputError(

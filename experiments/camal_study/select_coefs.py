@@ -1,0 +1,87 @@
+"""Pick each method's coefficient from the tuning sweep (preset study-tune), by a rule fixed
+before the sweep ran:
+
+    Among a method's coefficients whose mean tuning return is at least 0.95 x the baseline's
+    (method none, same seeds), take the one with the highest mean Grad-CAM EPG; if none qualifies,
+    the one with the highest mean return.
+
+Prints the tuning table (markdown) and the chosen coefficients. The study presets
+(experiments/presets.py) hold the chosen values; this script shows where they come from.
+
+Run: ``python experiments/camal_study/select_coefs.py [experiments/camal_study/runs/tune]``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from camal_rl.results import RunResult, load_results, metric_values
+
+TUNE = Path("experiments/camal_study/runs/tune")
+RETURN_FRACTION = 0.95
+
+
+@dataclass(frozen=True)
+class Row:
+    """One tuned variant, averaged over the tuning seeds."""
+
+    method: str
+    coef: float
+    seeds: int
+    mean_return: float
+    gradcam_epg: float
+    perturbation_epg: float
+
+
+def tuning_table(path: Path) -> tuple[list[Row], dict[str, float]]:
+    """The tuning rows and the chosen coefficient per method."""
+    results = [r for r in load_results([path]) if r.metrics is not None]
+    groups: dict[tuple[str, float], list[RunResult]] = defaultdict(list)
+    for result in results:
+        groups[(result.method, float(result.coef or 0.0))].append(result)
+    rows = [
+        Row(
+            method,
+            coef,
+            len(runs),
+            float(np.nanmean(metric_values(runs, "return"))),
+            float(np.nanmean(metric_values(runs, "gradcam/epg"))),
+            float(np.nanmean(metric_values(runs, "perturbation/epg"))),
+        )
+        for (method, coef), runs in sorted(groups.items())
+    ]
+    baseline = [row.mean_return for row in rows if row.method == "none"]
+    floor = RETURN_FRACTION * baseline[0] if baseline else -np.inf
+    chosen: dict[str, float] = {}
+    for method in sorted({row.method for row in rows} - {"none"}):
+        candidates = [row for row in rows if row.method == method]
+        good = [row for row in candidates if row.mean_return >= floor]
+        best = (
+            max(good, key=lambda r: r.gradcam_epg) if good else max(candidates, key=lambda r: r.mean_return)
+        )
+        chosen[method] = best.coef
+    return rows, chosen
+
+
+def main(argv: list[str]) -> None:
+    path = Path(argv[0]) if argv else TUNE
+    rows, chosen = tuning_table(path)
+    print("| method | coef | seeds | return | Grad-CAM EPG | perturbation EPG | chosen |")
+    print("|:--|--:|--:|--:|--:|--:|:--|")
+    for row in rows:
+        mark = "yes" if chosen.get(row.method) == row.coef else ""
+        print(
+            f"| {row.method} | {row.coef:g} | {row.seeds} | {row.mean_return:.3f} | "
+            f"{row.gradcam_epg:.3f} | {row.perturbation_epg:.3f} | {mark} |"
+        )
+    print()
+    print("chosen:", ", ".join(f"{m}:{c:g}" for m, c in chosen.items()))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
