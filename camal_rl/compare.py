@@ -42,10 +42,10 @@ DEFAULT_METRICS = (
     "gradcam/pointing_game",
     "gradcam/deletion_auc",
     "gradcam/insertion_auc",
-    "gradcam/occlusion_kl_ratio",
+    "gradcam/occlusion_kl_log_ratio",
     "perturbation/epg",
     "perturbation/deletion_auc",
-    "behaviour/behaviour_ratio",
+    "behaviour/behaviour_log_ratio",
 )
 
 

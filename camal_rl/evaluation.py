@@ -41,6 +41,10 @@ from camal_rl.metrics import (
 from camal_rl.rundir import write_json
 from camal_rl.saliency import SALIENCY_METHODS, compute_saliency
 
+KL_EPS = 1e-3
+"""Nats added to both KLs of the occlusion and behaviour ratios. A near-deterministic policy's KL
+to itself under an irrelevant occlusion is ~1e-9 nats; without a floor, a ratio of two such
+numbers is noise spanning orders of magnitude."""
 EVAL_SEED = 1_000_000
 """First seed of evaluation episodes: far from the training seeds, the same for every model."""
 ALIGNMENT_METRICS: dict[str, Callable[[Any, Any], np.ndarray]] = {
@@ -155,7 +159,8 @@ def score_steps(
                 values[f"comprehensiveness@{k:g}"] = v
             for k, v in sufficiency(scorer, x, saliency, actions=a).items():
                 values[f"sufficiency@{k:g}"] = v
-            values["occlusion_kl_ratio"] = occlusion_kl_ratio(scorer, x, saliency, mask, rng=rng)
+            ratio = occlusion_kl_ratio(scorer, x, saliency, mask, rng=rng, eps=KL_EPS)
+            values["occlusion_kl_log_ratio"] = np.log10(ratio)
         for name, v in values.items():
             out.setdefault(name, []).append(np.asarray(v, np.float64))
     return {name: np.concatenate(parts) for name, parts in out.items()}
@@ -164,12 +169,15 @@ def score_steps(
 def behaviour_steps(
     scorer: ActionScorer, images: np.ndarray, masks: np.ndarray, *, rng: np.random.Generator | int = 0
 ) -> dict[str, np.ndarray]:
-    """The saliency-free behaviour check per step: KL when the mask region is occluded, when an
-    equal-area region outside it is, and their ratio (:func:`camal_rl.metrics.behaviour_kl`)."""
+    """The saliency-free behaviour check per step: KL when the mask region is occluded
+    (``behaviour_kl_mask``), when an equal-area region outside it is (``behaviour_kl_outside``), and
+    ``behaviour_log_ratio`` = log10 of their ratio (:func:`camal_rl.metrics.behaviour_kl`)."""
     x = images_to_tensor(images, scorer.device)
+    out = behaviour_kl(scorer, x, masks, rng=rng, eps=KL_EPS)
     return {
-        f"behaviour_{k}": np.asarray(v, np.float64)
-        for k, v in behaviour_kl(scorer, x, masks, rng=rng).items()
+        "behaviour_kl_mask": np.asarray(out["kl_mask"], np.float64),
+        "behaviour_kl_outside": np.asarray(out["kl_outside"], np.float64),
+        "behaviour_log_ratio": np.log10(np.asarray(out["ratio"], np.float64)),
     }
 
 

@@ -443,7 +443,8 @@ class PlotConfig:
     """Folder for the PNGs (default: the given paths' common parent folder / plots)."""
     metrics: tuple[str, ...] | None = None
     """Metrics of metrics.json to draw as bars, e.g. return gradcam/epg gradcam/deletion_auc
-    distractors/return behaviour/behaviour_ratio (default: return and the main Grad-CAM metrics present)."""
+    distractors/return behaviour/behaviour_log_ratio (default: return and the main Grad-CAM
+    metrics present)."""
     curves: tuple[str, ...] = DEFAULT_CURVES
     """Columns of evaluations.csv to draw as learning curves (return_mean, epg, iou, length_mean, ...)."""
     source: Source = "auto"

@@ -11,7 +11,7 @@ A **metric** names one number of ``metrics.json`` per run (per seed), as a path 
     return                      variants.train.return.mean  (mean return over the episodes)
     success_rate                variants.train.success_rate
     gradcam/epg                 variants.train.saliency.gradcam.epg.mean
-    behaviour/behaviour_ratio   variants.train.behaviour.behaviour_ratio.mean
+    behaviour/behaviour_log_ratio  variants.train.behaviour.behaviour_log_ratio.mean
     distractors/return          variants.distractors.return.mean
 
 The seed is the unit of replication: :func:`aggregate` summarises the per-seed values of each

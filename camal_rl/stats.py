@@ -56,7 +56,9 @@ HIGHER_IS_BETTER = frozenset(
         "insertion_auc",
         "comprehensiveness",
         "occlusion_kl_ratio",
+        "occlusion_kl_log_ratio",
         "behaviour_ratio",
+        "behaviour_log_ratio",
     }
 )
 """Metrics where a higher value is better (``comprehensiveness@k`` by its name before ``@``)."""
