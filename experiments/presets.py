@@ -56,24 +56,23 @@ TUNING_GRID = (
     "energy:10",
     "rrr:10",
     "rrr:1000",
+    "rrr:0.1",
+    "rrr:1",
 )
-"""Coefficients tried per method (rrr's loss is ~1e-4 at coef 1 on DoorKey, hence its range)."""
+"""Coefficients tried per method. rrr's loss is ~1e-4 at coef 1 early on DoorKey, hence its first
+range (10, 1000); both stopped PPO from learning, so 0.1 and 1 were added after them."""
 STUDY_EVAL: dict[str, Any] = {"episodes": 20, "distractors": 1, "max_steps_scored": 32, "workers": 2}
 
+CHOSEN = {"camal": 1.0, "energy": 1.0, "rrr": None}
+"""Coefficients chosen on the tuning seeds by experiments/camal_study/select_coefs.py."""
+STUDY_METHODS = ("none", *(f"{method}:{coef:g}" for method, coef in CHOSEN.items() if coef is not None))
+
 PRESETS: dict[str, Any] = {
-    "doorkey-ppo": TrainConfig(env=DOORKEY, steps=300_000, n_envs=8, eval_freq=10_000, eval_episodes=10),
-    "doorkey-dqn": TrainConfig(
-        algo="dqn", env=DOORKEY, steps=300_000, n_envs=4, eval_freq=10_000, eval_episodes=10
-    ),
-    "lavacrossing-ppo": TrainConfig(env=LAVA, steps=500_000, n_envs=8, eval_freq=20_000, eval_episodes=10),
-    "vizdoom-basic-ppo": TrainConfig(
-        env=VIZDOOM_BASIC,
-        steps=300_000,
-        n_envs=8,
-        env_kwargs=("frame_skip=4",),
-        eval_freq=20_000,
-        eval_episodes=10,
-    ),
+    # Single agents: `camal-rl train --preset doorkey-ppo --method camal --seed 3`.
+    "doorkey-ppo": DOORKEY_PPO,
+    "doorkey-dqn": DOORKEY_DQN,
+    "lavacrossing-ppo": LAVA_PPO,
+    "vizdoom-basic-ppo": VIZDOOM_PPO,
     # The study (experiments/camal_study): one sweep per step, run in this order by run_study.sh.
     "study-sanity": SweepConfig(
         cells=(DOORKEY_PPO,), methods=("none", "camal"), seeds=(0,), out=STUDY / "sanity", **STUDY_EVAL
@@ -87,5 +86,27 @@ PRESETS: dict[str, Any] = {
         episodes=10,
         faithfulness=False,
         workers=2,
+    ),
+    # The study proper: fresh seeds, the chosen coefficients (DQN reuses PPO's: not tuned apart).
+    "study-doorkey-ppo": SweepConfig(
+        cells=(DOORKEY_PPO,),
+        methods=STUDY_METHODS,
+        seeds=(0, 1, 2, 3, 4),
+        out=STUDY / "doorkey-ppo",
+        **STUDY_EVAL,
+    ),
+    "study-doorkey-dqn": SweepConfig(
+        cells=(DOORKEY_DQN,), methods=STUDY_METHODS, seeds=(0, 1, 2), out=STUDY / "doorkey-dqn", **STUDY_EVAL
+    ),
+    "study-lava-ppo": SweepConfig(
+        cells=(LAVA_PPO,), methods=STUDY_METHODS, seeds=(0, 1, 2, 3, 4), out=STUDY / "lava-ppo", **STUDY_EVAL
+    ),
+    # ViZDoom has no distractor variant.
+    "study-vizdoom-ppo": SweepConfig(
+        cells=(VIZDOOM_PPO,),
+        methods=STUDY_METHODS,
+        seeds=(0, 1, 2, 3, 4),
+        out=STUDY / "vizdoom-ppo",
+        **{**STUDY_EVAL, "distractors": 0},
     ),
 }

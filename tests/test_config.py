@@ -93,8 +93,15 @@ def test_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_repository_presets_resolve() -> None:
+    from camal_rl.compare import SweepConfig
     from camal_rl.config import load_presets
 
     for name, preset in load_presets().items():
         if isinstance(preset, TrainConfig):
             assert dataclasses.replace(preset, preset=name).resolved().steps, name
+        else:
+            assert isinstance(preset, SweepConfig), name
+            runs = preset.run_configs()
+            assert len({run.run_dir for run in runs}) == len(runs), name  # no two runs share a folder
+            for run in runs:
+                run.resolved()
