@@ -63,7 +63,7 @@ TUNING_GRID = (
 range (10, 1000); both stopped PPO from learning, so 0.1 and 1 were added after them."""
 STUDY_EVAL: dict[str, Any] = {"episodes": 20, "distractors": 1, "max_steps_scored": 32, "workers": 2}
 
-CHOSEN = {"camal": 1.0, "energy": 1.0, "rrr": None}
+CHOSEN = {"camal": 1.0, "energy": 1.0, "rrr": 0.1}
 """Coefficients chosen on the tuning seeds by experiments/camal_study/select_coefs.py."""
 STUDY_METHODS = ("none", *(f"{method}:{coef:g}" for method, coef in CHOSEN.items() if coef is not None))
 
