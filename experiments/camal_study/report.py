@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import csv
 import math
+import statistics
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from camal_rl.results import RunResult, load_results
 from camal_rl.stats import comparison_table
@@ -36,6 +39,13 @@ HEADLINE = (
     "distractors/return",
 )
 FAITHFULNESS = ("gradcam/deletion_auc", "gradcam/insertion_auc", "gradcam/occlusion_kl_log_ratio")
+SALIENCY_METRICS = ("epg", "iou", "pointing_game", "deletion_auc", "insertion_auc", "occlusion_kl_log_ratio")
+FULL = (
+    "return",
+    *(f"{saliency}/{m}" for saliency in ("gradcam", "perturbation") for m in SALIENCY_METRICS),
+    "behaviour/behaviour_log_ratio",
+    "distractors/return",
+)
 
 
 def training_fps(result: RunResult) -> float:
@@ -46,6 +56,42 @@ def training_fps(result: RunResult) -> float:
     with files[-1].open() as f:
         rows = [row for row in csv.DictReader(f) if row.get("time/fps")]
     return float(rows[-1]["time/fps"]) if rows else math.nan
+
+
+def inference_cost(
+    results: Sequence[RunResult], repeats: int = 100, batch: int = 8
+) -> dict[str, tuple[int, float]]:
+    """Per variant: parameter count and the median time of ``predict`` on image-only observations.
+
+    One trained model per variant (its lowest seed), all timed alternately on the same images of
+    the cell's environment, so that the machine's load falls on every variant alike.
+    """
+    from camal_rl.envs import make_masked_env
+    from camal_rl.loading import load_agent
+
+    models: dict[str, Any] = {}
+    for result in sorted(results, key=lambda r: (r.label, r.seed)):
+        if result.label not in models and (result.path / "model.zip").exists():
+            models[result.label] = load_agent(result.path, device="cpu")
+    if not models:
+        return {}
+    first = next(iter(models.values()))
+    env = make_masked_env(first.env_id, **first.env_kwargs)
+    images = np.stack([env.reset(seed=i)[0]["image"] for i in range(batch)])
+    env.close()
+    torch.set_num_threads(1)  # one core per call, as in experiments/bench_agents.py
+    for agent in models.values():  # warm-up
+        agent.model.predict({"image": images}, deterministic=True)
+    times: dict[str, list[float]] = {label: [] for label in models}
+    for r in range(repeats):
+        for label in sorted(models, reverse=r % 2 == 1):
+            start = time.process_time()  # CPU time: robust to the machine's other load
+            models[label].model.predict({"image": images}, deterministic=True)
+            times[label].append(time.process_time() - start)
+    return {
+        label: (sum(p.numel() for p in agent.model.policy.parameters()), statistics.median(times[label]))
+        for label, agent in models.items()
+    }
 
 
 def cell(value: Mapping[str, Any], digits: int = 3) -> str:
@@ -77,7 +123,7 @@ def report_cell(path: Path) -> str:
     labels = list(dict.fromkeys(row["label"] for row in rows))
     summary = {(row["label"], row["metric"]): row for row in rows if not row["versus"]}
     versus = {(row["label"], row["versus"], row["metric"]): row for row in rows if row["versus"]}
-    fps = {label: np.nanmean([training_fps(r) for r in results if r.label == label]) for label in labels}
+    fps = {label: _mean([training_fps(r) for r in results if r.label == label]) for label in labels}
     base_fps = fps.get(next((lb for lb in labels if lb.endswith("-none")), ""), math.nan)
     lines = [f"### {path.name}", ""]
     lines.append("| agent | seeds | " + " | ".join(metrics) + " | train fps / baseline |")
@@ -85,7 +131,8 @@ def report_cell(path: Path) -> str:
     for label in labels:
         n = summary[(label, metrics[0])]["n"]
         cells = [cell(summary[(label, m)]) for m in metrics]
-        lines.append(f"| {label} | {n} | " + " | ".join(cells) + f" | {fps[label] / base_fps:.2f} |")
+        speed = fps[label] / base_fps
+        lines.append(f"| {label} | {n} | " + " | ".join(cells) + f" | {speed:.2f} |".replace("nan", "-"))
     lines += ["", "p-values (Welch / Mann-Whitney U) against the baseline, and CAMAL against energy:", ""]
     lines.append("| comparison | " + " | ".join(metrics) + " |")
     lines.append("|:--|" + "--:|" * len(metrics))
@@ -107,7 +154,58 @@ def report_cell(path: Path) -> str:
         for metric, row in gains:
             low, high = row["improvement_low"], row["improvement_high"]
             lines.append(f"- {metric}: {row['improvement_pct']:+.1f}% [{low:+.1f}, {high:+.1f}]")
+    lines += ["", *full_table(results, labels), "", *inference_lines(results, labels)]
     return "\n".join(lines) + "\n"
+
+
+def full_table(results: Sequence[RunResult], labels: Sequence[str]) -> list[str]:
+    """Every metric (rows) per variant (columns), estimate [95% CI]; * marks p < 0.05 against
+    the baseline in both tests."""
+    metrics = [m for m in FULL if any(not math.isnan(_value(r, m)) for r in results)]
+    rows = comparison_table(results, metrics, baseline="none", pairs=())
+    summary = {(row["label"], row["metric"]): row for row in rows if not row["versus"]}
+    significant = {
+        (row["label"], row["metric"])
+        for row in rows
+        if row["versus"] and row["welch_p"] < 0.05 and row["mwu_p"] < 0.05
+    }
+    lines = [
+        "All metrics (estimate [95% CI] over seeds; * = p < 0.05 against the baseline in both tests):",
+        "",
+        "| metric | " + " | ".join(labels) + " |",
+        "|:--|" + "--:|" * len(labels),
+    ]
+    for metric in metrics:
+        cells = [
+            cell(summary[(label, metric)]) + (" *" if (label, metric) in significant else "")
+            for label in labels
+        ]
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def inference_lines(results: Sequence[RunResult], labels: Sequence[str]) -> list[str]:
+    """Parameter count and predict() time of each variant relative to the baseline."""
+    cost = inference_cost(results)
+    base = next((lb for lb in labels if lb.endswith("-none")), "")
+    if base not in cost:
+        return []
+    base_params, base_time = cost[base]
+    parts = [
+        f"{label}: parameters x{params / base_params:.2f}, predict() time x{seconds / base_time:.2f}"
+        for label, (params, seconds) in cost.items()
+        if label != base
+    ]
+    return [
+        "Inference cost against the baseline (one model per variant, predict() on 8 observations, "
+        "median CPU time of 100 alternating calls): " + "; ".join(parts) + "."
+    ]
+
+
+def _mean(values: Sequence[float]) -> float:
+    """Mean of the finite values (nan if none)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
 
 
 def _value(result: RunResult, metric: str) -> float:

@@ -38,6 +38,12 @@ class Row:
     perturbation_epg: float
 
 
+def _mean(values: np.ndarray) -> float:
+    """Mean of the defined values (nan if none)."""
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else float("nan")
+
+
 def tuning_table(path: Path) -> tuple[list[Row], dict[str, float]]:
     """The tuning rows and the chosen coefficient per method."""
     results = [r for r in load_results([path]) if r.metrics is not None]
@@ -49,9 +55,9 @@ def tuning_table(path: Path) -> tuple[list[Row], dict[str, float]]:
             method,
             coef,
             len(runs),
-            float(np.nanmean(metric_values(runs, "return"))),
-            float(np.nanmean(metric_values(runs, "gradcam/epg"))),
-            float(np.nanmean(metric_values(runs, "perturbation/epg"))),
+            _mean(metric_values(runs, "return")),
+            _mean(metric_values(runs, "gradcam/epg")),
+            _mean(metric_values(runs, "perturbation/epg")),
         )
         for (method, coef), runs in sorted(groups.items())
     ]

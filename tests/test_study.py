@@ -1,0 +1,86 @@
+"""The study's scripts (experiments/camal_study): the tuning rule and the report tables, on
+synthetic run directories whose numbers the tests choose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from experiments.camal_study.report import report_cell
+from experiments.camal_study.select_coefs import tuning_table
+from tests.synthetic_runs import metrics_report, write_run
+
+EPISODES = 4
+
+
+def write_variant(
+    root: Path,
+    method: str,
+    coef: float | None,
+    seeds: range,
+    ret: float,
+    epg: float,
+    deletion: float,
+    spread: float = 0.01,
+) -> None:
+    """One agent variant, one run per seed; seed i's values are the given ones + i * spread."""
+    for i, seed in enumerate(seeds):
+        metrics = metrics_report(
+            [ret] * EPISODES,
+            saliency={
+                "gradcam": {
+                    "epg": [epg + i * spread] * EPISODES,
+                    "deletion_auc": [deletion + i * spread] * EPISODES,
+                }
+            },
+            method=method,
+            seed=seed,
+        )
+        write_run(root, method=method, coef=coef, seed=seed, metrics=metrics)
+
+
+def test_tuning_rule_takes_best_epg_among_returns_near_baseline(tmp_path: Path) -> None:
+    write_variant(tmp_path, "none", None, range(100, 102), ret=0.8, epg=0.1, deletion=0.9)
+    # floor = 0.95 x 0.8 = 0.76: camal 1 (0.77) qualifies, camal 10 (0.75) does not despite its EPG
+    write_variant(tmp_path, "camal", 1.0, range(100, 102), ret=0.77, epg=0.6, deletion=0.8)
+    write_variant(tmp_path, "camal", 10.0, range(100, 102), ret=0.75, epg=0.7, deletion=0.8)
+    write_variant(tmp_path, "camal", 0.1, range(100, 102), ret=0.9, epg=0.3, deletion=0.8)
+    # no rrr coefficient qualifies: the highest return wins
+    write_variant(tmp_path, "rrr", 1.0, range(100, 102), ret=0.2, epg=0.5, deletion=0.8)
+    write_variant(tmp_path, "rrr", 10.0, range(100, 102), ret=0.4, epg=0.1, deletion=0.8)
+    rows, chosen = tuning_table(tmp_path)
+    assert chosen == {"camal": 1.0, "rrr": 10.0}
+    camal1 = next(r for r in rows if r.method == "camal" and r.coef == 1.0)
+    assert camal1.seeds == 2
+    assert camal1.mean_return == pytest.approx(0.77)
+    assert camal1.gradcam_epg == pytest.approx(0.605)  # seeds 0.60 and 0.61
+
+
+def test_report_tables_estimates_tests_and_improvement(tmp_path: Path) -> None:
+    cell = tmp_path / "doorkey"
+    seeds = range(5)  # 5 v 5: the exact Mann-Whitney p can fall below 0.05 (2/252 at best)
+    write_variant(cell, "none", None, seeds, ret=0.9, epg=0.1, deletion=0.9)
+    write_variant(cell, "camal", 1.0, seeds, ret=0.9, epg=0.6, deletion=0.5)
+    write_variant(cell, "energy", 1.0, seeds, ret=0.9, epg=0.5, deletion=0.6)
+    text = report_cell(cell)
+    lines = text.splitlines()
+    # headline row: 5 seeds, EPG mean over seeds 0.60..0.64 = 0.62; no progress.csv -> no speed
+    camal_row = next(line for line in lines if line.startswith("| ppo-camal | 5 |"))
+    assert "| 0.620 [" in camal_row
+    assert camal_row.endswith("| - |")
+    # all-metrics table: EPG separates every variant from the baseline in both tests; returns do not
+    epg_row = next(line for line in lines if line.startswith("| gradcam/epg |"))
+    assert epg_row.count(" *") == 2
+    return_row = next(line for line in lines if line.startswith("| return |"))
+    assert " *" not in return_row
+    # deletion AUC, lower is better: CAMAL 0.52 against energy 0.62 -> (0.62 - 0.52) / 0.62 = +16.1%
+    gain = next(line for line in lines if line.startswith("- gradcam/deletion_auc:"))
+    assert gain.startswith("- gradcam/deletion_auc: +16.1% [")
+    assert "ppo-camal vs ppo-energy" in text
+    assert "Inference cost" not in text  # synthetic runs hold no model
+
+
+def test_report_cell_without_evaluations(tmp_path: Path) -> None:
+    write_run(tmp_path / "empty", method="none", seed=0)
+    assert "no evaluated run yet" in report_cell(tmp_path / "empty")
