@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.camal_study.report import report_cell
+from camal_rl.results import load_results
+from experiments.camal_study.report import report_cell, training_fps
 from experiments.camal_study.select_coefs import tuning_table
 from tests.synthetic_runs import metrics_report, write_run
 
@@ -84,3 +85,12 @@ def test_report_tables_estimates_tests_and_improvement(tmp_path: Path) -> None:
 def test_report_cell_without_evaluations(tmp_path: Path) -> None:
     write_run(tmp_path / "empty", method="none", seed=0)
     assert "no evaluated run yet" in report_cell(tmp_path / "empty")
+
+
+def test_training_fps_combines_resumed_segments(tmp_path: Path) -> None:
+    run = write_run(tmp_path, method="none", seed=0)
+    header = "time/fps,time/time_elapsed,time/total_timesteps\n"
+    (run / "progress.csv").write_text(header + "90,5,450\n100,10,1000\n")  # 1000 steps in 10 s
+    (run / "progress.1.csv").write_text(header + "50,20,2000\n")  # resumed: 1000 more in 20 s
+    (result,) = load_results([tmp_path])
+    assert training_fps(result) == pytest.approx(2000 / 30)

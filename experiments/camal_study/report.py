@@ -4,7 +4,7 @@ For every finished cell (a sweep folder under experiments/camal_study/runs): per
 the seeds evaluated, return IQM and the main attention metrics (estimate [95% CI] over seeds),
 each variant's p-values against the baseline (Welch / Mann-Whitney U), CAMAL's faithfulness
 improvement over energy in percent with its CI, and the training speed relative to the baseline
-(SB3's time/fps at the end of training, which includes the periodic evaluations).
+(env steps per wall-clock second over the whole training, periodic evaluations included).
 
 Run: ``python experiments/camal_study/report.py [CELL ...]`` (default: every cell but tune).
 """
@@ -49,13 +49,21 @@ FULL = (
 
 
 def training_fps(result: RunResult) -> float:
-    """SB3's ``time/fps`` in the run's last logged row (nan if absent)."""
-    files = sorted(result.path.glob("progress*.csv"))
-    if not files:
-        return math.nan
-    with files[-1].open() as f:
-        rows = [row for row in csv.DictReader(f) if row.get("time/fps")]
-    return float(rows[-1]["time/fps"]) if rows else math.nan
+    """Env steps per second of wall time over the whole training (nan if not logged).
+
+    SB3 logs ``time/fps`` and ``time/time_elapsed`` since the start of each ``learn`` call; a
+    resumed run has one ``progress[.N].csv`` per segment, so the segments are combined as
+    (sum of fps x elapsed) / (sum of elapsed).
+    """
+    steps = seconds = 0.0
+    for path in result.path.glob("progress*.csv"):
+        with path.open() as f:
+            rows = [row for row in csv.DictReader(f) if row.get("time/fps") and row.get("time/time_elapsed")]
+        if rows:
+            elapsed = float(rows[-1]["time/time_elapsed"])
+            steps += float(rows[-1]["time/fps"]) * elapsed
+            seconds += elapsed
+    return steps / seconds if seconds > 0 else math.nan
 
 
 def inference_cost(
