@@ -94,3 +94,15 @@ def test_training_fps_combines_resumed_segments(tmp_path: Path) -> None:
     (run / "progress.1.csv").write_text(header + "50,20,2000\n")  # resumed: 1000 more in 20 s
     (result,) = load_results([tmp_path])
     assert training_fps(result) == pytest.approx(2000 / 30)
+
+
+def test_report_min_return_keeps_the_seeds_that_learned(tmp_path: Path) -> None:
+    write_variant(tmp_path, "none", None, range(3), ret=0.9, epg=0.1, deletion=0.9)
+    write_variant(tmp_path, "none", None, range(3, 5), ret=0.0, epg=0.1, deletion=0.9)
+    write_variant(tmp_path, "camal", None, range(5), ret=0.9, epg=0.6, deletion=0.5)
+    assert "| ppo-none | 5 |" in report_cell(tmp_path)
+    text = report_cell(tmp_path, min_return=0.5)
+    assert text.startswith(f"### {tmp_path.name} (seeds with return >= 0.5 only)")
+    assert "| ppo-none | 3 |" in text
+    assert "| ppo-camal | 5 |" in text
+    assert "All metrics" not in text

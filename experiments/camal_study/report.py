@@ -6,11 +6,13 @@ each variant's p-values against the baseline (Welch / Mann-Whitney U), CAMAL's f
 improvement over energy in percent with its CI, and the training speed relative to the baseline
 (env steps per wall-clock second over the whole training, periodic evaluations included).
 
-Run: ``python experiments/camal_study/report.py [CELL ...]`` (default: every cell but tune).
+Run: ``python experiments/camal_study/report.py [--min-return R] [CELL ...]`` (default: every
+cell but tune; ``--min-return`` adds the same tables over the seeds that reached return R).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 import statistics
@@ -120,11 +122,21 @@ def p_value(row: Mapping[str, Any]) -> str:
     return f"{welch:.2g} / {mwu:.2g}"
 
 
-def report_cell(path: Path) -> str:
-    """Markdown tables of one cell."""
+def report_cell(path: Path, min_return: float | None = None) -> str:
+    """Markdown tables of one cell.
+
+    :param min_return: keep only the seeds whose evaluation return is at least this (a secondary,
+        post-hoc analysis of the seeds that learned: the attention and faithfulness metrics of an
+        agent that never solves the task describe a different policy); the full and inference
+        tables are then left out.
+    """
     results = [r for r in load_results([path]) if r.metrics is not None]
+    title = f"### {path.name}"
+    if min_return is not None:
+        title += f" (seeds with return >= {min_return:g} only)"
+        results = [r for r in results if _value(r, "return") >= min_return]
     if not results:
-        return f"### {path.name}\n\nno evaluated run yet\n"
+        return f"{title}\n\nno evaluated run yet\n"
     available = {m for r in results for m in HEADLINE if not math.isnan(_value(r, m))}
     metrics = [m for m in HEADLINE if m in available]
     rows = comparison_table(results, metrics, baseline="none", pairs=(("camal", "energy"),))
@@ -133,7 +145,7 @@ def report_cell(path: Path) -> str:
     versus = {(row["label"], row["versus"], row["metric"]): row for row in rows if row["versus"]}
     fps = {label: _mean([training_fps(r) for r in results if r.label == label]) for label in labels}
     base_fps = fps.get(next((lb for lb in labels if lb.endswith("-none")), ""), math.nan)
-    lines = [f"### {path.name}", ""]
+    lines = [title, ""]
     lines.append("| agent | seeds | " + " | ".join(metrics) + " | train fps / baseline |")
     lines.append("|:--|--:|" + "--:|" * len(metrics) + "--:|")
     for label in labels:
@@ -162,7 +174,8 @@ def report_cell(path: Path) -> str:
         for metric, row in gains:
             low, high = row["improvement_low"], row["improvement_high"]
             lines.append(f"- {metric}: {row['improvement_pct']:+.1f}% [{low:+.1f}, {high:+.1f}]")
-    lines += ["", *full_table(results, labels), "", *inference_lines(results, labels)]
+    if min_return is None:
+        lines += ["", *full_table(results, labels), "", *inference_lines(results, labels)]
     return "\n".join(lines) + "\n"
 
 
@@ -223,9 +236,17 @@ def _value(result: RunResult, metric: str) -> float:
 
 
 def main(argv: Sequence[str]) -> None:
-    cells = [Path(a) for a in argv] or sorted(p for p in RUNS.iterdir() if p.is_dir() and p.name != "tune")
+    parser = argparse.ArgumentParser(description="The study's headline tables, from the run directories.")
+    parser.add_argument("cells", nargs="*", type=Path, help="sweep folders (default: every cell but tune)")
+    parser.add_argument(
+        "--min-return", type=float, default=None, help="also report the seeds with at least this return"
+    )
+    args = parser.parse_args(argv)
+    cells = args.cells or sorted(p for p in RUNS.iterdir() if p.is_dir() and p.name != "tune")
     for path in cells:
         print(report_cell(path))
+        if args.min_return is not None:
+            print(report_cell(path, args.min_return))
 
 
 if __name__ == "__main__":
