@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from camal_rl.results import load_results
-from experiments.camal_study.report import report_cell, training_fps
+from experiments.camal_study.report import main, report_cell, training_fps
 from experiments.camal_study.select_coefs import tuning_table
 from tests.synthetic_runs import metrics_report, write_run
 
@@ -106,3 +106,13 @@ def test_report_min_return_keeps_the_seeds_that_learned(tmp_path: Path) -> None:
     assert "| ppo-none | 3 |" in text
     assert "| ppo-camal | 5 |" in text
     assert "All metrics" not in text
+
+
+def test_report_main_prints_both_analyses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_variant(tmp_path, "none", None, range(2), ret=0.9, epg=0.1, deletion=0.9)
+    write_variant(tmp_path, "camal", None, range(2), ret=0.0, epg=0.6, deletion=0.5)
+    main([str(tmp_path), "--min-return", "0.5"])
+    out = capsys.readouterr().out
+    assert out.count(f"### {tmp_path.name}") == 2
+    assert "| ppo-camal | 2 |" in out.split("only)")[0]
+    assert "| ppo-camal |" not in out.split("only)")[1]  # no CAMAL seed reached 0.5
