@@ -169,14 +169,23 @@ class RunOutcome:
 
     run: str
     state: str
-    """``skipped`` (already done), ``done``, or ``failed``."""
+    """``skipped`` (already done), ``done``, ``failed``, ``stopped`` (Ctrl-C: the model is saved)
+    or ``cancelled`` (not started because the sweep was interrupted)."""
     seconds: float
     error: str = ""
 
 
+_interrupted = False
+"""Set in a worker process once Ctrl-C reached it: the runs it is handed afterwards do not start
+(a process pool keeps feeding queued runs to its workers while the sweep shuts down)."""
+
+
 def run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int = 1) -> RunOutcome:
     """Train (or resume) and evaluate one run, unless its directory says it is done. Runs in a pool
-    worker or a Ray task; never raises, so one failed run does not stop the sweep."""
+    worker or a Ray task; never raises, so one failed run does not stop the sweep. After Ctrl-C
+    (``KeyboardInterrupt``) the run saves its model and ends ``stopped``, and the later runs of this
+    process end ``cancelled`` without starting."""
+    global _interrupted
     import torch
 
     from camal_rl.evaluation import evaluate
@@ -186,6 +195,8 @@ def run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int = 1) 
     start = time.monotonic()
     run = RunDir(train_cfg.run_dir)
     log = sweep_log(run)
+    if _interrupted:
+        return RunOutcome(str(run.path), "cancelled", 0.0)
     try:
         if run.is_evaluated():
             return RunOutcome(str(run.path), "skipped", 0.0)
@@ -201,6 +212,9 @@ def run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int = 1) 
             finally:
                 sys.stdout, sys.stderr = stdout, stderr
         return RunOutcome(str(run.path), "done", time.monotonic() - start)
+    except KeyboardInterrupt:
+        _interrupted = True
+        return RunOutcome(str(run.path), "stopped", time.monotonic() - start)
     except Exception as error:
         detail = "".join(traceback.format_exception(error))
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -223,12 +237,19 @@ Job = tuple[TrainConfig, EvaluateConfig]
 def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
     """Run the jobs in a local pool of ``cfg.workers`` processes (spawned: no fork after torch)."""
     outcomes: list[RunOutcome] = []
-    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn"))
+    try:
         pending: set[Future[RunOutcome]] = {pool.submit(run_one, t, e, cfg.threads) for t, e in jobs}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 outcomes.append(_report(future.result(), len(outcomes) + 1, len(jobs)))
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the workers too: their runs save and stop, and the runs already queued
+        # to them end "cancelled" (run_one); the rest are cancelled here. Wait for the saves.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return outcomes
 
 

@@ -118,3 +118,67 @@ def test_variants_and_refusals(tmp_path: Path) -> None:
         compare(tiny_sweep(tmp_path, workers=0))
     with pytest.raises(InputError, match="close matches"):
         compare(tiny_sweep(tmp_path, cells=(TrainConfig(env="MiniGrid-DoorKy-5x5-v0"),)))
+
+
+def test_ctrl_c_stops_the_run_and_cancels_the_worker_s_later_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import camal_rl.compare as compare_module
+    import camal_rl.train as train_module
+
+    monkeypatch.setattr(compare_module, "_interrupted", False)  # restored after the test
+    calls: list[Path] = []
+
+    def interrupted_train(cfg: TrainConfig, argv: Any = None) -> None:
+        calls.append(cfg.run_dir)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train", interrupted_train)
+    sweep = tiny_sweep(tmp_path / "sweep", methods=("none", "camal"))
+    first, second = sweep.run_configs()
+    stopped = compare_module.run_one(first, sweep.evaluate_config(first.run_dir))
+    assert (stopped.state, stopped.run) == ("stopped", str(first.run_dir))
+    cancelled = compare_module.run_one(second, sweep.evaluate_config(second.run_dir))
+    assert (cancelled.state, cancelled.seconds) == ("cancelled", 0.0)
+    assert calls == [first.run_dir]  # the second run never started
+
+
+def test_ctrl_c_on_a_process_pool_sweep_saves_and_starts_nothing_more(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group: the sweep and its workers."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sweep"
+    cmd = [
+        sys.executable, "-m", "camal_rl", "compare", "--out", str(out), "--methods", "none", "camal",
+        "--seeds", "0", "1", "--workers", "2", "--episodes", "1", "--steps", "100000",
+        "--hp", "n_steps=64", "batch_size=64", "n_epochs=1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.rglob("progress.csv"))) < 2:  # both workers are training
+            assert proc.poll() is None, "the sweep ended before two runs started"
+            assert time.monotonic() < deadline, "the sweep did not start two runs in 120 s"
+            time.sleep(0.5)
+        time.sleep(2)
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert "run the same command again to resume the sweep" in output
+    assert "Traceback" not in output
+    states = {
+        p.parent.parent.name + "/" + p.parent.name: json.loads(p.read_text())["state"]
+        for p in out.rglob("status.json")
+    }
+    assert sorted(states.values()) == ["interrupted", "interrupted"], states  # the two others never started
+    for path in out.rglob("status.json"):
+        assert (path.parent / "model.zip").exists()
