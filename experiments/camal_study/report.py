@@ -217,6 +217,8 @@ def inference_lines(results: Sequence[RunResult], labels: Sequence[str]) -> list
         for label, (params, seconds) in cost.items()
         if label != base
     ]
+    if not parts:
+        return []
     return [
         "Inference cost against the baseline (one model per variant, predict() on 8 observations, "
         "median CPU time of 100 alternating calls): " + "; ".join(parts) + "."
