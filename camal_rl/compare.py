@@ -237,19 +237,19 @@ Job = tuple[TrainConfig, EvaluateConfig]
 def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
     """Run the jobs in a local pool of ``cfg.workers`` processes (spawned: no fork after torch)."""
     outcomes: list[RunOutcome] = []
-    pool = ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn"))
-    try:
-        pending: set[Future[RunOutcome]] = {pool.submit(run_one, t, e, cfg.threads) for t, e in jobs}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                outcomes.append(_report(future.result(), len(outcomes) + 1, len(jobs)))
-    except KeyboardInterrupt:
-        # Ctrl-C reaches the workers too: their runs save and stop, and the runs already queued
-        # to them end "cancelled" (run_one); the rest are cancelled here. Wait for the saves.
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
+        try:
+            pending: set[Future[RunOutcome]] = {pool.submit(run_one, t, e, cfg.threads) for t, e in jobs}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcomes.append(_report(future.result(), len(outcomes) + 1, len(jobs)))
+        except KeyboardInterrupt:
+            # Ctrl-C reaches the workers too: their runs save and stop, and the runs already queued
+            # to them end "cancelled" (run_one); the rest are cancelled here, not drained by the
+            # `with` block's shutdown. Wait for the saves.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return outcomes
 
 
