@@ -17,6 +17,7 @@ from camal_rl.metrics.aggregate import (
     bootstrap_ci,
     episode_means,
     iqm,
+    mean_or_nan,
     summarize,
     summarize_steps,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "insertion_auc",
     "iou_top_k",
     "iqm",
+    "mean_or_nan",
     "occlusion_kl_ratio",
     "perturbation_curve",
     "pointing_game",

@@ -181,7 +181,7 @@ def summarize_steps(
             f"seed_ids must give one id per step: {values.shape[0]} values but {seeds.shape[0]} ids"
         )
     per_seed = [
-        _mean_or_nan(episode_means(values[seeds == seed], episodes[seeds == seed])[0])
+        mean_or_nan(episode_means(values[seeds == seed], episodes[seeds == seed])[0])
         for seed in np.unique(seeds)
     ]
     coverage = float((~np.isnan(values)).mean()) if values.size else float("nan")
@@ -190,7 +190,8 @@ def summarize_steps(
     )
 
 
-def _mean_or_nan(values: np.ndarray) -> float:
+def mean_or_nan(values: Values) -> float:
+    """Mean of the values that are not ``nan`` (``nan`` when there are none, without a warning)."""
     x = _defined(values)
     return float(x.mean()) if x.size else float("nan")
 

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from camal_rl.results import RunResult, load_results
+from camal_rl.metrics import mean_or_nan
+from camal_rl.results import RunResult, load_results, metric_value
 from camal_rl.stats import comparison_table
 
 RUNS = Path("experiments/camal_study/runs")
@@ -137,14 +138,15 @@ def report_cell(path: Path, min_return: float | None = None) -> str:
         results = [r for r in results if _value(r, "return") >= min_return]
     if not results:
         return f"{title}\n\nno evaluated run yet\n"
-    available = {m for r in results for m in HEADLINE if not math.isnan(_value(r, m))}
+    available = [m for m in FULL if any(not math.isnan(_value(r, m)) for r in results)]
+    rows = comparison_table(results, available, baseline="none", pairs=(("camal", "energy"),))
     metrics = [m for m in HEADLINE if m in available]
-    rows = comparison_table(results, metrics, baseline="none", pairs=(("camal", "energy"),))
     labels = list(dict.fromkeys(row["label"] for row in rows))
+    base = next((row["label"] for row in rows if row["method"] == "none"), "")
     summary = {(row["label"], row["metric"]): row for row in rows if not row["versus"]}
     versus = {(row["label"], row["versus"], row["metric"]): row for row in rows if row["versus"]}
-    fps = {label: _mean([training_fps(r) for r in results if r.label == label]) for label in labels}
-    base_fps = fps.get(next((lb for lb in labels if lb.endswith("-none")), ""), math.nan)
+    fps = {label: mean_or_nan([training_fps(r) for r in results if r.label == label]) for label in labels}
+    base_fps = fps.get(base, math.nan)
     lines = [title, ""]
     lines.append("| agent | seeds | " + " | ".join(metrics) + " | train fps / baseline |")
     lines.append("|:--|--:|" + "--:|" * len(metrics) + "--:|")
@@ -156,7 +158,7 @@ def report_cell(path: Path, min_return: float | None = None) -> str:
     lines += ["", "p-values (Welch / Mann-Whitney U) against the baseline, and CAMAL against energy:", ""]
     lines.append("| comparison | " + " | ".join(metrics) + " |")
     lines.append("|:--|" + "--:|" * len(metrics))
-    for (label, other), _ in {(k[0], k[1]): None for k in versus}.items():
+    for label, other in dict.fromkeys(key[:2] for key in versus):
         cells = [p_value(versus[(label, other, m)]) if (label, other, m) in versus else "-" for m in metrics]
         lines.append(f"| {label} vs {other} | " + " | ".join(cells) + " |")
     gains = [
@@ -175,20 +177,20 @@ def report_cell(path: Path, min_return: float | None = None) -> str:
             low, high = row["improvement_low"], row["improvement_high"]
             lines.append(f"- {metric}: {row['improvement_pct']:+.1f}% [{low:+.1f}, {high:+.1f}]")
     if min_return is None:
-        lines += ["", *full_table(results, labels), "", *inference_lines(results, labels)]
+        lines += ["", *full_table(rows, available, labels, base), "", *inference_lines(results, base)]
     return "\n".join(lines) + "\n"
 
 
-def full_table(results: Sequence[RunResult], labels: Sequence[str]) -> list[str]:
+def full_table(
+    rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], labels: Sequence[str], base: str
+) -> list[str]:
     """Every metric (rows) per variant (columns), estimate [95% CI]; * marks p < 0.05 against
-    the baseline in both tests."""
-    metrics = [m for m in FULL if any(not math.isnan(_value(r, m)) for r in results)]
-    rows = comparison_table(results, metrics, baseline="none", pairs=())
+    the baseline ``base`` in both tests. ``rows``: :func:`camal_rl.stats.comparison_table`'s."""
     summary = {(row["label"], row["metric"]): row for row in rows if not row["versus"]}
     significant = {
         (row["label"], row["metric"])
         for row in rows
-        if row["versus"] and row["welch_p"] < 0.05 and row["mwu_p"] < 0.05
+        if row["versus"] == base and row["welch_p"] < 0.05 and row["mwu_p"] < 0.05
     }
     lines = [
         "All metrics (estimate [95% CI] over seeds; * = p < 0.05 against the baseline in both tests):",
@@ -205,10 +207,9 @@ def full_table(results: Sequence[RunResult], labels: Sequence[str]) -> list[str]
     return lines
 
 
-def inference_lines(results: Sequence[RunResult], labels: Sequence[str]) -> list[str]:
-    """Parameter count and predict() time of each variant relative to the baseline."""
+def inference_lines(results: Sequence[RunResult], base: str) -> list[str]:
+    """Parameter count and predict() time of each variant relative to the baseline ``base``."""
     cost = inference_cost(results)
-    base = next((lb for lb in labels if lb.endswith("-none")), "")
     if base not in cost:
         return []
     base_params, base_time = cost[base]
@@ -225,15 +226,7 @@ def inference_lines(results: Sequence[RunResult], labels: Sequence[str]) -> list
     ]
 
 
-def _mean(values: Sequence[float]) -> float:
-    """Mean of the finite values (nan if none)."""
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
 def _value(result: RunResult, metric: str) -> float:
-    from camal_rl.results import metric_value
-
     return metric_value(result.metrics, metric)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from camal_rl.metrics import mean_or_nan
 from camal_rl.results import RunResult, load_results, metric_values
 
 TUNE = Path("experiments/camal_study/runs/tune")
@@ -38,12 +39,6 @@ class Row:
     perturbation_epg: float
 
 
-def _mean(values: np.ndarray) -> float:
-    """Mean of the defined values (nan if none)."""
-    defined = values[~np.isnan(values)]
-    return float(defined.mean()) if defined.size else float("nan")
-
-
 def tuning_table(path: Path) -> tuple[list[Row], dict[str, float]]:
     """The tuning rows and the chosen coefficient per method."""
     results = [r for r in load_results([path]) if r.metrics is not None]
@@ -55,9 +50,9 @@ def tuning_table(path: Path) -> tuple[list[Row], dict[str, float]]:
             method,
             coef,
             len(runs),
-            _mean(metric_values(runs, "return")),
-            _mean(metric_values(runs, "gradcam/epg")),
-            _mean(metric_values(runs, "perturbation/epg")),
+            mean_or_nan(metric_values(runs, "return")),
+            mean_or_nan(metric_values(runs, "gradcam/epg")),
+            mean_or_nan(metric_values(runs, "perturbation/epg")),
         )
         for (method, coef), runs in sorted(groups.items())
     ]
