@@ -65,7 +65,7 @@ STUDY_EVAL: dict[str, Any] = {"episodes": 20, "distractors": 1, "max_steps_score
 
 CHOSEN = {"camal": 1.0, "energy": 1.0, "rrr": 0.1}
 """Coefficients chosen on the tuning seeds by experiments/camal_study/select_coefs.py."""
-STUDY_METHODS = ("none", *(f"{method}:{coef:g}" for method, coef in CHOSEN.items() if coef is not None))
+STUDY_METHODS = ("none", *(f"{method}:{coef:g}" for method, coef in CHOSEN.items()))
 
 PRESETS: dict[str, Any] = {
     # Single agents: `camal-rl train --preset doorkey-ppo --method camal --seed 3`.
