@@ -32,7 +32,7 @@ from scipy import stats as sps
 
 from camal_rl.config import Method
 from camal_rl.errors import InputError
-from camal_rl.metrics.aggregate import Values
+from camal_rl.metrics.aggregate import Values, defined
 from camal_rl.results import (
     RunResult,
     aggregate,
@@ -135,14 +135,6 @@ class Improvement:
     """Why the estimate or interval is ``nan``; empty otherwise."""
 
 
-def _defined(values: Values) -> np.ndarray:
-    """1-D float values with ``nan`` dropped."""
-    x = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
-    if x.ndim != 1:
-        raise InputError(f"values must be one-dimensional (one per seed), got shape {x.shape}")
-    return x[~np.isnan(x)]
-
-
 def _degenerate(a: np.ndarray, b: np.ndarray) -> str:
     """Why no test is possible on ``a`` and ``b``, or ``""``."""
     if a.size < 2 or b.size < 2:
@@ -163,7 +155,7 @@ def welch_t_test(a: Values, b: Values) -> TestResult:
     :param a: per-seed values of the first variant.
     :param b: per-seed values of the second variant.
     """
-    x, y = _defined(a), _defined(b)
+    x, y = defined(a), defined(b)
     note = _degenerate(x, y)
     constant = [bool(np.all(v == v[0])) for v in (x, y) if v.size]
     if not note and all(constant):
@@ -196,7 +188,7 @@ def mann_whitney_u(a: Values, b: Values) -> TestResult:
     :param a: per-seed values of the first variant.
     :param b: per-seed values of the second variant.
     """
-    x, y = _defined(a), _defined(b)
+    x, y = defined(a), defined(b)
     note = _degenerate(x, y)
     if note:
         return TestResult(math.nan, math.nan, x.size, y.size, note=note)
@@ -242,7 +234,7 @@ def percent_improvement(
         raise InputError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence}")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
         raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    x, y = _defined(a), _defined(b)
+    x, y = defined(a), defined(b)
     sign = -1.0 if lower_is_better else 1.0
     if x.size == 0 or y.size == 0:
         return Improvement(math.nan, math.nan, math.nan, x.size, y.size, "a group has no values")

@@ -118,6 +118,12 @@ def test_percent_improvement_degenerate():
         percent_improvement([1.0], [1.0], confidence=95)
 
 
+@pytest.mark.parametrize("test", [welch_t_test, mann_whitney_u, percent_improvement])
+def test_two_sample_tests_take_one_value_per_seed(test):
+    with pytest.raises(InputError, match=r"one-dimensional .*got shape \(2, 2\)"):
+        test([[1.0, 2.0], [3.0, 4.0]], [1.0, 2.0])
+
+
 def test_better_direction():
     assert better_direction("return") == "higher"
     assert better_direction("gradcam/deletion_auc") == "lower"

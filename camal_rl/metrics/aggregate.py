@@ -32,7 +32,7 @@ def iqm(values: Values) -> float:
 
     :param values: 1-D values.
     """
-    x = _defined(values)
+    x = defined(values)
     return float(trim_mean(x, 0.25)) if x.size else float("nan")
 
 
@@ -65,7 +65,7 @@ def bootstrap_ci(
         raise InputError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence}")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
         raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    x = _defined(values)
+    x = defined(values)
     if x.size == 0:
         return float("nan"), float("nan"), float("nan")
     point = _statistic(x[None], statistic)[0]
@@ -94,13 +94,13 @@ def episode_means(step_values: Values, episode_ids: Values) -> tuple[np.ndarray,
     if values.size == 0:
         return np.empty(0), float("nan")
     _, episode = np.unique(ids, return_inverse=True)
-    defined = ~np.isnan(values)
+    is_defined = ~np.isnan(values)
     n_episodes = int(episode.max()) + 1
-    sums = np.bincount(episode[defined], weights=values[defined], minlength=n_episodes)
-    counts = np.bincount(episode[defined], minlength=n_episodes)
+    sums = np.bincount(episode[is_defined], weights=values[is_defined], minlength=n_episodes)
+    counts = np.bincount(episode[is_defined], minlength=n_episodes)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = sums / counts
-    return means, float(defined.mean())
+    return means, float(is_defined.mean())
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def summarize_steps(
 
 def mean_or_nan(values: Values) -> float:
     """Mean of the values that are not ``nan`` (``nan`` when there are none, without a warning)."""
-    x = _defined(values)
+    x = defined(values)
     return float(x.mean()) if x.size else float("nan")
 
 
@@ -201,7 +201,8 @@ def _statistic(x: np.ndarray, statistic: Statistic) -> np.ndarray:
     return np.asarray(x.mean(axis=1) if statistic == "mean" else trim_mean(x, 0.25, axis=1))
 
 
-def _defined(values: Values) -> np.ndarray:
+def defined(values: Values) -> np.ndarray:
+    """1-D float64 values with ``nan`` dropped; an :class:`InputError` for any other shape."""
     x = _one_dim(values, "values").astype(np.float64)
     return x[~np.isnan(x)]
 
