@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 
 import tyro
 
-from camal_rl.errors import InputError
+from camal_rl.errors import InputError, Terminated, sigterm_as_interrupt
 
 
 @dataclass(frozen=True)
@@ -128,14 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``camal-rl``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        name, cfg = parse(argv)
-        _, function = COMMANDS[name].load()
-        function(cfg)
+        with sigterm_as_interrupt():  # SIGTERM saves and stops a run as Ctrl-C does
+            name, cfg = parse(argv)
+            _, function = COMMANDS[name].load()
+            function(cfg)
     except InputError as error:
         print(f"camal-rl: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as interrupt:
+        return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
     return 0
 
 

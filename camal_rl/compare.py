@@ -17,6 +17,7 @@ with Welch's t-test and the Mann-Whitney U test; ``OUT/comparison.md``, ``compar
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
 import time
 import traceback
@@ -30,7 +31,7 @@ from typing import Annotated, Literal
 import tyro
 
 from camal_rl.config import DEFAULT_ENV, Algo, TrainConfig, get_preset
-from camal_rl.errors import InputError, MissingExtraError
+from camal_rl.errors import InputError, MissingExtraError, Terminated, raise_terminated
 from camal_rl.evaluation import EvaluateConfig
 from camal_rl.rundir import RunDir
 
@@ -237,20 +238,32 @@ Job = tuple[TrainConfig, EvaluateConfig]
 def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
     """Run the jobs in a local pool of ``cfg.workers`` processes (spawned: no fork after torch)."""
     outcomes: list[RunOutcome] = []
-    with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_catch_sigterm
+    ) as pool:
         try:
             pending: set[Future[RunOutcome]] = {pool.submit(run_one, t, e, cfg.threads) for t, e in jobs}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     outcomes.append(_report(future.result(), len(outcomes) + 1, len(jobs)))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             # Ctrl-C reaches the workers too: their runs save and stop, and the runs already queued
             # to them end "cancelled" (run_one); the rest are cancelled here, not drained by the
-            # `with` block's shutdown. Wait for the saves.
+            # `with` block's shutdown. Wait for the saves. SIGTERM may have been sent to this
+            # process alone (`kill PID`): pass it on (a worker ignores a second one).
+            if isinstance(interrupt, Terminated):
+                workers = getattr(pool, "_processes", None) or {}  # pid -> Process
+                for process in list(workers.values()):
+                    process.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return outcomes
+
+
+def _catch_sigterm() -> None:
+    """Pool worker initializer: SIGTERM stops the worker's run as Ctrl-C does (saved, resumable)."""
+    signal.signal(signal.SIGTERM, raise_terminated)
 
 
 def run_ray(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:

@@ -107,3 +107,59 @@ def test_console_script_smoke() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "camal_rl/MiniGrid-LavaCrossingS9N1-v0  partial" in result.stdout
+
+
+def test_sigterm_raises_terminated_once_and_the_handler_is_restored() -> None:
+    import os
+    import signal
+
+    from camal_rl.errors import Terminated, sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    saved = False
+    with sigterm_as_interrupt():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise AssertionError("SIGTERM did not raise")
+        except Terminated:
+            os.kill(os.getpid(), signal.SIGTERM)  # a second one, while "saving": ignored
+            saved = True
+    assert saved
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert issubclass(Terminated, KeyboardInterrupt)  # every Ctrl-C path handles it
+
+
+def test_sigterm_saves_the_run_like_ctrl_c(tmp_path: Path) -> None:
+    """`kill PID`, a scheduler's pre-emption or `docker stop`: the run saves and can resume."""
+    import json
+    import signal
+    import time
+
+    from camal_rl.agents import CamalPPO
+
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "camal_rl", "train", "--out", str(out), "--steps", "100000",
+        "--no-progress-bar", "--device", "cpu", "--eval-freq", "0", "--n-envs", "2",
+        "--hp", "n_steps=64", "batch_size=64", "n_epochs=1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        progress = out / "progress.csv"
+        while not progress.exists() or len(progress.read_text().splitlines()) < 3:  # 2 updates logged
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "no training progress in 120 s"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "Traceback" not in output
+    assert f"Continue with: camal-rl train --resume --out {out}" in output
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "interrupted"
+    assert status["num_timesteps"] >= 256
+    assert CamalPPO.load(out / "model.zip", device="cpu").num_timesteps == status["num_timesteps"]

@@ -143,8 +143,10 @@ def test_ctrl_c_stops_the_run_and_cancels_the_worker_s_later_runs(
     assert calls == [first.run_dir]  # the second run never started
 
 
-def test_ctrl_c_on_a_process_pool_sweep_saves_and_starts_nothing_more(tmp_path: Path) -> None:
-    """Ctrl-C in a terminal signals the whole process group: the sweep and its workers."""
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_stopping_a_process_pool_sweep_saves_and_starts_nothing_more(tmp_path: Path, stop: str) -> None:
+    """Ctrl-C in a terminal signals the whole process group (the sweep and its workers); `kill PID`
+    sends SIGTERM to the sweep alone, which passes it on to its workers."""
     import os
     import signal
     import subprocess
@@ -167,12 +169,15 @@ def test_ctrl_c_on_a_process_pool_sweep_saves_and_starts_nothing_more(tmp_path: 
             assert time.monotonic() < deadline, "the sweep did not start two runs in 120 s"
             time.sleep(0.5)
         time.sleep(2)
-        os.killpg(proc.pid, signal.SIGINT)
+        if stop == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
         output, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode != 0
+    assert proc.returncode == 128 + (signal.SIGINT if stop == "ctrl-c" else signal.SIGTERM), output
     assert "run the same command again to resume the sweep" in output
     assert "Traceback" not in output
     states = {

@@ -124,6 +124,22 @@ def test_resume_trains_longer_with_more_steps(tiny_run: Path, tmp_path: Path) ->
     )  # 2 rollouts of 2 x 64 past 256
 
 
+def test_after_sigkill_resume_starts_from_the_last_checkpoint(tiny_run: Path, tmp_path: Path) -> None:
+    """SIGKILL (or a power cut) saves nothing: model.zip is missing and the status still says
+    running; --resume continues from the newest checkpoint."""
+    import shutil
+
+    out = tmp_path / "killed"
+    shutil.copytree(tiny_run, out)
+    run = RunDir(out)
+    run.model.unlink()
+    (run.checkpoints / "step_256.zip").unlink()
+    run.write_status("running", num_timesteps=200)
+    train(TrainConfig(out=out, resume=True, progress_bar=False, device="cpu"))
+    assert run.read_status()["state"] == "complete"
+    assert CamalPPO.load(run.model, device="cpu").num_timesteps == 256  # 128 + one rollout of 2 x 64
+
+
 def test_crash_saves_the_model_and_records_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"
     interrupt_at(monkeypatch, 128, RuntimeError("disk on fire"))
