@@ -7,6 +7,7 @@ newest saved model (``model.zip`` or the last checkpoint) with the step count wh
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -152,6 +153,7 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
     :raises InputError: bad settings, an existing run without --resume / --overwrite.
     """
     run = RunDir(cfg.run_dir)
+    existed = run.path.exists()
     if cfg.resume:
         run.prepare(overwrite=False, resume=True)
         saved = TrainConfig.load(run.config)
@@ -166,7 +168,14 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
         run.write_versions()
     run.append_command(argv if argv is not None else sys.argv)
 
-    model, resumed_at = _build_model(cfg, run, algo_class)
+    try:
+        model, resumed_at = _build_model(cfg, run, algo_class)
+    except BaseException:
+        if not cfg.resume:  # a new run that could not start (e.g. a bad --hp value) leaves nothing
+            shutil.rmtree(run.path, ignore_errors=True)
+            if existed:
+                run.path.mkdir()
+        raise
     assert cfg.steps is not None
     remaining = cfg.steps - resumed_at
     if remaining <= 0:

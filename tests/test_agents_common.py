@@ -74,11 +74,14 @@ class TestExtractors:
 
 
 class TestPackedReplayBuffer:
-    def make(self, cls: type[DictReplayBuffer], n_envs: int = 2) -> DictReplayBuffer:
-        space = spaces.Dict(
+    @staticmethod
+    def space() -> spaces.Dict:
+        return spaces.Dict(
             {"image": spaces.Box(0, 255, (3, 4, 6), np.uint8), "mask": spaces.Box(0, 3, (4, 6), np.uint8)}
         )
-        return cls(10, space, spaces.Discrete(3), device="cpu", n_envs=n_envs)
+
+    def make(self, cls: type[DictReplayBuffer], n_envs: int = 2) -> DictReplayBuffer:
+        return cls(10, self.space(), spaces.Discrete(3), device="cpu", n_envs=n_envs)
 
     def test_mask_bits_round_trip_and_sampling_matches_the_parent(self) -> None:
         packed, plain = self.make(MaskPackedDictReplayBuffer), self.make(DictReplayBuffer)
@@ -103,6 +106,66 @@ class TestPackedReplayBuffer:
         torch.testing.assert_close(
             a.next_observations["mask"], (b.next_observations["mask"] > 0).to(torch.uint8)
         )
+
+    def test_n_step_returns_by_hand(self) -> None:
+        buffer = MaskPackedDictReplayBuffer(
+            10, self.space(), spaces.Discrete(3), device="cpu", n_envs=1, n_steps=3, gamma=0.5
+        )
+        # rewards 1, 2, 3, 4, 5; the episode terminates at index 2, then index 4 is a time-out
+        for i, (done, truncated) in enumerate([(0, 0), (0, 0), (1, 0), (0, 0), (1, 1)]):
+            obs = {"image": np.full((1, 3, 4, 6), i, np.uint8), "mask": np.zeros((1, 4, 6), np.uint8)}
+            nxt = {"image": np.full((1, 3, 4, 6), 10 + i, np.uint8), "mask": np.ones((1, 4, 6), np.uint8)}
+            info = [{"TimeLimit.truncated": bool(truncated)}]
+            buffer.add(obs, nxt, np.array([i % 3]), np.array([i + 1.0]), np.array([done]), info)
+        buffer.add(  # index 5: the newest, its successor unknown: a sum ends there
+            {"image": np.full((1, 3, 4, 6), 5, np.uint8), "mask": np.zeros((1, 4, 6), np.uint8)},
+            {"image": np.full((1, 3, 4, 6), 15, np.uint8), "mask": np.zeros((1, 4, 6), np.uint8)},
+            np.array([2]), np.array([6.0]), np.array([0]), [{}],
+        )  # fmt: skip
+        s = buffer._get_samples(np.array([0, 1, 2, 3, 5]))
+        # 0: 1 + 2/2 + 3/4 = 2.75, bootstrap 0.5**3 from index 2's successor (terminal)
+        # 1: 2 + 3/2 = 3.5 (0.25); 2: 3 (0.5); 3: 4 + 5/2 = 6.5 (0.25), index 4 a time-out:
+        # not terminal; 5: 6 (0.5), not terminal
+        assert s.rewards.flatten().tolist() == [2.75, 3.5, 3.0, 6.5, 6.0]
+        assert s.discounts is not None
+        assert s.discounts.flatten().tolist() == [0.125, 0.25, 0.5, 0.25, 0.5]
+        assert s.dones.flatten().tolist() == [1.0, 1.0, 1.0, 0.0, 0.0]
+        assert s.next_observations["image"][:, 0, 0, 0].tolist() == [12, 12, 12, 14, 15]
+        assert s.observations["image"][:, 0, 0, 0].tolist() == [0, 1, 2, 3, 5]
+        assert s.next_observations["mask"][:, 0, 0].tolist() == [1, 1, 1, 1, 0]
+        assert buffer.timeouts[5, 0] == 0.0  # the newest transition's flag is put back
+
+    def test_n_step_samples_match_sb3_on_box_observations(self) -> None:
+        from stable_baselines3.common.buffers import NStepReplayBuffer
+
+        ours = MaskPackedDictReplayBuffer(
+            8, self.space(), spaces.Discrete(3), device="cpu", n_envs=2, n_steps=4
+        )
+        sb3 = NStepReplayBuffer(
+            8, spaces.Box(0, 255, (3, 4, 6), np.uint8), spaces.Discrete(3), device="cpu", n_envs=2, n_steps=4
+        )
+        rng = np.random.default_rng(1)
+        for _ in range(11):  # wraps around the 4-slot (8 / 2 envs) buffer
+            image, nxt = (rng.integers(0, 256, (2, 3, 4, 6), dtype=np.uint8) for _ in range(2))
+            mask = np.zeros((2, 4, 6), np.uint8)
+            done = rng.random(2) < 0.3
+            info = [{"TimeLimit.truncated": bool(t)} for t in done & (rng.random(2) < 0.5)]
+            args = (rng.integers(0, 3, 2), rng.random(2).astype(np.float32), done, info)
+            ours.add({"image": image, "mask": mask}, {"image": nxt, "mask": mask}, *args)
+            sb3.add(image, nxt, *args)
+        np.random.seed(7)  # noqa: NPY002 - SB3's buffers sample from the legacy global generator
+        a = ours.sample(16)
+        np.random.seed(7)  # noqa: NPY002
+        b = sb3.sample(16)
+        for name in ("actions", "rewards", "dones", "discounts"):
+            torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=0, atol=1e-7, msg=name)
+        torch.testing.assert_close(a.observations["image"], b.observations, rtol=0, atol=0)
+        torch.testing.assert_close(a.next_observations["image"], b.next_observations, rtol=0, atol=0)
+
+    @pytest.mark.parametrize(("kwargs", "match"), [({"n_steps": 0}, "n_steps"), ({"gamma": 1.5}, "gamma")])
+    def test_bad_n_step_settings(self, kwargs: dict[str, float], match: str) -> None:
+        with pytest.raises(InputError, match=match):
+            MaskPackedDictReplayBuffer(8, self.space(), spaces.Discrete(3), device="cpu", **kwargs)  # type: ignore[arg-type]
 
     def test_memory(self) -> None:
         packed, plain = self.make(MaskPackedDictReplayBuffer), self.make(DictReplayBuffer)

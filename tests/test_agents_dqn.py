@@ -101,6 +101,26 @@ def test_save_load_round_trip_and_image_only_prediction(tmp_path: Path) -> None:
     assert loaded.predict(image, deterministic=True)[0] == model.predict(masked, deterministic=True)[0]
 
 
+def test_n_step_returns_train_and_survive_save_load(tmp_path: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = CamalDQN("MultiInputPolicy", toy_env(), n_steps=3, gamma=0.9, **TINY).learn(200)
+    assert not [w for w in caught if "n_steps" in str(w.message)]  # SB3's "ignored" warning is wrong here
+    buffer = model.replay_buffer
+    assert isinstance(buffer, MaskPackedDictReplayBuffer)
+    assert (buffer.n_steps, buffer.gamma) == (3, 0.9)
+    discounts = buffer.sample(64).discounts
+    assert discounts is not None
+    assert set(np.round(discounts.flatten().tolist(), 6)) <= {0.9, 0.81, 0.729}
+    model.save(tmp_path / "dqn.zip")
+    loaded = CamalDQN.load(tmp_path / "dqn.zip", env=toy_env(), device="cpu").learn(100)
+    assert loaded.n_steps == 3
+    assert isinstance(loaded.replay_buffer, MaskPackedDictReplayBuffer)
+    assert loaded.replay_buffer.n_steps == 3
+
+
 def test_refusals() -> None:
     with pytest.raises(InputError, match="make_masked_env"):
         CamalDQN("MultiInputPolicy", make_vec_env(lambda: ImageOnlyEnv(FindObjectEnv())), **TINY)

@@ -73,6 +73,18 @@ def test_bad_env_fails_before_writing(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+def test_bad_hyperparameter_value_leaves_no_run_behind(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(InputError, match="n_steps must be an integer >= 1"):
+        train(tiny(out, algo="dqn", hp=("n_steps=0",)))
+    assert not out.exists()  # fixing the value and running again needs no --overwrite
+    out.mkdir()  # a folder the user made stays, empty
+    with pytest.raises(InputError, match="n_steps"):
+        train(tiny(out, algo="dqn", hp=("n_steps=0",)))
+    assert out.is_dir()
+    assert not any(out.iterdir())
+
+
 def interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int, error: BaseException) -> None:
     original = RunCallback._on_step
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,7 +31,8 @@ class CamalDQN(CamalAlgorithm, DQN):
     Each gradient step adds ``camal_coef * attention_loss(grad_cam(maps, y), mask)`` to the TD
     loss, in the same optimizer step; ``y`` is Q(s, a) of the replayed action or of the greedy
     action. The replay buffer keeps the mask at one bit per pixel
-    (:class:`MaskPackedDictReplayBuffer`) unless another ``replay_buffer_class`` is given.
+    (:class:`MaskPackedDictReplayBuffer`) unless another ``replay_buffer_class`` is given; it also
+    gives ``n_steps``-step returns, which SB3 offers for Box observations only.
 
     :param policy: ``"MultiInputPolicy"`` (= :class:`CamalDQNPolicy`) or a subclass of it.
     :param env: an env with ``{"image", "mask"}`` observations (``camal_rl.envs.make_masked_env``).
@@ -49,8 +51,19 @@ class CamalDQN(CamalAlgorithm, DQN):
     camal_targets = DQN_TARGETS
 
     def __init__(self, policy: str | type[CamalDQNPolicy], env: GymEnv | str | None, **kwargs: Any) -> None:
-        kwargs.setdefault("replay_buffer_class", MaskPackedDictReplayBuffer)
+        if kwargs.get("replay_buffer_class") is None:
+            kwargs["replay_buffer_class"] = MaskPackedDictReplayBuffer
+            # n-step returns: SB3 sets them up for Box observations only; this buffer does them
+            n_step = {"n_steps": kwargs.get("n_steps", 1), "gamma": kwargs.get("gamma", 0.99)}
+            kwargs["replay_buffer_kwargs"] = {**n_step, **(kwargs.get("replay_buffer_kwargs") or {})}
         super().__init__(policy, env, **kwargs)
+
+    def _setup_model(self) -> None:
+        with warnings.catch_warnings():
+            if issubclass(self.replay_buffer_class or object, MaskPackedDictReplayBuffer):
+                # SB3 warns that n_steps is ignored with a custom buffer class: this one uses it
+                warnings.filterwarnings("ignore", r"`n_steps=\d+` is ignored", UserWarning)
+            super()._setup_model()
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """Copied from stable-baselines3 2.9.2 ``DQN.train``; every change is marked ``# CAMAL:``."""
