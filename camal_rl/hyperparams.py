@@ -33,12 +33,18 @@ DQN_MINIGRID: dict[str, Any] = {
     "batch_size": 64,
     "learning_rate": 1e-4,
     "gamma": 0.99,
-    "train_freq": 4,
+    "train_freq": 1,
     "gradient_steps": 1,
     "target_update_interval": 1_000,
-    "exploration_fraction": 0.2,
+    "exploration_fraction": 0.5,
     "exploration_final_eps": 0.05,
+    "n_steps": 3,
 }
+"""One update per vector step (4 envs: per 4 env steps) and 3-step returns. With one-step returns
+(SB3's default), DQN's Q-values on sparse-reward MiniGrid stay flat across actions, and the greedy
+policy stalls on no-op actions (toggle, done facing a wall): DoorKey-5x5 is not learnt in 300k
+steps, even with the exploration that solves it 65% of the time; with these it is by about 100k
+(experiments/camal_study/RESULTS.md, the DQN pilot)."""
 DQN_VIZDOOM: dict[str, Any] = {**DQN_MINIGRID, "buffer_size": 50_000}
 
 DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {

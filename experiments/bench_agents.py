@@ -54,7 +54,8 @@ def make_model(kind: str, camal: bool, seed: int = 0) -> BaseAlgorithm:
         if camal:
             return CamalPPO("MultiInputPolicy", venv, camal_coef=1.0, **PPO_MINIGRID, **common)
         return PPO("MultiInputPolicy", venv, **PPO_MINIGRID, **common)
-    hp = {**DQN_MINIGRID, "buffer_size": 20_000, "learning_starts": 512}
+    # one-step returns: stock SB3 refuses n-step returns on the Dict observations both agents share
+    hp = {**DQN_MINIGRID, "buffer_size": 20_000, "learning_starts": 512, "n_steps": 1}
     if camal:
         return CamalDQN("MultiInputPolicy", venv, camal_coef=1.0, **hp, **common)
     return DQN("MultiInputPolicy", venv, **hp, **common)

@@ -121,6 +121,28 @@ def test_n_step_returns_train_and_survive_save_load(tmp_path: Path) -> None:
     assert loaded.replay_buffer.n_steps == 3
 
 
+def test_batch_alignment_is_measured_on_every_10th_gradient_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from camal_rl.agents.common.attention import AttentionLog
+
+    model = CamalDQN("MultiInputPolicy", toy_env(), **TINY).learn(100)
+    flags: list[bool] = []
+    original = AttentionLog.add
+
+    def spy(self: AttentionLog, term: Any, mask: Any, *, alignment: bool = True) -> None:
+        flags.append(alignment)
+        original(self, term, mask, alignment=alignment)
+
+    monkeypatch.setattr(AttentionLog, "add", spy)
+    start = model._n_updates
+    model.train(gradient_steps=25, batch_size=16)
+    assert [start + i for i, flag in enumerate(flags) if flag] == [
+        n for n in range(start, start + 25) if n % 10 == 0
+    ]
+    assert len(flags) == 25
+    model.train(gradient_steps=1, batch_size=16)  # the count goes on across calls
+    assert flags[-1] == ((start + 25) % 10 == 0)
+
+
 def test_refusals() -> None:
     with pytest.raises(InputError, match="make_masked_env"):
         CamalDQN("MultiInputPolicy", make_vec_env(lambda: ImageOnlyEnv(FindObjectEnv())), **TINY)

@@ -155,7 +155,7 @@ class AttentionLog:
 
     The loss is recorded for every minibatch; the batch EPG and IoU (input-resolution metrics,
     the costly part) for the minibatches passed with ``alignment=True`` (PPO: its first epoch,
-    which sees every sample of the rollout once).
+    which sees every sample of the rollout once; DQN: every 10th gradient step).
     """
 
     losses: list[float] = field(default_factory=list)

@@ -22,6 +22,11 @@ from ..common.buffers import MaskPackedDictReplayBuffer
 from .policies import CamalDQNPolicy, q_values_with_maps
 
 DQN_TARGETS = ("action", "greedy")
+ALIGNMENT_EVERY = 10
+"""CamalDQN computes the batch EPG and IoU it logs (``camal/batch_epg``, ``camal/batch_iou``) on
+every 10th gradient step only: with one update per vector step they cost about a tenth of an
+update (each CAM brought to the input's resolution), and SB3's logger keeps just the last value
+recorded before each dump."""
 
 
 class CamalDQN(CamalAlgorithm, DQN):
@@ -77,7 +82,7 @@ class CamalDQN(CamalAlgorithm, DQN):
         attention_log = AttentionLog()
 
         losses = []
-        for _ in range(gradient_steps):
+        for step in range(gradient_steps):
             # Sample replay buffer
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
@@ -126,7 +131,7 @@ class CamalDQN(CamalAlgorithm, DQN):
             )
             if term.loss is not None:
                 loss = loss + camal_coef * term.loss
-            attention_log.add(term, mask)
+            attention_log.add(term, mask, alignment=(self._n_updates + step) % ALIGNMENT_EVERY == 0)
 
             # Optimize the policy
             self.policy.optimizer.zero_grad()
