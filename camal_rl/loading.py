@@ -107,8 +107,6 @@ def load_agent(path: Path, *, device: str = "auto", env: str | None = None) -> L
     else:
         model_path = path
     algo = config.algo if config is not None else algo_of_zip(model_path)
-    if config is None:
-        algo_of_zip(model_path)
     env_id = env or (config.env if config is not None else None)
     if env_id is None:
         raise InputError(f"{path} is a bare model zip: pass --env with the env id it was trained on")
