@@ -58,16 +58,19 @@ class CamalDQN(CamalAlgorithm, DQN):
     def __init__(self, policy: str | type[CamalDQNPolicy], env: GymEnv | str | None, **kwargs: Any) -> None:
         if kwargs.get("replay_buffer_class") is None:
             kwargs["replay_buffer_class"] = MaskPackedDictReplayBuffer
-            # n-step returns: SB3 sets them up for Box observations only; this buffer does them
-            n_step = {"n_steps": kwargs.get("n_steps", 1), "gamma": kwargs.get("gamma", 0.99)}
-            kwargs["replay_buffer_kwargs"] = {**n_step, **(kwargs.get("replay_buffer_kwargs") or {})}
         super().__init__(policy, env, **kwargs)
 
     def _setup_model(self) -> None:
+        if not issubclass(self.replay_buffer_class or object, MaskPackedDictReplayBuffer):
+            super()._setup_model()
+            return
+        # n-step returns: SB3 sets them up for Box observations only; this buffer does them, from
+        # the model's own n_steps and gamma (explicit replay_buffer_kwargs win)
+        n_step = {"n_steps": self.n_steps, "gamma": self.gamma}
+        self.replay_buffer_kwargs = {**n_step, **self.replay_buffer_kwargs}
         with warnings.catch_warnings():
-            if issubclass(self.replay_buffer_class or object, MaskPackedDictReplayBuffer):
-                # SB3 warns that n_steps is ignored with a custom buffer class: this one uses it
-                warnings.filterwarnings("ignore", r"`n_steps=\d+` is ignored", UserWarning)
+            # SB3 warns that n_steps is ignored with a custom buffer class: this one uses it
+            warnings.filterwarnings("ignore", r"`n_steps=\d+` is ignored", UserWarning)
             super()._setup_model()
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
