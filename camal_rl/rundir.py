@@ -10,7 +10,8 @@
       model.zip           latest saved model (final, or saved on Ctrl-C / crash)
       replay_buffer.pkl   DQN replay buffer, with --save-replay-buffer
       checkpoints/        step_<N>.zip every --checkpoint-freq steps
-      monitor/            SB3 Monitor CSVs, one per env (episode returns during training)
+      monitor/            SB3 Monitor CSVs, one per env (episode returns during training);
+                          unrecorded.json: per env, steps of episodes cut short by a resume
       progress.csv        SB3 logger (train/, rollout/, camal/, eval/ keys); progress.<k>.csv per resume
       events.out.tfevents.*  TensorBoard
       evaluations.csv     periodic evaluation: step, return, length, Grad-CAM EPG / IoU, coverage
@@ -22,12 +23,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import json
 import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -177,6 +179,38 @@ class RunDir:
                 writer.writeheader()
             writer.writerow({k: row.get(k, "") for k in EVALUATION_FIELDS})
 
+    def rewind(self, steps: int, n_envs: int) -> dict[str, int]:
+        """Forget what the run recorded after step ``steps``, before resuming from a model saved
+        there (a crash or SIGKILL after the last checkpoint): the evaluations of models that no
+        longer exist, the training episodes that the resumed run will replay, the logger rows.
+
+        Monitor files hold each env's finished episodes; the envs step in lockstep, so an env has
+        taken ``steps // n_envs`` steps at the cut. An episode that was running when the model was
+        saved is lost at the resume (its env is reset): ``monitor/unrecorded.json`` keeps those
+        steps per env, so that a later rewind cuts at the right episode too. TensorBoard event
+        files are left as they are (TensorBoard shows the later session's values at a step).
+
+        :return: rows dropped per record: ``evaluations``, ``episodes``, ``progress``.
+        """
+        per_env = steps // n_envs
+        unrecorded_path = self.monitor / "unrecorded.json"
+        unrecorded = json.loads(unrecorded_path.read_text()) if unrecorded_path.exists() else {}
+        dropped = {"evaluations": 0, "episodes": 0, "progress": 0}
+        if self.evaluations.exists():
+            _, dropped["evaluations"] = _truncate_csv(self.evaluations, _rows_up_to("step", steps))
+        for file in sorted(self.monitor.glob("*.monitor.csv")):
+            rank = file.name.split(".")[0]
+            budget = per_env - int(unrecorded.get(rank, 0))
+            kept, dropped_here = _truncate_csv(file, _episodes_within(budget), header_lines=1)
+            dropped["episodes"] += dropped_here
+            unrecorded[rank] = per_env - sum(int(float(row["l"])) for row in kept)
+        if unrecorded:
+            write_json(unrecorded_path, unrecorded)
+        for file in self.progress_files():
+            _, dropped_here = _truncate_csv(file, _rows_up_to("time/total_timesteps", steps))
+            dropped["progress"] += dropped_here
+        return dropped
+
     def read_evaluations(self) -> list[dict[str, float]]:
         """Rows of ``evaluations.csv`` as floats (empty cells become nan)."""
         if not self.evaluations.exists():
@@ -186,6 +220,51 @@ class RunDir:
                 {k: float(v) if v != "" else float("nan") for k, v in row.items()}
                 for row in csv.DictReader(f)
             ]
+
+
+Rows = list[dict[str, str]]
+
+
+def _truncate_csv(path: Path, keep: Callable[[Rows], int], *, header_lines: int = 0) -> tuple[Rows, int]:
+    """Cut the CSV at ``path`` to its first ``keep(rows)`` rows (atomically: temp file, then
+    rename; untouched when all are kept).
+
+    :param header_lines: lines before the CSV header (a Monitor file's ``#{...}`` line), kept.
+    :return: the rows kept and the number dropped.
+    """
+    with path.open(newline="") as f:
+        preamble = [f.readline() for _ in range(header_lines)]
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        fields = list(reader.fieldnames or [])
+    kept = keep(rows)
+    if kept < len(rows):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with tmp.open("w", newline="") as f:
+            f.writelines(preamble)
+            writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows[:kept])
+        tmp.replace(path)
+    return rows[:kept], len(rows) - kept
+
+
+def _rows_up_to(column: str, steps: int) -> Callable[[Rows], int]:
+    """Rows before the first whose ``column`` exceeds ``steps`` (rows without a value count as
+    before it until then)."""
+    return lambda rows: next(
+        (i for i, row in enumerate(rows) if row.get(column) and float(row[column]) > steps), len(rows)
+    )
+
+
+def _episodes_within(steps: int) -> Callable[[Rows], int]:
+    """Monitor rows (episodes, in order) whose lengths add up to at most ``steps``."""
+
+    def kept(rows: Rows) -> int:
+        ends = itertools.accumulate(float(row["l"]) for row in rows)
+        return next((i for i, end in enumerate(ends) if end > steps), len(rows))
+
+    return kept
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -65,11 +65,11 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         env_rows = [r for r in rows if r["env"] == env]
         summaries = [r for r in env_rows if not r["versus"]]
         lines += [f"### {env}", ""]
-        lines += _table(["agent", "seeds", *headers], _summary_cells(summaries, metrics))
+        lines += markdown_table(["agent", "seeds", *headers], _summary_cells(summaries, metrics))
         comparisons = [r for r in env_rows if r["versus"]]
         if comparisons:
             lines.append("")
-            lines += _table(["comparison", *metrics], _comparison_cells(comparisons, metrics))
+            lines += markdown_table(["comparison", *metrics], _comparison_cells(comparisons, metrics))
         lines.append("")
     lines += _legend(metrics, better, confidence)
     return "\n".join(lines) + "\n"
@@ -143,7 +143,8 @@ def _legend(metrics: Sequence[str], better: Mapping[str, str], confidence: str) 
     return lines
 
 
-def _table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> list[str]:
+    """Lines of a markdown table: the first column left-aligned, the others right-aligned."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":--"] + ["--:"] * (len(header) - 1)) + "|"]
     return lines + ["| " + " | ".join(line) + " |" for line in cells]
 

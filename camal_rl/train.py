@@ -219,6 +219,14 @@ def _build_model(
         path = run.latest_model()
         model = algo_class.load(path, device=cfg.device)
         steps = int(model.num_timesteps)
+        assert cfg.n_envs is not None
+        dropped = run.rewind(steps, cfg.n_envs)
+        if any(dropped.values()):
+            print(
+                f"{path.name} is from step {steps}: dropped what the run recorded after it "
+                f"({dropped['evaluations']} evaluations, {dropped['episodes']} training episodes, "
+                f"{dropped['progress']} logger rows)"
+            )
         model.set_env(make_training_envs(cfg, run, resumed_at=steps))
         if isinstance(model, OffPolicyAlgorithm) and run.replay_buffer.exists():
             model.load_replay_buffer(run.replay_buffer)

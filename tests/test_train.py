@@ -147,9 +147,63 @@ def test_after_sigkill_resume_starts_from_the_last_checkpoint(tiny_run: Path, tm
     run.model.unlink()
     (run.checkpoints / "step_256.zip").unlink()
     run.write_status("running", num_timesteps=200)
+    # What the killed session recorded after its last checkpoint (step 128) must not survive:
+    run.append_evaluation({"step": 192, "return_mean": 123.0})  # a model that no longer exists
+    with (run.monitor / "0.monitor.csv").open("a") as f:
+        f.write("0.5,1000,9.0\n")  # an episode that ended after the checkpoint
     train(TrainConfig(out=out, resume=True, progress_bar=False, device="cpu"))
     assert run.read_status()["state"] == "complete"
     assert CamalPPO.load(run.model, device="cpu").num_timesteps == 256  # 128 + one rollout of 2 x 64
+    evaluations = run.read_evaluations()
+    assert [row["step"] for row in evaluations] == [0, 128, 256]
+    assert 123.0 not in [row["return_mean"] for row in evaluations]
+    assert ",1000," not in (run.monitor / "0.monitor.csv").read_text()
+    first, resumed = run.progress_files()
+    for file, steps in ((first, range(1, 129)), (resumed, range(129, 257))):
+        with file.open() as f:
+            logged = [int(row["time/total_timesteps"]) for row in csv.DictReader(f)]
+        assert logged, file.name
+        assert all(step in steps for step in logged), (file.name, logged)
+
+
+def write_lines(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def test_rewind_drops_what_was_recorded_after_the_resumed_model(tmp_path: Path) -> None:
+    """Numbers by hand: 2 envs, the model resumed from is from step 40, so each env had taken
+    20 steps: env 0's episodes 8 + 12 = 20 are kept, its 5 is not; env 1's 6 + 10 = 16 are kept,
+    its 7 would end at 23 > 20; the 4 steps of env 1's running episode are remembered."""
+    run = RunDir(tmp_path)
+    run.monitor.mkdir()
+    header = ['#{"t_start": 1.0}', "r,l,t"]
+    write_lines(run.monitor / "0.monitor.csv", [*header, "0.0,8,1.0", "0.5,12,2.0", "0.0,5,3.0"])
+    write_lines(run.monitor / "1.monitor.csv", [*header, "0.0,6,1.0", "0.0,10,2.0", "0.9,7,3.0"])
+    for step in (0, 20, 40, 60):
+        run.append_evaluation({"step": step, "return_mean": step / 100})
+    write_lines(
+        run.path / "progress.csv",
+        ["time/total_timesteps,train/loss", "16,0.5", "32,0.4", "48,0.3", ",0.2"],
+    )
+    assert run.rewind(40, 2) == {"evaluations": 1, "episodes": 2, "progress": 2}
+    assert (run.monitor / "0.monitor.csv").read_text().splitlines() == [*header, "0.0,8,1.0", "0.5,12,2.0"]
+    assert (run.monitor / "1.monitor.csv").read_text().splitlines()[2:] == ["0.0,6,1.0", "0.0,10,2.0"]
+    assert json.loads((run.monitor / "unrecorded.json").read_text()) == {"0": 0, "1": 4}
+    assert [row["step"] for row in run.read_evaluations()] == [0, 20, 40]
+    progress = (run.path / "progress.csv").read_text().splitlines()
+    assert progress == ["time/total_timesteps,train/loss", "16,0.5", "32,0.4"]
+
+    # The resumed session (envs reset at step 40) appends env 1's episodes of 9 and 3 steps; then
+    # it dies and resumes from step 60: each env had taken 30 steps, 4 of env 1's unrecorded, so
+    # 26 recorded ones fit: 6 + 10 + 9 = 25 kept, the 3-step episode (ending at 28) dropped; env 0
+    # recorded 20 of 30 (an episode was running).
+    with (run.monitor / "1.monitor.csv").open("a") as f:
+        f.write("1.0,9,4.0\n0.0,3,5.0\n")
+    assert run.rewind(60, 2) == {"evaluations": 0, "episodes": 1, "progress": 0}
+    episodes = (run.monitor / "1.monitor.csv").read_text().splitlines()[2:]
+    assert episodes == ["0.0,6,1.0", "0.0,10,2.0", "1.0,9,4.0"]
+    assert json.loads((run.monitor / "unrecorded.json").read_text()) == {"0": 10, "1": 5}
+    assert run.rewind(60, 2) == {"evaluations": 0, "episodes": 0, "progress": 0}  # idempotent
 
 
 def test_crash_saves_the_model_and_records_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
