@@ -11,19 +11,23 @@ Conventions, fixed for the whole package:
   Perturbations (blur, deletion, occlusion) act on this raw scale; the scorer normalises.
 - ``scores``: (B, n_actions). Policy logits for PPO, Q-values for DQN. ``softmax(scores)`` is the
   action distribution ``f`` that faithfulness metrics read (pi(a|x) for PPO, softmax(Q)(a) for
-  DQN, as DESIGN.md defines them).
+  DQN, as DESIGN.md defines them). :class:`EpsilonGreedyPolicy` gives a value-based agent's
+  metrics the distribution it acts with instead.
 - ``maps``: (B, K, h, w) activations of the attention layer, inside the autograd graph of
   ``scores`` so that Grad-CAM can differentiate through them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from camal_rl.errors import InputError
 
 
 @runtime_checkable
@@ -64,6 +68,41 @@ class ModuleScorer:
     def scores_and_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
         scores, maps = self.module(self.preprocess(images))
         return scores, maps
+
+
+class EpsilonGreedyPolicy:
+    """A Q-network's scorer seen through the epsilon-greedy policy it acts with: its scores are
+    ``log pi(a|x)``, ``log(1 - epsilon + epsilon / A)`` for the greedy action (the first of tied
+    maxima) and ``log(epsilon / A)`` for the others, so that ``softmax(scores)`` is that policy.
+
+    For the faithfulness and behaviour metrics of a DQN agent: ``softmax(Q)`` depends on the
+    reward scale, and with rewards in [0, 1] and action gaps of ~0.01 (MiniGrid) it is nearly
+    uniform, so every perturbation leaves it at about 1 / A whatever is removed. Under this
+    policy a perturbation counts when it changes the greedy action. Saliency methods should keep
+    reading the Q-values (the wrapped scorer): these scores have no gradient.
+
+    :param scorer: the Q-network's scorer (scores are Q-values).
+    :param epsilon: probability of a uniformly random action, in (0, 1] (0.05: the usual
+        evaluation epsilon since Mnih et al. 2015, and SB3 DQN's final exploration rate).
+    """
+
+    def __init__(self, scorer: ActionScorer, epsilon: float = 0.05) -> None:
+        if not 0 < epsilon <= 1:
+            raise InputError(f"epsilon must be in (0, 1] (a greedy policy has no finite KL), got {epsilon}")
+        self.scorer = scorer
+        self.epsilon = float(epsilon)
+
+    @property
+    def device(self) -> torch.device:
+        return self.scorer.device
+
+    def scores_and_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        q_values, maps = self.scorer.scores_and_maps(images)
+        n_actions = q_values.shape[1]
+        floor = self.epsilon / n_actions
+        log_pi = torch.full_like(q_values, math.log(floor))
+        greedy = q_values.argmax(dim=1, keepdim=True)
+        return log_pi.scatter(1, greedy, math.log(1.0 - self.epsilon + floor)), maps
 
 
 def _scale_to_unit(images: Tensor) -> Tensor:

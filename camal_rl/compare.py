@@ -32,7 +32,7 @@ import tyro
 
 from camal_rl.config import DEFAULT_ENV, Algo, TrainConfig, get_preset
 from camal_rl.errors import InputError, MissingExtraError, Terminated, raise_terminated
-from camal_rl.evaluation import EvaluateConfig
+from camal_rl.evaluation import EvaluateConfig, QPolicy
 from camal_rl.rundir import RunDir
 
 DEFAULT_METHODS = ("none", "camal", "energy")
@@ -92,6 +92,11 @@ class SweepConfig:
     """Score faithfulness metrics in evaluation (slower)."""
     max_steps_scored: int = 32
     """Evaluation: attention metrics on at most this many steps per episode."""
+    q_policy: QPolicy = "softmax"
+    """Evaluation of DQN runs: the action distribution of the faithfulness and behaviour metrics,
+    softmax (of the Q-values) or epsilon-greedy (the policy the agent acts with)."""
+    q_epsilon: float = 0.05
+    """Evaluation of DQN runs: epsilon of --q-policy epsilon-greedy."""
     baseline: str = "none"
     """Method or label every variant is tested against."""
     pairs: tuple[str, ...] = ("camal:energy",)
@@ -145,6 +150,8 @@ class SweepConfig:
             methods=self.saliency,
             faithfulness=self.faithfulness,
             max_steps_scored=self.max_steps_scored,
+            q_policy=self.q_policy,
+            q_epsilon=self.q_epsilon,
             device=self.device,
         )
 
@@ -336,6 +343,7 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
     """
     if cfg.workers < 1 or cfg.episodes < 1 or cfg.threads < 1:
         raise InputError("--workers, --episodes and --threads must be >= 1")
+    cfg.evaluate_config(cfg.out).check()  # evaluation settings fail here, not after training
     runs = cfg.run_configs()
     failed: list[RunOutcome] = []
     if not cfg.aggregate_only:

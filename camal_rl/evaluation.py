@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
@@ -22,7 +22,7 @@ import torch
 import tyro
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from camal_rl.adapters import ActionScorer, images_to_tensor
+from camal_rl.adapters import ActionScorer, EpsilonGreedyPolicy, images_to_tensor
 from camal_rl.errors import InputError
 from camal_rl.metrics import (
     behaviour_kl,
@@ -47,6 +47,9 @@ to itself under an irrelevant occlusion is ~1e-9 nats; without a floor, a ratio 
 numbers is noise spanning orders of magnitude."""
 EVAL_SEED = 1_000_000
 """First seed of evaluation episodes: far from the training seeds, the same for every model."""
+QPolicy = Literal["softmax", "epsilon-greedy"]
+"""DQN's action distribution in faithfulness metrics (:class:`EvaluateConfig`'s ``q_policy``)."""
+Q_POLICIES: tuple[str, ...] = get_args(QPolicy)
 ALIGNMENT_METRICS: dict[str, Callable[[Any, Any], np.ndarray]] = {
     "epg": energy_pointing_game,
     "iou": iou_top_k,
@@ -127,6 +130,7 @@ def score_steps(
     deletion_step: int = 64,
     rng: np.random.Generator | int = 0,
     batch_size: int = 32,
+    policy: ActionScorer | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-step attention metrics of one saliency method.
 
@@ -140,9 +144,12 @@ def score_steps(
     :param deletion_step: pixels removed per point of the deletion / insertion curves (a tile).
     :param rng: generator or seed of the occlusion KL ratio's random regions.
     :param batch_size: frames per saliency batch.
+    :param policy: the action distribution the faithfulness metrics read, as ``softmax`` of its
+        scores (default: ``scorer``'s; e.g. :class:`~camal_rl.adapters.EpsilonGreedyPolicy`).
     :return: metric name -> (N,) values, ``nan`` where undefined (empty mask).
     """
     rng = np.random.default_rng(rng)
+    f = scorer if policy is None else policy
     out: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(images), batch_size):
         chunk = slice(start, start + batch_size)
@@ -153,13 +160,13 @@ def score_steps(
         saliency_np = saliency.cpu().numpy()
         values = {name: fn(saliency_np, mask) for name, fn in ALIGNMENT_METRICS.items()}
         if faithfulness:
-            values["deletion_auc"] = deletion_auc(scorer, x, saliency, actions=a, step=deletion_step)
-            values["insertion_auc"] = insertion_auc(scorer, x, saliency, actions=a, step=deletion_step)
-            for k, v in comprehensiveness(scorer, x, saliency, actions=a).items():
+            values["deletion_auc"] = deletion_auc(f, x, saliency, actions=a, step=deletion_step)
+            values["insertion_auc"] = insertion_auc(f, x, saliency, actions=a, step=deletion_step)
+            for k, v in comprehensiveness(f, x, saliency, actions=a).items():
                 values[f"comprehensiveness@{k:g}"] = v
-            for k, v in sufficiency(scorer, x, saliency, actions=a).items():
+            for k, v in sufficiency(f, x, saliency, actions=a).items():
                 values[f"sufficiency@{k:g}"] = v
-            ratio = occlusion_kl_ratio(scorer, x, saliency, mask, rng=rng, eps=KL_EPS)
+            ratio = occlusion_kl_ratio(f, x, saliency, mask, rng=rng, eps=KL_EPS)
             values["occlusion_kl_log_ratio"] = np.log10(ratio)
         for name, v in values.items():
             out.setdefault(name, []).append(np.asarray(v, np.float64))
@@ -211,9 +218,12 @@ def evaluate_model(
     behaviour: bool = True,
     max_steps_scored: int | None = 64,
     deletion_step: int = 64,
+    policy: ActionScorer | None = None,
 ) -> dict[str, Any]:
     """Returns and attention metrics of ``model`` on ``episodes`` held-out episodes.
 
+    :param policy: the action distribution of the faithfulness and behaviour metrics (default:
+        softmax of ``scorer``'s scores; see :func:`score_steps`).
     :return: JSON-ready dict: ``return``, ``length``, ``success_rate`` summaries over episodes,
         ``per_episode_return``, and for each saliency method each metric's summary (per step ->
         per episode -> mean, IQM, 95% bootstrap CI, coverage), plus ``behaviour``.
@@ -247,10 +257,12 @@ def evaluate_model(
             method=method,
             faithfulness=faithfulness,
             deletion_step=deletion_step,
+            policy=policy,
         )
         result["saliency"][method] = _summaries(per_step, episode_ids)
     if behaviour:
-        result["behaviour"] = _summaries(behaviour_steps(scorer, images, masks), episode_ids)
+        f = scorer if policy is None else policy
+        result["behaviour"] = _summaries(behaviour_steps(f, images, masks), episode_ids)
     return result
 
 
@@ -283,10 +295,25 @@ class EvaluateConfig:
     """Also score faithfulness (deletion / insertion AUC, comprehensiveness, sufficiency, occlusion KL).."""
     max_steps_scored: int = 64
     """Score at most this many evenly spaced steps per episode (attention metrics are costly)."""
+    q_policy: QPolicy = "softmax"
+    """DQN: the action distribution faithfulness and behaviour metrics read: softmax (of the
+    Q-values, DESIGN.md's f) or epsilon-greedy (the policy the agent acts with; use it when
+    softmax(Q) is near-uniform, as with MiniGrid's rewards)."""
+    q_epsilon: float = 0.05
+    """DQN: epsilon of --q-policy epsilon-greedy, in (0, 1]."""
     device: str = "auto"
     """Torch device: auto, cpu or cuda."""
     out: Path | None = None
     """Where to write the metrics (default: RUN/metrics.json, or next to the model zip)."""
+
+    def check(self) -> None:
+        """:raises InputError: a setting out of range (checked before any model is loaded)."""
+        if self.episodes < 1 or self.max_steps_scored < 1 or self.distractors < 0:
+            raise InputError("--episodes and --max-steps-scored must be >= 1 and --distractors >= 0")
+        if self.q_policy not in Q_POLICIES:
+            raise InputError(f"--q-policy must be one of {', '.join(Q_POLICIES)}, got {self.q_policy!r}")
+        if not 0 < self.q_epsilon <= 1:
+            raise InputError(f"--q-epsilon must be in (0, 1], got {self.q_epsilon}")
 
 
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
@@ -295,18 +322,19 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     from camal_rl.envs import make_masked_env
     from camal_rl.loading import load_agent
 
-    if cfg.episodes < 1 or cfg.max_steps_scored < 1 or cfg.distractors < 0:
-        raise InputError("--episodes and --max-steps-scored must be >= 1 and --distractors >= 0")
+    cfg.check()
     agent = load_agent(cfg.run, device=cfg.device, env=cfg.env)
     env_id, env_kwargs = agent.env_id, agent.env_kwargs
     variants: dict[str, dict[str, Any]] = {"train": env_kwargs}
     if cfg.distractors:
         variants["distractors"] = {**env_kwargs, "distractors": cfg.distractors}
     scorer = PolicyScorer(agent.model)
+    policy, policy_name = action_distribution(scorer, cfg.q_policy, cfg.q_epsilon)
     tile = int(env_kwargs.get("tile_size", 8))
     report: dict[str, Any] = {
         **agent.describe(),
         "methods": list(cfg.methods),
+        "faithfulness_policy": policy_name,
         "variants": {},
     }
     for name, kwargs in variants.items():
@@ -320,6 +348,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             faithfulness=cfg.faithfulness,
             max_steps_scored=cfg.max_steps_scored,
             deletion_step=tile * tile,
+            policy=policy,
         )
         report["variants"][name] = {"env_kwargs": kwargs, **result}
     out = cfg.out or agent.metrics_path
@@ -330,9 +359,22 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     return report
 
 
+def action_distribution(scorer: ActionScorer, q_policy: str, epsilon: float) -> tuple[ActionScorer, str]:
+    """The scorer whose softmax the faithfulness and behaviour metrics read, and its name for
+    ``metrics.json``: the policy itself for PPO; for DQN (a scorer whose ``is_q_network``)
+    softmax(Q) or the epsilon-greedy policy."""
+    if not getattr(scorer, "is_q_network", False):
+        return scorer, "pi(a|x)"
+    if q_policy == "epsilon-greedy":
+        return EpsilonGreedyPolicy(scorer, epsilon), f"epsilon-greedy(Q), epsilon {epsilon:g}"
+    return scorer, "softmax(Q)"
+
+
 def format_metrics_table(report: Mapping[str, Any], metrics: Iterable[str] | None = None) -> str:
     """A plain-text table of a ``metrics.json`` report: one block per env variant."""
     lines = [f"{report.get('label', '')}  {report.get('env', '')}  steps={report.get('num_timesteps', '?')}"]
+    if "faithfulness_policy" in report:
+        lines[0] += f"  faithfulness on {report['faithfulness_policy']}"
     for variant, result in report["variants"].items():
         r = result["return"]
         lines.append(

@@ -163,7 +163,10 @@ def gaussian_blur(images: Tensor, sigma: float, *, truncate: float = 3.0) -> Ten
 def _modules_of(scorer: object) -> list[nn.Module]:
     if isinstance(scorer, nn.Module):
         return [scorer]
-    return [value for value in getattr(scorer, "__dict__", {}).values() if isinstance(value, nn.Module)]
+    attributes = getattr(scorer, "__dict__", {}).values()
+    modules = [value for value in attributes if isinstance(value, nn.Module)]
+    wrapped = [value for value in attributes if isinstance(value, ActionScorer)]  # a scorer over a scorer
+    return modules + [module for inner in wrapped for module in _modules_of(inner)]
 
 
 @contextmanager
@@ -173,7 +176,7 @@ def eval_mode(scorer: object) -> Iterator[None]:
 
     The model is the scorer itself if it is an :class:`~torch.nn.Module`, else every
     ``nn.Module`` held as an attribute of it (``ModuleScorer.module``, a policy adapter's
-    ``policy``).
+    ``policy``) or of a scorer it wraps (:class:`~camal_rl.adapters.EpsilonGreedyPolicy`).
     """
     saved = [(module, module.training) for root in _modules_of(scorer) for module in root.modules()]
     try:

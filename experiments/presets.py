@@ -98,8 +98,14 @@ PRESETS: dict[str, Any] = {
         out=STUDY / "doorkey-ppo",
         **STUDY_EVAL,
     ),
+    # softmax(Q) is near-uniform at MiniGrid's reward scale: DQN faithfulness reads the
+    # epsilon-greedy policy the agent acts with (docs/metrics.md, Faithfulness).
     "study-doorkey-dqn": SweepConfig(
-        cells=(DOORKEY_DQN,), methods=STUDY_METHODS, seeds=(0, 1, 2), out=STUDY / "doorkey-dqn", **STUDY_EVAL
+        cells=(DOORKEY_DQN,),
+        methods=STUDY_METHODS,
+        seeds=(0, 1, 2),
+        out=STUDY / "doorkey-dqn",
+        **{**STUDY_EVAL, "q_policy": "epsilon-greedy"},
     ),
     "study-lava-ppo": SweepConfig(
         cells=(LAVA_PPO,), methods=STUDY_METHODS, seeds=(0, 1, 2, 3, 4), out=STUDY / "lava-ppo", **STUDY_EVAL

@@ -118,6 +118,9 @@ def test_variants_and_refusals(tmp_path: Path) -> None:
         compare(tiny_sweep(tmp_path, workers=0))
     with pytest.raises(InputError, match="close matches"):
         compare(tiny_sweep(tmp_path, cells=(TrainConfig(env="MiniGrid-DoorKy-5x5-v0"),)))
+    with pytest.raises(InputError, match=r"--q-epsilon must be in \(0, 1\]"):  # before any training
+        compare(tiny_sweep(tmp_path / "eps", q_epsilon=0.0))
+    assert not (tmp_path / "eps").exists()
 
 
 def test_ctrl_c_stops_the_run_and_cancels_the_worker_s_later_runs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,73 @@ def test_evaluate_writes_metrics(tiny_run: Path, tmp_path: Path, capsys: pytest.
     assert set(train["behaviour"]) == {"behaviour_kl_mask", "behaviour_kl_outside", "behaviour_log_ratio"}
     assert report["variants"]["distractors"]["env_kwargs"]["distractors"] == 1
     assert "[train] return" in capsys.readouterr().out
+
+
+def test_dqn_faithfulness_reads_the_chosen_action_distribution(tiny_run: Path, tmp_path: Path) -> None:
+    """Epsilon 1 makes the epsilon-greedy policy uniform whatever the image, so every faithfulness
+    and behaviour number is known by hand: f = 1/7 on every point of every curve (deletion and
+    insertion AUC 1/7, comprehensiveness and sufficiency 0), and both KLs 0, so the log ratios are
+    log10((0 + eps) / (0 + eps)) = 0. softmax(Q) of the same network is not constant."""
+    from camal_rl.config import TrainConfig
+    from camal_rl.train import train
+
+    run = tmp_path / "dqn"
+    hp = ("learning_starts=64", "buffer_size=1000", "batch_size=16")
+    train(TrainConfig(out=run, algo="dqn", steps=128, n_envs=2, hp=hp, eval_freq=0, progress_bar=False))
+
+    def faithfulness(**settings: Any) -> tuple[str, dict[str, Any]]:
+        cfg = EvaluateConfig(run=run, episodes=1, max_steps_scored=3, device="cpu", **settings)
+        report = evaluate(dataclasses.replace(cfg, out=tmp_path / "metrics.json"))
+        return report["faithfulness_policy"], report["variants"]["train"]
+
+    name, uniform = faithfulness(q_policy="epsilon-greedy", q_epsilon=1.0)
+    assert name == "epsilon-greedy(Q), epsilon 1"
+    for method in ("gradcam", "perturbation"):
+        metrics = uniform["saliency"][method]
+        for metric, value in (
+            ("deletion_auc", 1 / 7),
+            ("insertion_auc", 1 / 7),
+            ("occlusion_kl_log_ratio", 0.0),
+        ):
+            assert metrics[metric]["mean"] == pytest.approx(value, abs=1e-9), (method, metric)
+        assert metrics["comprehensiveness@0.2"]["mean"] == pytest.approx(0.0, abs=1e-9)
+        assert metrics["sufficiency@0.2"]["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert uniform["behaviour"]["behaviour_log_ratio"]["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert uniform["behaviour"]["behaviour_kl_mask"]["mean"] == pytest.approx(0.0, abs=1e-9)
+
+    name, softmax = faithfulness()
+    assert name == "softmax(Q)"  # the default, as DESIGN.md defines f for DQN
+    assert softmax["saliency"]["gradcam"]["deletion_auc"]["mean"] != pytest.approx(1 / 7, abs=1e-9)
+    # alignment does not depend on the action distribution
+    assert softmax["saliency"]["gradcam"]["epg"]["mean"] == uniform["saliency"]["gradcam"]["epg"]["mean"]
+
+    ppo = evaluate(
+        EvaluateConfig(
+            run=tiny_run,
+            episodes=1,
+            max_steps_scored=2,
+            q_policy="epsilon-greedy",
+            device="cpu",
+            out=tmp_path / "ppo.json",
+        )
+    )
+    assert ppo["faithfulness_policy"] == "pi(a|x)"  # a policy-gradient agent's own distribution
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"q_epsilon": 0.0}, r"--q-epsilon must be in \(0, 1\], got 0.0"),
+        ({"q_epsilon": 1.5}, r"--q-epsilon must be in \(0, 1\], got 1.5"),
+        ({"q_policy": "greedy"}, "--q-policy must be one of softmax, epsilon-greedy, got 'greedy'"),
+        ({"episodes": 0}, "--episodes and --max-steps-scored must be >= 1"),
+    ],
+)
+def test_bad_evaluation_settings_fail_before_loading(
+    settings: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(InputError, match=message):
+        evaluate(EvaluateConfig(run=tmp_path / "no-such-run", **settings))
 
 
 def test_load_agent_refusals(tmp_path: Path) -> None:

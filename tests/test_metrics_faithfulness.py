@@ -13,7 +13,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from camal_rl.adapters import ModuleScorer
+from camal_rl.adapters import EpsilonGreedyPolicy, ModuleScorer
 from camal_rl.agents.common.extractors import MiniGridCNN
 from camal_rl.errors import InputError
 from camal_rl.metrics import (
@@ -259,3 +259,52 @@ def test_bad_shapes_raise():
         deletion_auc(scorer, IMAGES[0], PERFECT)
     with pytest.raises(InputError, match="fractions"):
         sufficiency(scorer, IMAGES, PERFECT, fractions=[1.5])
+
+
+class Passthrough(nn.Module):
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return x, x[:, None, None]
+
+
+def test_epsilon_greedy_policy_by_hand():
+    # epsilon 0.3 over 3 actions: 0.3 / 3 = 0.1 each, the greedy action 0.7 more (first of ties)
+    q_values = torch.tensor([[0.1, 0.5, 0.2], [1.0, 1.0, 0.0]])
+    scorer = ModuleScorer(Passthrough(), preprocess=lambda x: x)  # the "images" are the Q-values
+    scores, maps = EpsilonGreedyPolicy(scorer, 0.3).scores_and_maps(q_values)
+    torch.testing.assert_close(scores.softmax(dim=1), torch.tensor([[0.1, 0.8, 0.1], [0.8, 0.1, 0.1]]))
+    assert maps.shape == (2, 1, 1, 3)
+    uniform, _ = EpsilonGreedyPolicy(scorer, 1.0).scores_and_maps(q_values)
+    torch.testing.assert_close(uniform.softmax(dim=1), torch.full((2, 3), 1 / 3))
+    for epsilon in (0.0, -0.1, 1.5):
+        with pytest.raises(InputError, match=r"epsilon must be in \(0, 1\]"):
+            EpsilonGreedyPolicy(scorer, epsilon)
+
+
+def test_deletion_curve_under_the_epsilon_greedy_policy():
+    # RegionScorer's scores read as Q-values: action 0 is greedy while more than half the region
+    # is intact. Region of 3 pixels, removed first: shares 1, 2/3, 1/3, 0 -> greedy 0, 0, 1, 1.
+    # Epsilon 0.2 over 2 actions: f = pi(0) = 0.9 while 0 is greedy, else 0.1. softmax(Q) instead
+    # follows u = 0.1 + 0.8 * share: 0.9, 0.633, 0.367, 0.1.
+    three = region((0, 0), (0, 1), (0, 2))
+    perfect = torch.as_tensor(three, dtype=torch.float64)[None]
+    policy = EpsilonGreedyPolicy(RegionScorer(three), 0.2)
+    _, f = perturbation_curve(policy, IMAGES, perfect, mode="deletion", step=1, substrate="zero")
+    np.testing.assert_allclose(f[0], [0.9, 0.9, 0.1] + [0.1] * 14, rtol=1e-6)
+    _, f = perturbation_curve(RegionScorer(three), IMAGES, perfect, mode="deletion", step=1, substrate="zero")
+    np.testing.assert_allclose(f[0, :4], [0.9, 0.1 + 0.8 * 2 / 3, 0.1 + 0.8 / 3, 0.1], rtol=1e-6)
+
+
+def test_eval_mode_reaches_through_a_wrapped_scorer():
+    class Recorder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[bool] = []
+
+        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            self.seen.append(self.training)
+            return x.mean(dim=(2, 3)).repeat(1, 2)[:, :2] * torch.tensor([1.0, 0.5]), x[:, :1]
+
+    net = Recorder()
+    deletion_auc(EpsilonGreedyPolicy(ModuleScorer(net)), IMAGES, PERFECT, step=8, substrate="zero")
+    assert net.seen == [False]  # the forward ran in eval mode
+    assert net.training  # and the mode was restored

@@ -10,6 +10,7 @@ import pytest
 from camal_rl.results import load_results
 from experiments.camal_study.report import main, report_cell, training_fps
 from experiments.camal_study.select_coefs import tuning_table
+from experiments.camal_study.training_outcomes import outcome_rows
 from tests.synthetic_runs import metrics_report, write_run
 
 EPISODES = 4
@@ -116,3 +117,42 @@ def test_report_main_prints_both_analyses(tmp_path: Path, capsys: pytest.Capture
     assert out.count(f"### {tmp_path.name}") == 2
     assert "| ppo-camal | 2 |" in out.split("only)")[0]
     assert "| ppo-camal |" not in out.split("only)")[1]  # no CAMAL seed reached 0.5
+
+
+def test_training_outcomes_by_hand(tmp_path: Path) -> None:
+    """LavaCrossingS9N1 times out at 324 steps. Env 0: goal, lava, time-out, goal, time-out; env 1:
+    lava, time-out, goal, lava, goal. Overall 4 goals, 3 lava, 3 time-outs of 10; the last fifth
+    is each env's last episode: env 0's time-out and env 1's goal."""
+    write_run(
+        tmp_path,
+        method="none",
+        env="MiniGrid-LavaCrossingS9N1-v0",
+        monitor=[
+            [(0.9, 20), (0.0, 10), (0.0, 324), (0.8, 30), (0.0, 324)],
+            [(0.0, 5), (0.0, 324), (0.95, 12), (0.0, 7), (0.9, 15)],
+        ],
+    )
+    (row,) = outcome_rows([tmp_path])
+    assert row == {
+        "run": "ppo-none/seed0",
+        "steps": 708 + 363,
+        "all: episodes": 10,
+        "all: goal": pytest.approx(0.4),
+        "all: ended early, no reward": pytest.approx(0.3),
+        "all: timed out": pytest.approx(0.3),
+        "last fifth: goal": pytest.approx(0.5),
+        "last fifth: ended early, no reward": pytest.approx(0.0),
+        "last fifth: timed out": pytest.approx(0.5),
+    }
+    with pytest.raises(SystemExit, match="no run directories"):
+        outcome_rows([tmp_path / "empty"])
+
+
+def test_dqn_cell_scores_faithfulness_on_the_policy_the_agent_acts_with() -> None:
+    from camal_rl.compare import SweepConfig
+    from camal_rl.config import from_preset
+
+    dqn = from_preset("study-doorkey-dqn", SweepConfig)
+    assert dqn.evaluate_config(Path("run")).q_policy == "epsilon-greedy"
+    assert dqn.evaluate_config(Path("run")).q_epsilon == 0.05
+    assert from_preset("study-doorkey-ppo", SweepConfig).q_policy == "softmax"  # unused by PPO

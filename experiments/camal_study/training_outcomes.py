@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import minigrid  # noqa: F401  (registers the MiniGrid ids)
@@ -61,12 +62,10 @@ def runs_under(path: Path) -> list[Path]:
     return found
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("paths", type=Path, nargs="+", help="sweep folders or run directories")
-    args = parser.parse_args(argv)
+def outcome_rows(paths: list[Path]) -> list[dict[str, Any]]:
+    """One row per run under ``paths``: the share of each outcome, overall and in the last fifth."""
     rows = []
-    for run in [run for path in args.paths for run in runs_under(path)]:
+    for run in [run for path in paths for run in runs_under(path)]:
         config = json.loads((run / "config.json").read_text())
         frame = episodes(run)
         limit = time_limit(config["env"])
@@ -75,6 +74,13 @@ def main(argv: list[str] | None = None) -> None:
         row |= {f"all: {k}": v for k, v in outcomes(frame, limit).items()}
         row |= {f"last fifth: {k}": v for k, v in outcomes(last, limit).items() if k != "episodes"}
         rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("paths", type=Path, nargs="+", help="sweep folders or run directories")
+    rows = outcome_rows(parser.parse_args(argv).paths)
     header = list(rows[0])
     cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
     print("\n".join(markdown_table(header, cells)))
