@@ -17,6 +17,7 @@ with Welch's t-test and the Mann-Whitney U test; ``OUT/comparison.md``, ``compar
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal
 import sys
 import time
@@ -26,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import tyro
 
@@ -206,13 +207,16 @@ def run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int = 1) 
     if _interrupted:
         return RunOutcome(str(run.path), "cancelled", 0.0)
     try:
-        if run.is_evaluated():
+        changed = changed_settings(run, eval_cfg, train_cfg.algo)
+        if run.is_evaluated() and not changed:
             return RunOutcome(str(run.path), "skipped", 0.0)
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a") as stream:
             stdout, stderr = sys.stdout, sys.stderr
             sys.stdout = sys.stderr = stream
             try:
+                if run.is_evaluated():
+                    print(f"evaluating again: the sweep's evaluation settings differ: {changed}")
                 if not run.is_trained():
                     resume = run.exists()
                     train(dataclasses.replace(train_cfg, resume=resume), argv=["camal-rl", "compare"])
@@ -231,6 +235,28 @@ def run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int = 1) 
         return RunOutcome(
             str(run.path), "failed", time.monotonic() - start, f"{type(error).__name__}: {error}"
         )
+
+
+def changed_settings(run: RunDir, eval_cfg: EvaluateConfig, algo: str) -> dict[str, Any]:
+    """The evaluation settings recorded in the run's ``metrics.json`` that ``eval_cfg`` changes,
+    as ``{name: [recorded, wanted]}``; empty when the run is not evaluated, when they agree, or
+    when the file records none (written before camal-rl recorded them: kept as they are)."""
+    if not run.metrics.exists():
+        return {}
+    try:
+        recorded = json.loads(run.metrics.read_text()).get("settings")
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read {run.metrics} ({error}); delete it to evaluate again") from error
+    if not isinstance(recorded, dict):
+        return {}
+    wanted = eval_cfg.settings(algo)
+    return {k: [recorded.get(k), v] for k, v in wanted.items() if recorded.get(k) != v}
+
+
+def needs_work(run: TrainConfig, eval_cfg: EvaluateConfig) -> bool:
+    """The run is to train, or to evaluate (for the first time, or again with changed settings)."""
+    run_dir = RunDir(run.run_dir)
+    return not run_dir.is_evaluated() or bool(changed_settings(run_dir, eval_cfg, run.algo))
 
 
 def sweep_log(run: RunDir) -> Path:
@@ -350,7 +376,7 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
         for run in runs:
             run.resolved()  # bad settings fail here, before any worker starts
         jobs = [(run, cfg.evaluate_config(run.run_dir)) for run in runs]
-        todo = sum(not RunDir(run.run_dir).is_evaluated() for run in runs)
+        todo = sum(needs_work(run, evaluation) for run, evaluation in jobs)
         print(
             f"sweep {cfg.out}: {len(runs)} runs, {todo} to train or evaluate, "
             f"{cfg.workers} at a time ({cfg.backend})"

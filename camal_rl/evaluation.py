@@ -306,6 +306,27 @@ class EvaluateConfig:
     out: Path | None = None
     """Where to write the metrics (default: RUN/metrics.json, or next to the model zip)."""
 
+    def settings(self, algo: str) -> dict[str, Any]:
+        """What decides the numbers of ``metrics.json`` (recorded there as ``settings``; a sweep
+        evaluates a run again when its recorded settings differ from the sweep's).
+
+        :param algo: ``ppo`` or ``dqn``: the Q-policy settings count for DQN only, and epsilon
+            only with the epsilon-greedy policy.
+        """
+        settings: dict[str, Any] = {
+            "episodes": self.episodes,
+            "seed": self.seed,
+            "distractors": self.distractors,
+            "methods": list(self.methods),
+            "faithfulness": self.faithfulness,
+            "max_steps_scored": self.max_steps_scored,
+        }
+        if algo == "dqn":
+            settings["q_policy"] = self.q_policy
+            if self.q_policy == "epsilon-greedy":
+                settings["q_epsilon"] = self.q_epsilon
+        return settings
+
     def check(self) -> None:
         """:raises InputError: a setting out of range (checked before any model is loaded)."""
         if self.episodes < 1 or self.max_steps_scored < 1 or self.distractors < 0:
@@ -335,6 +356,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         **agent.describe(),
         "methods": list(cfg.methods),
         "faithfulness_policy": policy_name,
+        "settings": cfg.settings(agent.algo),
         "variants": {},
     }
     for name, kwargs in variants.items():

@@ -79,6 +79,39 @@ def test_finished_runs_are_skipped_and_unfinished_ones_resumed(
     assert "resuming" in (unfinished.path.parent / "seed0.log").read_text()
 
 
+def test_runs_are_evaluated_again_when_the_evaluation_settings_change(
+    pool_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(pool_sweep, out)
+    run = RunDir(out / "MiniGrid-DoorKey-5x5-v0" / "ppo-none" / "seed0")
+    recorded = json.loads(run.metrics.read_text())["settings"]
+    assert recorded == {
+        "episodes": 1,
+        "seed": 1_000_000,
+        "distractors": 0,
+        "methods": ["gradcam"],
+        "faithfulness": False,
+        "max_steps_scored": 2,
+    }
+    compare(tiny_sweep(out, q_policy="epsilon-greedy"))  # PPO runs: the Q-policy does not count
+    assert "2 runs, 0 to train or evaluate" in capsys.readouterr().out
+    compare(tiny_sweep(out, episodes=2))
+    assert "2 runs, 2 to train or evaluate" in capsys.readouterr().out
+    assert json.loads(run.metrics.read_text())["settings"]["episodes"] == 2
+    assert run.read_status()["num_timesteps"] == 128  # evaluated again, not trained again
+    assert "settings differ: {'episodes': [1, 2]}" in (run.path.parent / "seed0.log").read_text()
+    # a metrics.json from before settings were recorded is kept as it is
+    legacy = json.loads(run.metrics.read_text())
+    del legacy["settings"]
+    run.metrics.write_text(json.dumps(legacy))
+    compare(tiny_sweep(out, episodes=3))
+    assert "2 runs, 1 to train or evaluate" in capsys.readouterr().out
+
+
 def test_ray_backend_writes_the_same_files(pool_sweep: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="install the ray extra: pip install 'camal-rl[ray]'")
     out = tmp_path / "ray"
