@@ -61,13 +61,18 @@ def test_sweep_writes_runs_tables_and_plots(pool_sweep: Path) -> None:
     assert (pool_sweep / "plots" / "bars_gradcam_epg.png").exists()
 
 
-def test_finished_runs_are_skipped_and_unfinished_ones_resumed(
-    pool_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def sweep_copy(pool_sweep: Path, tmp_path: Path) -> Path:
+    """A copy of the finished sweep that a test may change."""
     import shutil
 
-    out = tmp_path / "copy"
-    shutil.copytree(pool_sweep, out)
+    return Path(shutil.copytree(pool_sweep, tmp_path / "copy"))
+
+
+def test_finished_runs_are_skipped_and_unfinished_ones_resumed(
+    sweep_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = sweep_copy
     unfinished = RunDir(out / "MiniGrid-DoorKey-5x5-v0" / "ppo-none" / "seed0")
     unfinished.metrics.unlink()
     unfinished.write_status("interrupted", num_timesteps=64)
@@ -80,13 +85,9 @@ def test_finished_runs_are_skipped_and_unfinished_ones_resumed(
 
 
 def test_runs_are_evaluated_again_when_the_evaluation_settings_change(
-    pool_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import json
-    import shutil
-
-    out = tmp_path / "copy"
-    shutil.copytree(pool_sweep, out)
+    out = sweep_copy
     run = RunDir(out / "MiniGrid-DoorKey-5x5-v0" / "ppo-none" / "seed0")
     recorded = json.loads(run.metrics.read_text())["settings"]
     assert recorded == {
