@@ -25,6 +25,7 @@ import csv
 import datetime as dt
 import itertools
 import json
+import math
 import platform
 import shutil
 import subprocess
@@ -250,21 +251,33 @@ def _truncate_csv(path: Path, keep: Callable[[Rows], int], *, header_lines: int 
 
 
 def _rows_up_to(column: str, steps: int) -> Callable[[Rows], int]:
-    """Rows before the first whose ``column`` exceeds ``steps`` (rows without a value count as
-    before it until then)."""
-    return lambda rows: next(
-        (i for i, row in enumerate(rows) if row.get(column) and float(row[column]) > steps), len(rows)
-    )
+    """Rows before the first whose ``column`` exceeds ``steps`` or is garbled (a line cut short
+    by a crash); rows with the cell empty count as before it until then."""
+
+    def beyond(row: Mapping[str, str | None]) -> bool:
+        value = row.get(column)
+        return value is not None and value != "" and not _number(value) <= steps
+
+    return lambda rows: next((i for i, row in enumerate(rows) if beyond(row)), len(rows))
 
 
 def _episodes_within(steps: int) -> Callable[[Rows], int]:
-    """Monitor rows (episodes, in order) whose lengths add up to at most ``steps``."""
+    """Monitor rows (episodes, in order) whose lengths add up to at most ``steps``, up to the
+    first garbled one."""
 
     def kept(rows: Rows) -> int:
-        ends = itertools.accumulate(float(row["l"]) for row in rows)
-        return next((i for i, end in enumerate(ends) if end > steps), len(rows))
+        ends = itertools.accumulate(_number(row.get("l")) for row in rows)
+        return next((i for i, end in enumerate(ends) if not end <= steps), len(rows))
 
     return kept
+
+
+def _number(value: str | None) -> float:
+    """The cell as a float; nan when it is missing or not a number."""
+    try:
+        return float(value) if value is not None else math.nan
+    except ValueError:
+        return math.nan
 
 
 def write_json(path: Path, data: Any) -> None:

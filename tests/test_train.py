@@ -205,6 +205,17 @@ def test_rewind_drops_what_was_recorded_after_the_resumed_model(tmp_path: Path) 
     assert json.loads((run.monitor / "unrecorded.json").read_text()) == {"0": 10, "1": 5}
     assert run.rewind(60, 2) == {"evaluations": 0, "episodes": 0, "progress": 0}  # idempotent
 
+    # A line cut short by a crash (power loss mid-write) ends what is kept, whatever follows. At
+    # step 70 env 0 may hold 35 - 10 = 25 recorded steps: its 3-step episode fits (23 steps).
+    with (run.monitor / "0.monitor.csv").open("a") as f:
+        f.write("0.0,3,6.0\n1.0,\n0.0,2,7.0\n")
+    run.append_evaluation({"step": 50})
+    with (run.path / "evaluations.csv").open("a") as f:
+        f.write("5x\n")
+    assert run.rewind(70, 2) == {"evaluations": 1, "episodes": 2, "progress": 0}
+    assert (run.monitor / "0.monitor.csv").read_text().splitlines()[-1] == "0.0,3,6.0"
+    assert [row["step"] for row in run.read_evaluations()] == [0, 20, 40, 50]
+
 
 def test_crash_saves_the_model_and_records_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"
