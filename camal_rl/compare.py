@@ -207,15 +207,16 @@ def run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int = 1) 
     if _interrupted:
         return RunOutcome(str(run.path), "cancelled", 0.0)
     try:
-        changed = changed_settings(run, eval_cfg, train_cfg.algo)
-        if run.is_evaluated() and not changed:
+        evaluated = run.is_evaluated()
+        changed = changed_settings(run, eval_cfg, train_cfg.algo) if evaluated else {}
+        if evaluated and not changed:
             return RunOutcome(str(run.path), "skipped", 0.0)
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a") as stream:
             stdout, stderr = sys.stdout, sys.stderr
             sys.stdout = sys.stderr = stream
             try:
-                if run.is_evaluated():
+                if changed:
                     print(f"evaluating again: the sweep's evaluation settings differ: {changed}")
                 if not run.is_trained():
                     resume = run.exists()

@@ -20,6 +20,7 @@ import minigrid  # noqa: F401  (registers the MiniGrid ids)
 import numpy as np
 import pandas as pd
 
+from camal_rl.results import find_runs
 from camal_rl.tables import markdown_table
 
 
@@ -54,9 +55,7 @@ def outcomes(frame: pd.DataFrame, limit: int) -> dict[str, float]:
 
 
 def runs_under(path: Path) -> list[Path]:
-    if (path / "config.json").is_file():
-        return [path]
-    found = sorted(p.parent for p in path.rglob("config.json") if (p.parent / "monitor").is_dir())
+    found = [run for run in find_runs([path]) if (run / "monitor").is_dir()] if path.exists() else []
     if not found:
         raise SystemExit(f"{path}: no run directories (config.json beside monitor/) under it")
     return found
