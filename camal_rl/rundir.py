@@ -189,7 +189,8 @@ class RunDir:
         taken ``steps // n_envs`` steps at the cut. An episode that was running when the model was
         saved is lost at the resume (its env is reset): ``monitor/unrecorded.json`` keeps those
         steps per env, so that a later rewind cuts at the right episode too. TensorBoard event
-        files are left as they are (TensorBoard shows the later session's values at a step).
+        files cannot be cut; the resumed session's writer purges them from ``steps`` on
+        (``train.make_logger``).
 
         :return: rows dropped per record: ``evaluations``, ``episodes``, ``progress``.
         """

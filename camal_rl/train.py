@@ -17,7 +17,7 @@ import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import Logger, make_output_format
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, make_output_format
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
@@ -132,13 +132,28 @@ def make_training_envs(cfg: TrainConfig, run: RunDir, *, resumed_at: int) -> Vec
     )
 
 
-def make_logger(run: RunDir, session: int, verbose: int) -> Logger:
-    """CSV (``progress.csv``, then ``progress.<k>.csv`` per resumed session) and TensorBoard."""
+class ResumedTensorBoardOutputFormat(TensorBoardOutputFormat):
+    """SB3's TensorBoard output for a session resumed from a model saved at step ``resumed_at``:
+    TensorBoard hides the events that earlier sessions wrote after that step (logged by models
+    that no longer exist), as ``RunDir.rewind`` drops those CSV rows."""
+
+    def __init__(self, folder: str, resumed_at: int):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=folder, purge_step=resumed_at + 1)
+        self._is_closed = False
+
+
+def make_logger(run: RunDir, session: int, verbose: int, *, resumed_at: int = 0) -> Logger:
+    """CSV (``progress.csv``, then ``progress.<k>.csv`` per resumed session) and TensorBoard (a
+    session resumed at step ``resumed_at`` > 0 purges the earlier sessions' events from there on)."""
     suffix = "" if session == 0 else f".{session}"
-    formats = [
-        make_output_format("csv", str(run.path), suffix),
-        make_output_format("tensorboard", str(run.path)),
-    ]
+    tensorboard = (
+        ResumedTensorBoardOutputFormat(str(run.path), resumed_at)
+        if resumed_at
+        else make_output_format("tensorboard", str(run.path))
+    )
+    formats = [make_output_format("csv", str(run.path), suffix), tensorboard]
     if verbose:
         formats.append(make_output_format("stdout", str(run.path)))
     return Logger(folder=str(run.path), output_formats=formats)
@@ -185,7 +200,7 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
         run.write_status("complete", num_timesteps=resumed_at)
         return run
     session = len(run.progress_files())
-    model.set_logger(make_logger(run, session, cfg.verbose))
+    model.set_logger(make_logger(run, session, cfg.verbose, resumed_at=resumed_at))
     run.write_status("running", num_timesteps=resumed_at)
     try:
         model.learn(

@@ -12,7 +12,7 @@ from camal_rl.agents import CamalDQN, CamalPPO
 from camal_rl.config import TrainConfig
 from camal_rl.errors import InputError
 from camal_rl.rundir import RunDir
-from camal_rl.train import RunCallback, train
+from camal_rl.train import RunCallback, make_logger, train
 from tests.conftest import TINY_PPO_HP
 
 
@@ -164,6 +164,11 @@ def test_after_sigkill_resume_starts_from_the_last_checkpoint(tiny_run: Path, tm
             logged = [int(row["time/total_timesteps"]) for row in csv.DictReader(f)]
         assert logged, file.name
         assert all(step in steps for step in logged), (file.name, logged)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out))
+    events.Reload()
+    assert [e.step for e in events.Scalars("time/fps")] == [128, 256]  # the lost session's 256 purged
 
 
 def write_lines(path: Path, lines: list[str]) -> None:
@@ -215,6 +220,32 @@ def test_rewind_drops_what_was_recorded_after_the_resumed_model(tmp_path: Path) 
     assert run.rewind(70, 2) == {"evaluations": 1, "episodes": 2, "progress": 0}
     assert (run.monitor / "0.monitor.csv").read_text().splitlines()[-1] == "0.0,3,6.0"
     assert [row["step"] for row in run.read_evaluations()] == [0, 20, 40, 50]
+
+
+def test_a_resumed_session_purges_the_tensorboard_events_after_its_model(tmp_path: Path) -> None:
+    """Session 0 logs at steps 100, 200, 300 and dies; the model resumed from is from step 200,
+    so its 300 belongs to a lost trajectory: TensorBoard shows 100, 200 and the new 250, 350
+    (without the purge it showed 300 as well, out of order)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = RunDir(tmp_path)
+    for session, resumed_at, values in (
+        (0, 0, {100: 1.0, 200: 2.0, 300: 3.0}),
+        (1, 200, {250: 25.0, 350: 35.0}),
+    ):
+        logger = make_logger(run, session, verbose=0, resumed_at=resumed_at)
+        for step, value in values.items():
+            logger.record("camal/loss", value)
+            logger.dump(step)
+        logger.close()
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("camal/loss")] == [
+        (100, 1.0),
+        (200, 2.0),
+        (250, 25.0),
+        (350, 35.0),
+    ]
 
 
 def test_crash_saves_the_model_and_records_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
