@@ -51,7 +51,7 @@ def attention_loss(saliency: Tensor, mask: Tensor, kind: str = "camal", eps: flo
     :param saliency: ``camal`` / ``energy``: (B, h, w) CAM >= 0 (Grad-CAM applies a ReLU);
         ``rrr``: (B, C, H, W) or (B, H, W) input gradient; any float dtype.
     :param mask: (B, H, W) uint8 / bool / integer / float mask at the resolution of
-        ``saliency`` or finer (H >= h, W >= w).
+        ``saliency`` or finer (H >= h, W >= w), on any device (moved to ``saliency``'s).
     :param kind: one of :data:`LOSS_KINDS`.
     :param eps: added to every denominator.
     :return: scalar, float32 (float64 for float64 ``saliency``).
@@ -80,7 +80,7 @@ def attention_loss(saliency: Tensor, mask: Tensor, kind: str = "camal", eps: flo
             "use camal_rl.saliency.grad_cam"
         )
     size = (saliency.shape[-2], saliency.shape[-1])
-    m = downsample_mask(mask, size).to(dtype)
+    m = downsample_mask(mask.to(saliency.device), size).to(dtype)
     # every mask pixel falls in some pooling cell: m has a positive cell iff the mask is non-empty
     valid = (m.flatten(1).amax(dim=1) > 0).to(dtype)
     s = saliency.to(dtype)

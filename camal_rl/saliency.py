@@ -459,9 +459,11 @@ def compute_saliency(
     :param name_or_method: a name in :data:`SALIENCY_METHODS` (built with default options) or a
         :class:`SaliencyMethod`.
     :param scorer: the model, seen as an :class:`~camal_rl.adapters.ActionScorer`.
-    :param images: (B, C, H, W) raw pixels in [0, 255] on ``scorer.device``.
+    :param images: (B, C, H, W) raw pixels in [0, 255], on any device: computed on
+        ``scorer.device``.
     :param actions: (B,) target actions.
-    :return: (B, H, W) float32 maps >= 0, detached.
+    :return: (B, H, W) float32 maps >= 0, detached, on the device of ``images``.
     """
     method = make_saliency_method(name_or_method) if isinstance(name_or_method, str) else name_or_method
-    return method(scorer, images, actions)
+    maps = method(scorer, images.to(scorer.device), actions.to(scorer.device))
+    return maps.to(images.device)

@@ -14,6 +14,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(1)
 
 TINY_PPO_HP = ("n_steps=64", "batch_size=64", "n_epochs=2")
+DEVICE = os.environ.get("CAMAL_RL_TEST_DEVICE", "cpu")
+"""Torch device of the agents the tests train and load: ``CAMAL_RL_TEST_DEVICE=cuda pytest`` runs
+the suite's training, saliency and evaluation paths on a GPU."""
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +34,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         eval_episodes=1,
         checkpoint_freq=128,
         progress_bar=False,
-        device="cpu",
+        device=DEVICE,
         out=out,
     )
     return train(cfg, argv=["camal-rl", "train", "(fixture)"]).path

@@ -16,6 +16,7 @@ from camal_rl.agents.common.attention import (
     validate_camal_settings,
 )
 from camal_rl.errors import InputError
+from tests.conftest import DEVICE
 
 
 def dict_space(c: int = 3, h: int = 56, w: int = 56, mask_hw: tuple[int, int] | None = None) -> spaces.Dict:
@@ -81,7 +82,7 @@ class TestPackedReplayBuffer:
         )
 
     def make(self, cls: type[DictReplayBuffer], n_envs: int = 2) -> DictReplayBuffer:
-        return cls(10, self.space(), spaces.Discrete(3), device="cpu", n_envs=n_envs)
+        return cls(10, self.space(), spaces.Discrete(3), device=DEVICE, n_envs=n_envs)
 
     def test_mask_bits_round_trip_and_sampling_matches_the_parent(self) -> None:
         packed, plain = self.make(MaskPackedDictReplayBuffer), self.make(DictReplayBuffer)
@@ -109,7 +110,7 @@ class TestPackedReplayBuffer:
 
     def test_n_step_returns_by_hand(self) -> None:
         buffer = MaskPackedDictReplayBuffer(
-            10, self.space(), spaces.Discrete(3), device="cpu", n_envs=1, n_steps=3, gamma=0.5
+            10, self.space(), spaces.Discrete(3), device=DEVICE, n_envs=1, n_steps=3, gamma=0.5
         )
         # rewards 1, 2, 3, 4, 5; the episode terminates at index 2, then index 4 is a time-out
         for i, (done, truncated) in enumerate([(0, 0), (0, 0), (1, 0), (0, 0), (1, 1)]):
@@ -139,10 +140,10 @@ class TestPackedReplayBuffer:
         from stable_baselines3.common.buffers import NStepReplayBuffer
 
         ours = MaskPackedDictReplayBuffer(
-            8, self.space(), spaces.Discrete(3), device="cpu", n_envs=2, n_steps=4
+            8, self.space(), spaces.Discrete(3), device=DEVICE, n_envs=2, n_steps=4
         )
         sb3 = NStepReplayBuffer(
-            8, spaces.Box(0, 255, (3, 4, 6), np.uint8), spaces.Discrete(3), device="cpu", n_envs=2, n_steps=4
+            8, spaces.Box(0, 255, (3, 4, 6), np.uint8), spaces.Discrete(3), device=DEVICE, n_envs=2, n_steps=4
         )
         rng = np.random.default_rng(1)
         for _ in range(11):  # wraps around the 4-slot (8 / 2 envs) buffer
@@ -165,7 +166,7 @@ class TestPackedReplayBuffer:
     @pytest.mark.parametrize(("kwargs", "match"), [({"n_steps": 0}, "n_steps"), ({"gamma": 1.5}, "gamma")])
     def test_bad_n_step_settings(self, kwargs: dict[str, float], match: str) -> None:
         with pytest.raises(InputError, match=match):
-            MaskPackedDictReplayBuffer(8, self.space(), spaces.Discrete(3), device="cpu", **kwargs)  # type: ignore[arg-type]
+            MaskPackedDictReplayBuffer(8, self.space(), spaces.Discrete(3), device=DEVICE, **kwargs)  # type: ignore[arg-type]
 
     def test_memory(self) -> None:
         packed, plain = self.make(MaskPackedDictReplayBuffer), self.make(DictReplayBuffer)

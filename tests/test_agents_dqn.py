@@ -14,6 +14,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from camal_rl.agents import CamalDQN, MaskPackedDictReplayBuffer, MiniGridCNN
 from camal_rl.errors import InputError
 from tests.agent_utils import max_param_diff, record_logs
+from tests.conftest import DEVICE
 from tests.toy_envs import FindObjectEnv, ImageOnlyEnv
 
 TINY: dict[str, Any] = {
@@ -23,7 +24,7 @@ TINY: dict[str, Any] = {
     "train_freq": 4,
     "target_update_interval": 50,
     "seed": 0,
-    "device": "cpu",
+    "device": DEVICE,
 }
 
 
@@ -59,7 +60,7 @@ def test_attention_loss_falls_and_epg_rises() -> None:
         gradient_steps=1,
         learning_rate=1e-3,
         seed=0,
-        device="cpu",
+        device=DEVICE,
     )
     logs = record_logs(model)
     model.learn(600, log_interval=20)
@@ -93,7 +94,7 @@ def test_mask_never_drives_action() -> None:
 def test_save_load_round_trip_and_image_only_prediction(tmp_path: Path) -> None:
     model = CamalDQN("MultiInputPolicy", toy_env(), camal_coef=0.25, camal_target="greedy", **TINY).learn(100)
     model.save(tmp_path / "dqn.zip")
-    loaded = CamalDQN.load(tmp_path / "dqn.zip", device="cpu")
+    loaded = CamalDQN.load(tmp_path / "dqn.zip", device=DEVICE)
     assert (loaded.camal_coef, loaded.camal_loss, loaded.camal_target) == (0.25, "camal", "greedy")
     assert max_param_diff(model, loaded) == 0.0
     image, _ = ImageOnlyEnv(FindObjectEnv()).reset(seed=5)
@@ -115,7 +116,7 @@ def test_n_step_returns_train_and_survive_save_load(tmp_path: Path) -> None:
     assert discounts is not None
     assert set(np.round(discounts.flatten().tolist(), 6)) <= {0.9, 0.81, 0.729}
     model.save(tmp_path / "dqn.zip")
-    loaded = CamalDQN.load(tmp_path / "dqn.zip", env=toy_env(), device="cpu").learn(100)
+    loaded = CamalDQN.load(tmp_path / "dqn.zip", env=toy_env(), device=DEVICE).learn(100)
     assert loaded.n_steps == 3
     assert isinstance(loaded.replay_buffer, MaskPackedDictReplayBuffer)
     assert loaded.replay_buffer.n_steps == 3

@@ -17,9 +17,10 @@ from camal_rl.losses import attention_loss
 from camal_rl.metrics import energy_pointing_game
 from camal_rl.saliency import grad_cam
 from tests.agent_utils import max_param_diff, record_logs
+from tests.conftest import DEVICE
 from tests.toy_envs import FindObjectEnv, ImageOnlyEnv
 
-TINY: dict[str, Any] = {"n_steps": 32, "batch_size": 16, "n_epochs": 2, "seed": 0, "device": "cpu"}
+TINY: dict[str, Any] = {"n_steps": 32, "batch_size": 16, "n_epochs": 2, "seed": 0, "device": DEVICE}
 
 
 def toy_env(**kwargs: Any) -> Any:
@@ -75,7 +76,7 @@ def attention_on_fixed_batch(model: CamalPPO, target: str) -> tuple[float, float
     scores, maps = model._camal_target_scores(forward, actions)
     cam = grad_cam(maps, scores, create_graph=False)
     loss = attention_loss(cam, torch.as_tensor(obs["mask"]), "camal").item()
-    return loss, float(np.mean(energy_pointing_game(cam.numpy(), obs["mask"])))
+    return loss, float(np.mean(energy_pointing_game(cam.cpu().numpy(), obs["mask"])))
 
 
 @pytest.mark.parametrize("target", ["action", "greedy", "value"])
@@ -90,7 +91,7 @@ def test_attention_loss_falls_and_epg_rises(target: str) -> None:
         n_epochs=4,
         learning_rate=1e-3,
         seed=0,
-        device="cpu",
+        device=DEVICE,
     )
     loss_before, epg_before = attention_on_fixed_batch(model, target)
     logs = record_logs(model)
@@ -118,7 +119,7 @@ def test_save_load_round_trip_and_image_only_prediction(tmp_path: Path) -> None:
         "MultiInputPolicy", toy_env(), camal_coef=0.5, camal_loss="energy", camal_target="greedy", **TINY
     ).learn(64)
     model.save(tmp_path / "model.zip")
-    loaded = CamalPPO.load(tmp_path / "model.zip", device="cpu")
+    loaded = CamalPPO.load(tmp_path / "model.zip", device=DEVICE)
     assert (loaded.camal_coef, loaded.camal_loss, loaded.camal_target) == (0.5, "energy", "greedy")
     assert max_param_diff(model, loaded) == 0.0
     env = ImageOnlyEnv(FindObjectEnv())

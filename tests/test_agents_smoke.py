@@ -13,6 +13,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from camal_rl.agents import CamalDQN, CamalPPO, MiniGridCNN, NatureCamCNN
 from camal_rl.envs import make_masked_env
 from tests.agent_utils import max_param_diff, record_logs
+from tests.conftest import DEVICE
 
 ENVS = {
     "MiniGrid-DoorKey-5x5-v0": ({"max_steps": 32}, MiniGridCNN),  # short episodes: DQN logs per episode
@@ -33,7 +34,7 @@ def test_smoke(env_id: str, algo: str, loss: str, tmp_path: Path) -> None:
     env_kwargs, extractor = ENVS[env_id]
     algo_class, hp = ALGOS[algo]
     venv = make_vec_env(lambda: make_masked_env(env_id, **env_kwargs), n_envs=2, seed=0)
-    model = algo_class("MultiInputPolicy", venv, camal_loss=loss, seed=0, device="cpu", **hp)
+    model = algo_class("MultiInputPolicy", venv, camal_loss=loss, seed=0, device=DEVICE, **hp)
     network = model.policy.q_net if isinstance(model, CamalDQN) else model.policy
     assert isinstance(network.features_extractor, extractor)  # picked from the env
     logs = record_logs(model)
@@ -43,7 +44,7 @@ def test_smoke(env_id: str, algo: str, loss: str, tmp_path: Path) -> None:
         assert values, key
         assert np.isfinite(values).all(), key
     model.save(tmp_path / "model.zip")
-    loaded = algo_class.load(tmp_path / "model.zip", device="cpu")
+    loaded = algo_class.load(tmp_path / "model.zip", device=DEVICE)
     assert max_param_diff(model, loaded) == 0.0
     assert loaded.camal_loss == loss
     image = venv.reset()["image"][0]

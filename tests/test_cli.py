@@ -11,6 +11,7 @@ import pytest
 from camal_rl.cli import COMMANDS, main, parse
 from camal_rl.config import TrainConfig
 from camal_rl.rundir import RunDir
+from tests.conftest import DEVICE
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,13 +48,13 @@ def test_envs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_train_and_evaluate_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     args = ["train", "--steps", "128", "--n-envs", "2", "--hp", "n_steps=64", "batch_size=64", "n_epochs=1"]
-    args += ["--eval-freq", "0", "--no-progress-bar", "--device", "cpu", "--out", str(out)]
+    args += ["--eval-freq", "0", "--no-progress-bar", "--device", DEVICE, "--out", str(out)]
     assert main(args) == 0
     assert RunDir(out).is_trained()
     assert main(args) == 2
     assert "exists; pass --resume" in capsys.readouterr().err
     evaluate = ["evaluate", str(out), "--episodes", "1", "--methods", "gradcam", "--no-faithfulness"]
-    assert main([*evaluate, "--max-steps-scored", "2", "--device", "cpu"]) == 0
+    assert main([*evaluate, "--max-steps-scored", "2", "--device", DEVICE]) == 0
     assert RunDir(out).metrics.exists()
 
 
@@ -140,7 +141,7 @@ def test_sigterm_saves_the_run_like_ctrl_c(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "camal_rl", "train", "--out", str(out), "--steps", "100000",
-        "--no-progress-bar", "--device", "cpu", "--eval-freq", "0", "--n-envs", "2",
+        "--no-progress-bar", "--device", DEVICE, "--eval-freq", "0", "--n-envs", "2",
         "--hp", "n_steps=64", "batch_size=64", "n_epochs=1",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -162,4 +163,4 @@ def test_sigterm_saves_the_run_like_ctrl_c(tmp_path: Path) -> None:
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "interrupted"
     assert status["num_timesteps"] >= 256
-    assert CamalPPO.load(out / "model.zip", device="cpu").num_timesteps == status["num_timesteps"]
+    assert CamalPPO.load(out / "model.zip", device=DEVICE).num_timesteps == status["num_timesteps"]

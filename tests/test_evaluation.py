@@ -25,6 +25,7 @@ from camal_rl.evaluation import (
     scored_indices,
 )
 from camal_rl.loading import load_agent
+from tests.conftest import DEVICE
 
 
 class ImageOnlyAgent:
@@ -88,7 +89,7 @@ def test_score_steps_alignment_by_hand() -> None:
 def test_evaluate_writes_metrics(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "metrics.json"
     report = evaluate(
-        EvaluateConfig(run=tiny_run, episodes=2, max_steps_scored=3, distractors=1, device="cpu", out=out)
+        EvaluateConfig(run=tiny_run, episodes=2, max_steps_scored=3, distractors=1, device=DEVICE, out=out)
     )
     assert json.loads(out.read_text()) == json.loads(json.dumps(report, default=float))
     assert report["label"] == "ppo-camal"
@@ -121,7 +122,7 @@ def test_dqn_faithfulness_reads_the_chosen_action_distribution(tiny_run: Path, t
     train(TrainConfig(out=run, algo="dqn", steps=128, n_envs=2, hp=hp, eval_freq=0, progress_bar=False))
 
     def faithfulness(**settings: Any) -> tuple[str, dict[str, Any]]:
-        cfg = EvaluateConfig(run=run, episodes=1, max_steps_scored=3, device="cpu", **settings)
+        cfg = EvaluateConfig(run=run, episodes=1, max_steps_scored=3, device=DEVICE, **settings)
         report = evaluate(dataclasses.replace(cfg, out=tmp_path / "metrics.json"))
         return report["faithfulness_policy"], report["variants"]["train"]
 
@@ -152,7 +153,7 @@ def test_dqn_faithfulness_reads_the_chosen_action_distribution(tiny_run: Path, t
             episodes=1,
             max_steps_scored=2,
             q_policy="epsilon-greedy",
-            device="cpu",
+            device=DEVICE,
             out=tmp_path / "ppo.json",
         )
     )
@@ -189,7 +190,7 @@ def test_load_agent_refusals(tmp_path: Path) -> None:
 def test_bare_zip_needs_an_env(tiny_run: Path) -> None:
     with pytest.raises(InputError, match="pass --env"):
         load_agent(tiny_run / "model.zip")
-    agent = load_agent(tiny_run / "model.zip", env="MiniGrid-DoorKey-5x5-v0", device="cpu")
+    agent = load_agent(tiny_run / "model.zip", env="MiniGrid-DoorKey-5x5-v0", device=DEVICE)
     assert agent.algo == "ppo"
     assert agent.describe()["num_timesteps"] == 256
     assert isinstance(make_masked_env(agent.env_id), gym.Env)

@@ -12,6 +12,7 @@ import pytest
 from camal_rl.config import TrainConfig
 from camal_rl.rundir import RunDir
 from camal_rl.train import train
+from tests.conftest import DEVICE
 
 
 @pytest.mark.slow
@@ -25,7 +26,7 @@ def test_camal_ppo_learns_doorkey_and_attends(tmp_path: Path) -> None:
             eval_episodes=10,
             checkpoint_freq=0,
             progress_bar=False,
-            device="cpu",
+            device=DEVICE,
             out=tmp_path / method,
         )
         rows[method] = RunDir(train(cfg).path).read_evaluations()

@@ -13,7 +13,7 @@ from camal_rl.config import TrainConfig
 from camal_rl.errors import InputError
 from camal_rl.rundir import RunDir
 from camal_rl.train import RunCallback, make_logger, train
-from tests.conftest import TINY_PPO_HP
+from tests.conftest import DEVICE, TINY_PPO_HP
 
 
 def tiny(out: Path, **kwargs: object) -> TrainConfig:
@@ -24,7 +24,7 @@ def tiny(out: Path, **kwargs: object) -> TrainConfig:
         "eval_freq": 0,
         "checkpoint_freq": 0,
         "progress_bar": False,
-        "device": "cpu",
+        "device": DEVICE,
         "out": out,
     }
     return TrainConfig(**{**base, **kwargs})  # type: ignore[arg-type]
@@ -49,7 +49,7 @@ def test_run_directory_layout(tiny_run: Path) -> None:
     with (tiny_run / "progress.csv").open() as f:
         header = next(csv.reader(f))
     assert {"camal/attention_loss", "camal/batch_epg", "eval/return_mean", "train/loss"} <= set(header)
-    model = CamalPPO.load(run.model, device="cpu")
+    model = CamalPPO.load(run.model, device=DEVICE)
     assert model.num_timesteps == 256
     assert model.camal_loss == "camal"
 
@@ -111,10 +111,10 @@ def test_ctrl_c_saves_and_resume_continues_the_step_count(
         "num_timesteps": 128,
         "updated": None,
     }
-    assert CamalPPO.load(run.model, device="cpu").num_timesteps == 128
-    train(TrainConfig(out=out, resume=True, progress_bar=False, device="cpu"))
+    assert CamalPPO.load(run.model, device=DEVICE).num_timesteps == 128
+    train(TrainConfig(out=out, resume=True, progress_bar=False, device=DEVICE))
     assert run.read_status()["state"] == "complete"
-    model = CamalPPO.load(run.model, device="cpu")
+    model = CamalPPO.load(run.model, device=DEVICE)
     assert model.num_timesteps == 256
     assert [p.name for p in run.progress_files()] == ["progress.csv", "progress.1.csv"]
     steps = [int(row["step"]) for row in run.read_evaluations()]
@@ -130,9 +130,9 @@ def test_resume_trains_longer_with_more_steps(tiny_run: Path, tmp_path: Path) ->
 
     out = tmp_path / "copy"
     shutil.copytree(tiny_run, out)
-    train(TrainConfig(out=out, resume=True, steps=320, progress_bar=False, device="cpu"))
+    train(TrainConfig(out=out, resume=True, steps=320, progress_bar=False, device=DEVICE))
     assert (
-        CamalPPO.load(out / "model.zip", device="cpu").num_timesteps == 384
+        CamalPPO.load(out / "model.zip", device=DEVICE).num_timesteps == 384
     )  # 2 rollouts of 2 x 64 past 256
 
 
@@ -151,9 +151,9 @@ def test_after_sigkill_resume_starts_from_the_last_checkpoint(tiny_run: Path, tm
     run.append_evaluation({"step": 192, "return_mean": 123.0})  # a model that no longer exists
     with (run.monitor / "0.monitor.csv").open("a") as f:
         f.write("0.5,1000,9.0\n")  # an episode that ended after the checkpoint
-    train(TrainConfig(out=out, resume=True, progress_bar=False, device="cpu"))
+    train(TrainConfig(out=out, resume=True, progress_bar=False, device=DEVICE))
     assert run.read_status()["state"] == "complete"
-    assert CamalPPO.load(run.model, device="cpu").num_timesteps == 256  # 128 + one rollout of 2 x 64
+    assert CamalPPO.load(run.model, device=DEVICE).num_timesteps == 256  # 128 + one rollout of 2 x 64
     evaluations = run.read_evaluations()
     assert [row["step"] for row in evaluations] == [0, 128, 256]
     assert 123.0 not in [row["return_mean"] for row in evaluations]
@@ -256,7 +256,7 @@ def test_crash_saves_the_model_and_records_the_error(tmp_path: Path, monkeypatch
     status = RunDir(out).read_status()
     assert status["state"] == "failed"
     assert status["error"] == "RuntimeError: disk on fire"
-    assert CamalPPO.load(out / "model.zip", device="cpu").num_timesteps == 128
+    assert CamalPPO.load(out / "model.zip", device=DEVICE).num_timesteps == 128
 
 
 def test_dqn_run(tmp_path: Path) -> None:
@@ -265,6 +265,6 @@ def test_dqn_run(tmp_path: Path) -> None:
         out, algo="dqn", method="energy", hp=("learning_starts=64", "buffer_size=1000", "batch_size=16")
     )
     train(cfg)
-    model = CamalDQN.load(out / "model.zip", device="cpu")
+    model = CamalDQN.load(out / "model.zip", device=DEVICE)
     assert model.num_timesteps == 256
     assert model.camal_loss == "energy"

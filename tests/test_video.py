@@ -25,6 +25,7 @@ from camal_rl.evaluation import EVAL_SEED
 from camal_rl.loading import load_agent
 from camal_rl.video import RecordConfig, action_names, record, record_agent, write_video
 from camal_rl.visual import GAP
+from tests.conftest import DEVICE
 
 ENV = "MiniGrid-DoorKey-5x5-v0"
 TILE = (336, 616)  # one DoorKey-5x5 agent's tile at the default scale 6
@@ -127,7 +128,7 @@ def test_record_one_run_writes_mp4_gif_and_png(run: Path) -> None:
 
 
 def test_record_agent_values_and_probabilities_match_the_policy(run: Path) -> None:
-    agent = load_agent(run, device="cpu")
+    agent = load_agent(run, device=DEVICE)
     rec = record_agent(agent, "gradcam", episodes=1, max_steps=5)
     assert rec.label == "ppo-camal seed 0"
     assert (rec.value_name, rec.prob_name) == ("V(s)", "pi(a|s)")
@@ -162,7 +163,7 @@ def test_record_agent_dqn_shows_max_q_and_softmax_q(tmp_path: Path) -> None:
         hp=("learning_starts=16", "buffer_size=200"),
         out=tmp_path / "dqn",
     )
-    agent = load_agent(train(cfg).path, device="cpu")
+    agent = load_agent(train(cfg).path, device=DEVICE)
     rec = record_agent(agent, "gradcam", episodes=1, max_steps=3)
     assert rec.label == "dqn-camal seed 0"
     assert (rec.value_name, rec.prob_name) == ("max Q", "softmax Q")

@@ -49,8 +49,8 @@ class PolicyScorer:
         return isinstance(self.policy, DQNPolicy)
 
     def scores_and_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """:param images: (B, C, H, W) raw pixels in [0, 255].
-        :return: logits or Q-values (B, n_actions), attention maps (B, K, h, w)."""
+        """:param images: (B, C, H, W) raw pixels in [0, 255], on any device (moved to the policy's).
+        :return: logits or Q-values (B, n_actions), attention maps (B, K, h, w), on the policy's device."""
         features, maps = self.extractor.forward_with_maps({IMAGE_KEY: self._preprocess(images)})
         if isinstance(self.policy, DQNPolicy):
             return self.policy.q_net.q_net(features), maps
@@ -69,6 +69,7 @@ class PolicyScorer:
         return self.policy.value_net(self.policy.mlp_extractor.forward_critic(features)).flatten()
 
     def _preprocess(self, images: Tensor) -> Tensor:
+        images = images.to(self.device)
         out = preprocess_obs(images, self.image_space, normalize_images=self.policy.normalize_images)
         assert isinstance(out, Tensor)
         return out
