@@ -110,6 +110,16 @@ PRESETS: dict[str, Any] = {
     "study-lava-ppo": SweepConfig(
         cells=(LAVA_PPO,), methods=STUDY_METHODS, seeds=(0, 1, 2, 3, 4), out=STUDY / "lava-ppo", **STUDY_EVAL
     ),
+    # Post hoc, not part of the protocol: CAMAL at 0.1, the coefficient that tied with the chosen 1 on
+    # the DoorKey tuning seeds (EPG 0.684 v 0.685, both learn), on LavaCrossing's study seeds, where
+    # CAMAL at 1 solved none of the five.
+    "study-lava-diagnostic": SweepConfig(
+        cells=(LAVA_PPO,),
+        methods=("camal:0.1",),
+        seeds=(0, 1, 2, 3, 4),
+        out=STUDY / "lava-diagnostic",
+        **STUDY_EVAL,
+    ),
     # ViZDoom has no distractor variant.
     "study-vizdoom-ppo": SweepConfig(
         cells=(VIZDOOM_PPO,),

@@ -156,3 +156,24 @@ def test_dqn_cell_scores_faithfulness_on_the_policy_the_agent_acts_with() -> Non
     assert dqn.evaluate_config(Path("run")).q_policy == "epsilon-greedy"
     assert dqn.evaluate_config(Path("run")).q_epsilon == 0.05
     assert from_preset("study-doorkey-ppo", SweepConfig).q_policy == "softmax"  # unused by PPO
+
+
+def test_report_merge_reports_several_sweeps_as_one_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A post-hoc sweep (CAMAL at 0.1) beside a cell (baseline, CAMAL at 1) reports as one table,
+    its variant tested against the cell's baseline."""
+    cell, extra = tmp_path / "lava-ppo", tmp_path / "lava-diagnostic"
+    write_variant(cell, "none", None, range(5), ret=0.3, epg=0.1, deletion=0.9)
+    write_variant(cell, "camal", 1.0, range(5), ret=0.0, epg=0.7, deletion=0.5)
+    write_variant(extra, "camal", 0.1, range(5), ret=0.9, epg=0.6, deletion=0.5)
+    main(["--merge", str(cell), str(extra)])
+    text = capsys.readouterr().out
+    assert text.count("### ") == 1
+    assert text.startswith("### lava-ppo + lava-diagnostic")
+    # seeds 0..4 at 0.6 + i * 0.01: mean 0.62
+    low_coef = next(line for line in text.splitlines() if line.startswith("| ppo-camal-c0.1 | 5 |"))
+    assert "| 0.620 [" in low_coef
+    assert "| ppo-camal-c0.1 vs ppo-none |" in text
+    main([str(cell), str(extra)])  # without --merge: one table per folder
+    assert capsys.readouterr().out.count("### ") == 2

@@ -6,8 +6,9 @@ each variant's p-values against the baseline (Welch / Mann-Whitney U), CAMAL's f
 improvement over energy in percent with its CI, and the training speed relative to the baseline
 (env steps per wall-clock second over the whole training, periodic evaluations included).
 
-Run: ``python experiments/camal_study/report.py [--min-return R] [CELL ...]`` (default: every
-cell but tune; ``--min-return`` adds the same tables over the seeds that reached return R).
+Run: ``python experiments/camal_study/report.py [--min-return R] [--merge] [CELL ...]`` (default:
+every cell but tune; ``--min-return`` adds the same tables over the seeds that reached return R;
+``--merge`` reports the folders given as one cell, e.g. a cell with a post-hoc sweep beside it).
 """
 
 from __future__ import annotations
@@ -123,16 +124,18 @@ def p_value(row: Mapping[str, Any]) -> str:
     return f"{welch:.2g} / {mwu:.2g}"
 
 
-def report_cell(path: Path, min_return: float | None = None) -> str:
-    """Markdown tables of one cell.
+def report_cell(paths: Path | Sequence[Path], min_return: float | None = None) -> str:
+    """Markdown tables of one cell: the runs under ``paths`` (one sweep folder, or several that
+    report as one cell).
 
     :param min_return: keep only the seeds whose evaluation return is at least this (a secondary,
         post-hoc analysis of the seeds that learned: the attention and faithfulness metrics of an
         agent that never solves the task describe a different policy); the full and inference
         tables are then left out.
     """
-    results = [r for r in load_results([path]) if r.metrics is not None]
-    title = f"### {path.name}"
+    paths = [paths] if isinstance(paths, Path) else list(paths)
+    results = [r for r in load_results(paths) if r.metrics is not None]
+    title = "### " + " + ".join(path.name for path in paths)
     if min_return is not None:
         title += f" (seeds with return >= {min_return:g} only)"
         results = [r for r in results if _value(r, "return") >= min_return]
@@ -236,12 +239,13 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument(
         "--min-return", type=float, default=None, help="also report the seeds with at least this return"
     )
+    parser.add_argument("--merge", action="store_true", help="report the folders given as one cell")
     args = parser.parse_args(argv)
     cells = args.cells or sorted(p for p in RUNS.iterdir() if p.is_dir() and p.name != "tune")
-    for path in cells:
-        print(report_cell(path))
+    for paths in [cells] if args.merge else [[path] for path in cells]:
+        print(report_cell(paths))
         if args.min_return is not None:
-            print(report_cell(path, args.min_return))
+            print(report_cell(paths, args.min_return))
 
 
 if __name__ == "__main__":
