@@ -10,6 +10,8 @@ from stable_baselines3.common.buffers import DictReplayBuffer
 
 from camal_rl.agents import MaskPackedDictReplayBuffer, MiniGridCNN, NatureCamCNN
 from camal_rl.agents.common.attention import (
+    AttentionLog,
+    AttentionTerm,
     as_image_observation,
     check_masked_observation_space,
     coef_at,
@@ -213,3 +215,28 @@ class TestSettings:
         image = np.zeros((5, 5, 3), np.uint8)
         assert as_image_observation(image)["image"] is image
         assert set(as_image_observation({"image": image, "mask": image[..., 0]})) == {"image", "mask"}
+
+
+def test_attention_log_means_over_the_minibatches_of_an_update() -> None:
+    """By hand: minibatch 1 has loss 0.5, a mask in 1 of 2 samples and 1 all-zero CAM of 2;
+    minibatch 2 has loss 0.25, masks in both, no zero CAM: means 0.375, 0.75 and 0.25. The values
+    stay on the model's device until record() reads them."""
+    from stable_baselines3.common.logger import Logger
+
+    def term(value: float, cam: list[float]) -> AttentionTerm:
+        cams = torch.tensor(cam, device=DEVICE)[:, None, None].expand(-1, 2, 2)
+        return AttentionTerm(None, torch.tensor(value, device=DEVICE), cams)
+
+    masks = torch.zeros(2, 2, 4, 4, dtype=torch.uint8, device=DEVICE)  # (minibatch, sample, H, W)
+    masks[0, 0, 1, 1] = 1
+    masks[1, :, 2, 2] = 1
+    log = AttentionLog()
+    log.add(term(0.5, [0.0, 1.0]), masks[0], alignment=False)
+    log.add(term(0.25, [1.0, 2.0]), masks[1], alignment=False)
+    assert all(value.device.type == torch.device(DEVICE).type for value in log.losses + log.coverage)
+    logger = Logger(folder=None, output_formats=[])
+    log.record(logger, coef=1.0)
+    assert logger.name_to_value["camal/attention_loss"] == pytest.approx(0.375)
+    assert logger.name_to_value["camal/mask_coverage"] == pytest.approx(0.75)
+    assert logger.name_to_value["camal/dead_cam_share"] == pytest.approx(0.25)
+    assert "camal/batch_epg" not in logger.name_to_value  # no minibatch was measured

@@ -106,8 +106,9 @@ class AttentionTerm:
 
     loss: Tensor | None
     """Loss to add to the task loss, or None when the term is not trained on (coef 0, ``none``)."""
-    value: float
-    """Value logged as ``camal/attention_loss`` (for ``none``: the ``camal`` loss, not trained on)."""
+    value: Tensor
+    """Detached scalar logged as ``camal/attention_loss`` (for ``none``: the ``camal`` loss, not
+    trained on); read on the host once per update, not per minibatch (no GPU sync)."""
     cam: Tensor
     """Detached Grad-CAM (B, h, w) of the target score, for the attention statistics."""
 
@@ -137,14 +138,14 @@ def attention_term(
             raise ValueError("the rrr loss needs input images that require grad and log_prob")
         loss = attention_loss(input_gradient(log_prob, images), mask, "rrr")
         cam = grad_cam(maps, target_scores, create_graph=False)
-        return AttentionTerm(loss, loss.item(), cam)
+        return AttentionTerm(loss, loss.detach(), cam)
     if train and kind != "none":
         cam = grad_cam(maps, target_scores, create_graph=True)
         loss = attention_loss(cam, mask, kind)
-        return AttentionTerm(loss, loss.item(), cam.detach())
+        return AttentionTerm(loss, loss.detach(), cam.detach())
     cam = grad_cam(maps, target_scores, create_graph=False)
     with torch.no_grad():
-        value = attention_loss(cam, mask, "camal" if kind in ("none", "rrr") else kind).item()
+        value = attention_loss(cam, mask, "camal" if kind in ("none", "rrr") else kind)
     return AttentionTerm(None, value, cam)
 
 
@@ -155,14 +156,16 @@ class AttentionLog:
 
     The loss is recorded for every minibatch; the batch EPG and IoU (input-resolution metrics,
     the costly part) for the minibatches passed with ``alignment=True`` (PPO: its first epoch,
-    which sees every sample of the rollout once; DQN: every 10th gradient step).
+    which sees every sample of the rollout once; DQN: every 10th gradient step). The per-minibatch
+    loss, coverage and dead-CAM share stay on the model's device until :meth:`record`, so that
+    a GPU update does not wait for the host after every minibatch.
     """
 
-    losses: list[float] = field(default_factory=list)
+    losses: list[Tensor] = field(default_factory=list)
     epg: list[float] = field(default_factory=list)
     iou: list[float] = field(default_factory=list)
-    coverage: list[float] = field(default_factory=list)
-    dead: list[float] = field(default_factory=list)
+    coverage: list[Tensor] = field(default_factory=list)
+    dead: list[Tensor] = field(default_factory=list)
 
     def add(self, term: AttentionTerm, mask: Tensor, *, alignment: bool = True) -> None:
         """Add one minibatch: its loss value, the share of samples with a mask (coverage) and of
@@ -170,8 +173,8 @@ class AttentionLog:
         over the samples with a mask."""
         self.losses.append(term.value)
         has_mask = mask.flatten(1).amax(dim=1) > 0
-        self.coverage.append(float(has_mask.float().mean()))
-        self.dead.append(float((term.cam.flatten(1).amax(dim=1) <= 0).float().mean()))
+        self.coverage.append(has_mask.float().mean())
+        self.dead.append((term.cam.flatten(1).amax(dim=1) <= 0).float().mean())
         if not alignment or not bool(has_mask.any()):
             return
         cam_np = term.cam[has_mask].detach().float().cpu().numpy()
@@ -183,9 +186,12 @@ class AttentionLog:
         """Record the means under ``camal/``."""
         logger.record("camal/coef", coef)
         if self.losses:
-            logger.record("camal/attention_loss", float(np.mean(self.losses)))
-            logger.record("camal/mask_coverage", float(np.mean(self.coverage)))
-            logger.record("camal/dead_cam_share", float(np.mean(self.dead)))
+            for key, values in (
+                ("attention_loss", self.losses),
+                ("mask_coverage", self.coverage),
+                ("dead_cam_share", self.dead),
+            ):
+                logger.record(f"camal/{key}", torch.stack(values).double().mean().item())
         if self.epg:
             logger.record("camal/batch_epg", float(np.mean(self.epg)))
             logger.record("camal/batch_iou", float(np.mean(self.iou)))
