@@ -166,6 +166,7 @@ def test_report_merge_reports_several_sweeps_as_one_cell(
     cell, extra = tmp_path / "lava-ppo", tmp_path / "lava-diagnostic"
     write_variant(cell, "none", None, range(5), ret=0.3, epg=0.1, deletion=0.9)
     write_variant(cell, "camal", 1.0, range(5), ret=0.0, epg=0.7, deletion=0.5)
+    write_variant(cell, "energy", 1.0, range(5), ret=0.9, epg=0.5, deletion=0.6)
     write_variant(extra, "camal", 0.1, range(5), ret=0.9, epg=0.6, deletion=0.5)
     main(["--merge", str(cell), str(extra)])
     text = capsys.readouterr().out
@@ -175,5 +176,8 @@ def test_report_merge_reports_several_sweeps_as_one_cell(
     low_coef = next(line for line in text.splitlines() if line.startswith("| ppo-camal-c0.1 | 5 |"))
     assert "| 0.620 [" in low_coef
     assert "| ppo-camal-c0.1 vs ppo-none |" in text
+    # two CAMAL variants against energy, each line names its pair: (0.62 - 0.52) / 0.62 = +16.1%
+    assert "- ppo-camal vs ppo-energy, gradcam/deletion_auc: +16.1% [" in text
+    assert "- ppo-camal-c0.1 vs ppo-energy, gradcam/deletion_auc: +16.1% [" in text
     main([str(cell), str(extra)])  # without --merge: one table per folder
     assert capsys.readouterr().out.count("### ") == 2

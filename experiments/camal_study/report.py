@@ -165,11 +165,13 @@ def report_cell(paths: Path | Sequence[Path], min_return: float | None = None) -
         cells = [p_value(versus[(label, other, m)]) if (label, other, m) in versus else "-" for m in metrics]
         lines.append(f"| {label} vs {other} | " + " | ".join(cells) + " |")
     gains = [
-        (m, versus[key])
+        (f"{key[0]} vs {key[1]}, {m}", versus[key])
         for m in FAITHFULNESS
         for key in versus
         if key[2] == m and "camal" in key[0] and "energy" in key[1]
     ]
+    if len({name.split(", ")[0] for name, _ in gains}) == 1:  # one pair: name the metric alone
+        gains = [(name.split(", ", 1)[1], row) for name, row in gains]
     if gains:
         lines += [
             "",
