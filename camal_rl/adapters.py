@@ -9,7 +9,8 @@ Conventions, fixed for the whole package:
 
 - ``images``: float tensor (B, C, H, W) of raw pixel values in [0, 255], on ``scorer.device``
   (the entry points, :func:`camal_rl.saliency.compute_saliency` and ``PolicyScorer``, move
-  images from any device there). Perturbations (blur, deletion, occlusion) act on this raw scale; the scorer normalises.
+  images from any device there). Perturbations (blur, deletion, occlusion) act on this raw
+  scale; the scorer normalises.
 - ``scores``: (B, n_actions). Policy logits for PPO, Q-values for DQN. ``softmax(scores)`` is the
   action distribution ``f`` that faithfulness metrics read (pi(a|x) for PPO, softmax(Q)(a) for
   DQN, as DESIGN.md defines them). :class:`EpsilonGreedyPolicy` gives a value-based agent's
