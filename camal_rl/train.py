@@ -146,7 +146,7 @@ class ResumedTensorBoardOutputFormat(TensorBoardOutputFormat):
 
 def make_logger(run: RunDir, session: int, verbose: int, *, resumed_at: int = 0) -> Logger:
     """CSV (``progress.csv``, then ``progress.<k>.csv`` per resumed session) and TensorBoard (a
-    session resumed at step ``resumed_at`` > 0 purges the earlier sessions' events from there on)."""
+    session resumed at step ``resumed_at`` > 0 hides the earlier sessions' events after it)."""
     suffix = "" if session == 0 else f".{session}"
     tensorboard = (
         ResumedTensorBoardOutputFormat(str(run.path), resumed_at)
