@@ -189,7 +189,7 @@ class RunDir:
         taken ``steps // n_envs`` steps at the cut. An episode that was running when the model was
         saved is lost at the resume (its env is reset): ``monitor/unrecorded.json`` keeps those
         steps per env, so that a later rewind cuts at the right episode too. TensorBoard event
-        files cannot be cut; the resumed session's writer purges them from ``steps`` on
+        files cannot be cut; the resumed session's writer hides their events after ``steps``
         (``train.make_logger``).
 
         :return: rows dropped per record: ``evaluations``, ``episodes``, ``progress``.

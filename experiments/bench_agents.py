@@ -70,7 +70,8 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
 
 
 def training_ratio(kind: str, steps: int, repeats: int, device: str = "cpu") -> dict[str, float]:
-    """Env-steps/s of the CAMAL and the stock agent, learning alternately ``repeats`` times."""
+    """Env-steps/s of the CAMAL and the stock agent, learning alternately ``repeats`` times;
+    ``ratio`` is the headline (of CPU time on the CPU, of wall clock on a GPU)."""
     models = {"camal": make_model(kind, True, device=device), "stock": make_model(kind, False, device=device)}
     for model in models.values():  # warm-up: first rollouts, DQN's learning_starts, lazy inits
         model.learn(1024, reset_num_timesteps=False)
@@ -85,6 +86,7 @@ def training_ratio(kind: str, steps: int, repeats: int, device: str = "cpu") -> 
     return {
         "camal_steps_per_s": steps / statistics.median(clock["camal"]),
         "stock_steps_per_s": steps / statistics.median(clock["stock"]),
+        "ratio": statistics.median(clock["stock"]) / statistics.median(clock["camal"]),
         "ratio_cpu": statistics.median(cpu["stock"]) / statistics.median(cpu["camal"]),
         "ratio_wall": statistics.median(wall["stock"]) / statistics.median(wall["camal"]),
     }
@@ -143,11 +145,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="torch device of the agents (cpu, cuda)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    headline = "ratio_cpu" if args.device == "cpu" else "ratio_wall"
     print(f"{ENV}, partial view, {N_ENVS} envs, MiniGridCNN, {args.device}, 1 torch thread")
     for kind in ("ppo", "dqn"):
         r = training_ratio(kind, args.steps, args.repeats, args.device)
-        verdict = "meets" if r[headline] >= TARGETS[kind] else "MISSES"
+        verdict = "meets" if r["ratio"] >= TARGETS[kind] else "MISSES"
         print(
             f"training {kind}: CAMAL {r['camal_steps_per_s']:.0f} steps/s, "
             f"stock {r['stock_steps_per_s']:.0f} steps/s;"

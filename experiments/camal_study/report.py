@@ -165,22 +165,22 @@ def report_cell(paths: Path | Sequence[Path], min_return: float | None = None) -
         cells = [p_value(versus[(label, other, m)]) if (label, other, m) in versus else "-" for m in metrics]
         lines.append(f"| {label} vs {other} | " + " | ".join(cells) + " |")
     gains = [
-        (f"{key[0]} vs {key[1]}, {m}", versus[key])
+        (key[0], key[1], m, versus[key])
         for m in FAITHFULNESS
         for key in versus
         if key[2] == m and "camal" in key[0] and "energy" in key[1]
     ]
-    if len({name.split(", ")[0] for name, _ in gains}) == 1:  # one pair: name the metric alone
-        gains = [(name.split(", ", 1)[1], row) for name, row in gains]
+    several_pairs = len({(label, other) for label, other, _, _ in gains}) > 1
     if gains:
         lines += [
             "",
             "Faithfulness of CAMAL over energy (percent of energy's mean, positive = better, 95% CI):",
             "",
         ]
-        for metric, row in gains:
+        for label, other, metric, row in gains:
+            name = f"{label} vs {other}, {metric}" if several_pairs else metric
             low, high = row["improvement_low"], row["improvement_high"]
-            lines.append(f"- {metric}: {row['improvement_pct']:+.1f}% [{low:+.1f}, {high:+.1f}]")
+            lines.append(f"- {name}: {row['improvement_pct']:+.1f}% [{low:+.1f}, {high:+.1f}]")
     if min_return is None:
         lines += ["", *full_table(rows, available, labels, base), "", *inference_lines(results, base)]
     return "\n".join(lines) + "\n"
