@@ -128,4 +128,15 @@ PRESETS: dict[str, Any] = {
         out=STUDY / "vizdoom-ppo",
         **{**STUDY_EVAL, "distractors": 0},
     ),
+    # The ViZDoom cell cut to what one GPU machine (one H100, 16 cores) runs in the 15 device minutes
+    # a session is lent: 100k steps, seeds 0-3, no rrr; experiments/camal_study/vizdoom_gpu.sh runs it
+    # (RESULTS.md, ViZDoom). Not the protocol's cell, which study-vizdoom-ppo keeps.
+    "study-vizdoom-gpu": SweepConfig(
+        cells=(dataclasses.replace(VIZDOOM_PPO, steps=100_000, eval_freq=10_000),),
+        methods=STUDY_METHODS[:3],
+        seeds=(0, 1, 2, 3),
+        out=STUDY / "vizdoom-ppo-gpu",
+        device="cuda",
+        **{**STUDY_EVAL, "distractors": 0, "workers": 12},
+    ),
 }
