@@ -27,6 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, Literal
 
 import tyro
@@ -188,12 +189,24 @@ _interrupted = False
 """Set in a worker process once Ctrl-C reached it: the runs it is handed afterwards do not start
 (a process pool keeps feeding queued runs to its workers while the sweep shuts down)."""
 
+_in_hand = False
+"""Set in a worker process while :func:`run_one` has a run in hand (see :func:`_worker_signal`)."""
+
 
 def run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int = 1) -> RunOutcome:
     """Train (or resume) and evaluate one run, unless its directory says it is done. Runs in a pool
     worker or a Ray task; never raises, so one failed run does not stop the sweep. After Ctrl-C
     (``KeyboardInterrupt``) the run saves its model and ends ``stopped``, and the later runs of this
     process end ``cancelled`` without starting."""
+    global _in_hand
+    _in_hand = True
+    try:
+        return _run_one(train_cfg, eval_cfg, threads)
+    finally:
+        _in_hand = False
+
+
+def _run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int) -> RunOutcome:
     global _interrupted
     import torch
 
@@ -297,7 +310,21 @@ def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
 
 def _catch_sigterm() -> None:
     """Pool worker initializer: SIGTERM stops the worker's run as Ctrl-C does (saved, resumable)."""
-    signal.signal(signal.SIGTERM, raise_terminated)
+    signal.signal(signal.SIGTERM, _worker_signal)
+    signal.signal(signal.SIGINT, _worker_signal)
+
+
+def _worker_signal(signum: int, frame: FrameType | None) -> None:
+    """A pool worker's SIGTERM and SIGINT handler. With a run in hand: SIGTERM raises
+    :class:`Terminated` (once), SIGINT ``KeyboardInterrupt``, and the run saves and stops. Without
+    one (its run done, waiting for the next): ignored. There is nothing to save, and the exception
+    would kill the worker inside the pool's queue (a traceback, and a broken pool whose shutdown
+    waits on the other workers); the sweep's process shuts the pool down instead."""
+    if not _in_hand:
+        return
+    if signum == signal.SIGTERM:
+        raise_terminated(signum, frame)
+    signal.default_int_handler(signum, frame)
 
 
 def run_ray(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
