@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import importlib.util
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Annotated, Any, Literal
 import tyro
 
 from camal_rl.errors import InputError
-from camal_rl.hyperparams import default_hyperparams, env_backend, parse_assignments
+from camal_rl.hyperparams import default_hyperparams, default_reward_scale, env_backend, parse_assignments
 
 Algo = Literal["ppo", "dqn"]
 Method = Literal["camal", "energy", "rrr", "none"]
@@ -62,6 +63,10 @@ class TrainConfig:
     """MiniGrid pixels per grid cell."""
     env_kwargs: tuple[str, ...] = ()
     """Extra env keywords as KEY=VALUE (e.g. resolution=[120,160] frame_skip=4 for ViZDoom)."""
+    reward_scale: float | None = None
+    """Multiply the rewards the agent learns from by this (default: the env family's, 0.01 for
+    ViZDoom, 1 for MiniGrid). Monitor files, logged returns, evaluations and metrics keep the env's
+    own rewards."""
     hp: tuple[str, ...] = ()
     """Algorithm hyperparameters as KEY=VALUE, over the defaults and the preset (e.g. learning_rate=3e-4)."""
     preset: str | None = None
@@ -145,11 +150,16 @@ class TrainConfig:
                 f"set {', '.join(reserved)} with the options of `camal-rl train` "
                 "(--seed, --device, --method, --coef, --target), not with --hp"
             )
+        reward_scale = cfg.reward_scale if cfg.reward_scale is not None else default_reward_scale(cfg.env)
+        if isinstance(reward_scale, bool) or not math.isfinite(reward_scale) or reward_scale <= 0:
+            raise InputError(f"--reward-scale must be a finite number > 0, got {reward_scale}")
         steps = cfg.steps if cfg.steps is not None else DEFAULT_STEPS
         n_envs = cfg.n_envs if cfg.n_envs is not None else (8 if cfg.algo == "ppo" else 4)
         if steps < 1 or n_envs < 1:
             raise InputError(f"--steps and --n-envs must be >= 1, got {steps} and {n_envs}")
-        return dataclasses.replace(cfg, steps=steps, n_envs=n_envs, algo_kwargs=hp)
+        return dataclasses.replace(
+            cfg, steps=steps, n_envs=n_envs, reward_scale=float(reward_scale), algo_kwargs=hp
+        )
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (paths as strings)."""
@@ -166,6 +176,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["out"] = None if values.get("out") is None else Path(values["out"])
+        values.setdefault("reward_scale", 1.0)  # a run recorded before the option trained unscaled
         for name in ("env_kwargs", "hp"):
             values[name] = tuple(values.get(name, ()))
         return cls(**values)

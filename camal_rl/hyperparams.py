@@ -47,6 +47,13 @@ steps, even with the exploration that solves it 65% of the time; with these it i
 (experiments/camal_study/RESULTS.md, the DQN pilot)."""
 DQN_VIZDOOM: dict[str, Any] = {**DQN_MINIGRID, "buffer_size": 50_000}
 
+REWARD_SCALES: dict[str, float] = {"minigrid": 1.0, "vizdoom": 0.01}
+"""Training reward multiplier per env family. ViZDoom's scenarios reward in the hundreds (basic:
+-1 a tic, +101 a kill): at that scale PPO's value loss swamps the policy's gradient through the
+shared CNN, and no ViZDoom basic agent learnt in 100k steps, their policies constant in the image
+(experiments/camal_study/RESULTS.md, ViZDoom); ViZDoom's own Stable-Baselines3 example scales its
+rewards by 0.01 too. MiniGrid's rewards are already in [0, 1]."""
+
 DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("ppo", "minigrid"): PPO_MINIGRID,
     ("ppo", "vizdoom"): PPO_VIZDOOM,
@@ -63,6 +70,11 @@ def env_backend(env_id: str) -> str:
 def default_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
     """A copy of the defaults for ``algo`` on ``env_id``'s family."""
     return dict(DEFAULTS[(algo, env_backend(env_id))])
+
+
+def default_reward_scale(env_id: str) -> float:
+    """The training reward multiplier of ``env_id``'s family (:data:`REWARD_SCALES`)."""
+    return REWARD_SCALES[env_backend(env_id)]
 
 
 def parse_assignments(items: Iterable[str], what: str) -> dict[str, Any]:

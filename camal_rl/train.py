@@ -19,7 +19,8 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, make_output_format
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from camal_rl.config import TrainConfig
 from camal_rl.evaluation import EVAL_SEED, quick_evaluation
@@ -117,12 +118,30 @@ def save_replay_buffer(model: BaseAlgorithm, run: RunDir, cfg: TrainConfig) -> N
         model.save_replay_buffer(run.replay_buffer)
 
 
+class ScaledRewards(VecEnvWrapper):
+    """Multiplies the rewards the agent learns from by ``scale``. The envs' Monitor wrappers sit
+    inside, so monitor files and the logger's episode returns keep the envs' own rewards."""
+
+    def __init__(self, venv: VecEnv, scale: float):
+        super().__init__(venv)
+        self.scale = scale
+
+    def reset(self) -> VecEnvObs:
+        return self.venv.reset()
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        return obs, rewards * self.scale, dones, infos
+
+
 def make_training_envs(cfg: TrainConfig, run: RunDir, *, resumed_at: int) -> VecEnv:
-    """``n_envs`` monitored masked envs; a resumed run appends to its monitor files and reseeds
-    its envs from where it stopped, so it does not replay the first episodes."""
+    """``n_envs`` monitored masked envs, their rewards scaled by ``reward_scale`` (when not 1); a
+    resumed run appends to its monitor files and reseeds its envs from where it stopped, so it does
+    not replay the first episodes."""
     run.monitor.mkdir(exist_ok=True)
     assert cfg.n_envs is not None
-    return make_vec_env(
+    assert cfg.reward_scale is not None
+    envs = make_vec_env(
         env_factory(cfg),
         n_envs=cfg.n_envs,
         seed=cfg.seed + resumed_at,
@@ -130,6 +149,7 @@ def make_training_envs(cfg: TrainConfig, run: RunDir, *, resumed_at: int) -> Vec
         monitor_kwargs={"override_existing": resumed_at == 0},
         vec_env_cls=SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv,
     )
+    return envs if cfg.reward_scale == 1 else ScaledRewards(envs, cfg.reward_scale)
 
 
 class ResumedTensorBoardOutputFormat(TensorBoardOutputFormat):

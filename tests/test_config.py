@@ -21,6 +21,13 @@ def test_defaults_are_filled_in() -> None:
     assert cfg.run_dir == Path("runs/MiniGrid-DoorKey-5x5-v0/ppo-camal/seed0")
 
 
+def test_reward_scale_defaults_to_the_env_family() -> None:
+    assert TrainConfig().resolved().reward_scale == 1.0
+    assert TrainConfig(env="VizdoomBasic-v1").resolved().reward_scale == 0.01
+    assert TrainConfig(env="camal_rl/VizdoomBasic-v1", reward_scale=0.1).resolved().reward_scale == 0.1
+    assert TrainConfig(reward_scale=2).resolved().reward_scale == 2.0
+
+
 def test_label_names_the_variant() -> None:
     assert TrainConfig(method="none", coef=0.5).label == "ppo-none"
     assert TrainConfig(coef=0.1).label == "ppo-camal-c0.1"
@@ -46,6 +53,10 @@ def test_hyperparameters_merge_in_order() -> None:
         (TrainConfig(steps=0), "--steps and --n-envs must be >= 1"),
         (TrainConfig(tile_size=0), "--tile-size must be >= 1"),
         (TrainConfig(eval_freq=-5), "--eval-freq must be >= 0"),
+        (TrainConfig(reward_scale=0.0), r"--reward-scale must be a finite number > 0, got 0.0"),
+        (TrainConfig(reward_scale=-0.01), "--reward-scale must be a finite number > 0"),
+        (TrainConfig(reward_scale=float("nan")), "--reward-scale must be a finite number > 0"),
+        (TrainConfig(reward_scale=float("inf")), "--reward-scale must be a finite number > 0"),
     ],
 )
 def test_bad_values_are_refused(cfg: TrainConfig, match: str) -> None:

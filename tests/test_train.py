@@ -6,13 +6,17 @@ import csv
 import json
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from camal_rl.agents import CamalDQN, CamalPPO
 from camal_rl.config import TrainConfig
 from camal_rl.errors import InputError
 from camal_rl.rundir import RunDir
-from camal_rl.train import RunCallback, make_logger, train
+from camal_rl.train import RunCallback, ScaledRewards, make_logger, make_training_envs, train
 from tests.conftest import DEVICE, TINY_PPO_HP
 
 
@@ -268,3 +272,55 @@ def test_dqn_run(tmp_path: Path) -> None:
     model = CamalDQN.load(out / "model.zip", device=DEVICE)
     assert model.num_timesteps == 256
     assert model.camal_loss == "energy"
+
+
+class TwoPerStep(gym.Env[np.ndarray, int]):
+    """Reward 2 at every step, episodes of 3 steps."""
+
+    observation_space = gym.spaces.Box(0, 1, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        return np.zeros(1, np.float32), 2.0, self.t == 3, False, {}
+
+
+def test_scaled_rewards_reach_the_agent_and_the_monitor_keeps_the_envs_own(tmp_path: Path) -> None:
+    venv = ScaledRewards(DummyVecEnv([lambda: Monitor(TwoPerStep(), str(tmp_path / "m"))]), 0.01)
+    venv.reset()
+    rewards, infos = [], []
+    for _ in range(3):
+        _, reward, _, info = venv.step(np.zeros(1, np.int64))
+        rewards.append(float(reward[0]))
+        infos.extend(info)
+    assert rewards == pytest.approx([0.02, 0.02, 0.02])
+    assert infos[-1]["episode"]["r"] == 6.0  # what the logger and the monitor file report
+    assert (tmp_path / "m.monitor.csv").read_text().splitlines()[2].startswith("6.0,3,")
+
+
+def test_training_envs_are_scaled_by_the_resolved_reward_scale(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    scaled = make_training_envs(tiny(run.path, reward_scale=0.5).resolved(), run, resumed_at=0)
+    assert isinstance(scaled, ScaledRewards)
+    assert scaled.scale == 0.5
+    plain = make_training_envs(tiny(run.path).resolved(), run, resumed_at=0)  # MiniGrid: 1
+    assert not isinstance(plain, ScaledRewards)
+    for venv in (scaled, plain):
+        venv.close()
+
+
+def test_the_reward_scale_is_recorded_and_kept_on_resume(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(tiny(out, reward_scale=0.5, steps=128))
+    assert json.loads((out / "config.json").read_text())["reward_scale"] == 0.5
+    train(tiny(out, steps=256, resume=True))  # no --reward-scale: the run's own
+    assert TrainConfig.load(out / "config.json").reward_scale == 0.5
+    old = json.loads((out / "config.json").read_text())
+    del old["reward_scale"]  # a run recorded before the option existed trained unscaled
+    assert TrainConfig.from_json({**old, "env": "VizdoomBasic-v1"}).resolved().reward_scale == 1.0
