@@ -130,7 +130,9 @@ PRESETS: dict[str, Any] = {
     ),
     # The ViZDoom cell cut to what one GPU machine (one H100, 16 cores) runs in the 15 device minutes
     # a session is lent: 100k steps, seeds 0-3, no rrr; experiments/camal_study/vizdoom_gpu.sh runs it
-    # (RESULTS.md, ViZDoom). Not the protocol's cell, which study-vizdoom-ppo keeps.
+    # (RESULTS.md, ViZDoom). Not the protocol's cell, which study-vizdoom-ppo keeps. Its first run
+    # (runs/vizdoom-ppo-gpu-unscaled) trained on unscaled rewards and no agent learnt; runs now
+    # train on rewards x 0.01 (TrainConfig.reward_scale's ViZDoom default).
     "study-vizdoom-gpu": SweepConfig(
         cells=(dataclasses.replace(VIZDOOM_PPO, steps=100_000, eval_freq=10_000),),
         methods=STUDY_METHODS[:3],

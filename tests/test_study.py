@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from camal_rl.results import load_results
 from experiments.camal_study.report import main, report_cell, training_fps
 from experiments.camal_study.select_coefs import tuning_table
 from experiments.camal_study.training_outcomes import outcome_rows
+from tests.conftest import DEVICE
 from tests.synthetic_runs import metrics_report, write_run
 
 EPISODES = 4
@@ -181,3 +183,20 @@ def test_report_merge_reports_several_sweeps_as_one_cell(
     assert "- ppo-camal-c0.1 vs ppo-energy, gradcam/deletion_auc: +16.1% [" in text
     main([str(cell), str(extra)])  # without --merge: one table per folder
     assert capsys.readouterr().out.count("### ") == 2
+
+
+def test_saliency_still_writes_the_still_and_gif_without_ffmpeg(tiny_run: Path, tmp_path: Path) -> None:
+    import imageio.v3 as iio
+
+    from camal_rl.frames import render_frames, still_index
+    from camal_rl.loading import load_agent
+    from camal_rl.video import record_agent
+    from experiments.camal_study.saliency_still import main as still_main
+
+    out = tmp_path / "still.png"
+    still_main([str(out), str(tiny_run), str(tiny_run), "--max-steps", "4", "--device", DEVICE])
+    gif = iio.imread(out.with_suffix(".gif"), index=None)
+    assert gif.shape[0] == 4  # one frame per step of the cut episode
+    recording = record_agent(load_agent(tiny_run, device=DEVICE), "gradcam", max_steps=4)
+    frames = list(render_frames([recording, recording]))  # what `camal-rl record` would tile
+    assert np.array_equal(iio.imread(out), frames[still_index([recording, recording])])
