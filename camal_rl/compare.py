@@ -74,6 +74,9 @@ class SweepConfig:
     """TrainConfig preset every run starts from (budget, n_envs, hyperparameters)."""
     hp: tuple[str, ...] = ()
     """Hyperparameters KEY=VALUE for every run, over the train preset's."""
+    reward_scale: float | None = None
+    """Multiply the rewards every run learns from by this (default: the cell's, else the env
+    family's: 0.01 for ViZDoom, 1 for MiniGrid)."""
     cells: Annotated[tuple[TrainConfig, ...], tyro.conf.Suppress] = ()
     """Base configs of the sweep's (env x algo) cells; set by study presets, not on the command line."""
     out: Path = Path("runs/compare")
@@ -124,6 +127,7 @@ class SweepConfig:
                 cell,
                 steps=self.steps if self.steps is not None else cell.steps,
                 hp=cell.hp + self.hp,
+                reward_scale=self.reward_scale if self.reward_scale is not None else cell.reward_scale,
                 device=self.device,
                 progress_bar=False,
                 resume=False,

@@ -4,6 +4,7 @@ resuming runs, aggregation from files, refusals."""
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,17 @@ def test_variants_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"--q-epsilon must be in \(0, 1\]"):  # before any training
         compare(tiny_sweep(tmp_path / "eps", q_epsilon=0.0))
     assert not (tmp_path / "eps").exists()
+    with pytest.raises(InputError, match="--reward-scale must be a finite number > 0"):
+        compare(tiny_sweep(tmp_path / "scale", reward_scale=-1.0))
+    assert not (tmp_path / "scale").exists()
+
+
+def test_reward_scale_reaches_every_run() -> None:
+    cells = (TrainConfig(env="VizdoomBasic-v1"), TrainConfig(reward_scale=0.5))
+    default = SweepConfig(cells=cells, methods=("none",), seeds=(0,))
+    assert [run.resolved().reward_scale for run in default.run_configs()] == [0.01, 0.5]  # the cells'
+    override = dataclasses.replace(default, reward_scale=0.1)
+    assert [run.reward_scale for run in override.run_configs()] == [0.1, 0.1]
 
 
 def test_ctrl_c_stops_the_run_and_cancels_the_worker_s_later_runs(
