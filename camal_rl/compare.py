@@ -224,7 +224,8 @@ def _run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int) -> 
     if _interrupted:
         return RunOutcome(str(run.path), "cancelled", 0.0)
     try:
-        evaluated = run.is_evaluated()
+        short = steps_short(run, train_cfg)
+        evaluated = run.is_evaluated() and not short
         changed = changed_settings(run, eval_cfg, train_cfg.algo) if evaluated else {}
         if evaluated and not changed:
             return RunOutcome(str(run.path), "skipped", 0.0)
@@ -235,7 +236,9 @@ def _run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int) -> 
             try:
                 if changed:
                     print(f"evaluating again: the sweep's evaluation settings differ: {changed}")
-                if not run.is_trained():
+                if short:
+                    print(f"training on: the run has {short} steps fewer than the sweep's --steps")
+                if short or not run.is_trained():
                     resume = run.exists()
                     train(dataclasses.replace(train_cfg, resume=resume), argv=["camal-rl", "compare"])
                 evaluate(eval_cfg)
@@ -271,10 +274,26 @@ def changed_settings(run: RunDir, eval_cfg: EvaluateConfig, algo: str) -> dict[s
     return {k: [recorded.get(k), v] for k, v in wanted.items() if recorded.get(k) != v}
 
 
+def steps_short(run: RunDir, cfg: TrainConfig) -> int:
+    """How many env steps a trained run lacks of ``cfg``'s budget: after ``--steps`` is raised, a
+    finished run trains on (as ``train --resume --steps`` does) and is evaluated again. 0 for a run
+    not trained yet, or trained as long or longer (kept as it is)."""
+    if not run.is_trained():
+        return 0
+    steps = cfg.resolved().steps
+    assert steps is not None
+    return max(0, steps - int(run.read_status().get("num_timesteps", steps)))
+
+
 def needs_work(run: TrainConfig, eval_cfg: EvaluateConfig) -> bool:
-    """The run is to train, or to evaluate (for the first time, or again with changed settings)."""
+    """The run is to train (for the first time, or on to a raised budget), or to evaluate (for the
+    first time, or again with changed settings)."""
     run_dir = RunDir(run.run_dir)
-    return not run_dir.is_evaluated() or bool(changed_settings(run_dir, eval_cfg, run.algo))
+    return (
+        not run_dir.is_evaluated()
+        or steps_short(run_dir, run) > 0
+        or bool(changed_settings(run_dir, eval_cfg, run.algo))
+    )
 
 
 def sweep_log(run: RunDir) -> Path:

@@ -85,6 +85,25 @@ def test_finished_runs_are_skipped_and_unfinished_ones_resumed(
     assert "resuming" in (unfinished.path.parent / "seed0.log").read_text()
 
 
+def test_a_raised_budget_trains_finished_runs_on_and_evaluates_them_again(
+    sweep_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = sweep_copy
+    run = RunDir(out / "MiniGrid-DoorKey-5x5-v0" / "ppo-none" / "seed0")
+    assert run.read_status()["num_timesteps"] == 128
+    compare(tiny_sweep(out, steps=256))
+    assert "2 runs, 2 to train or evaluate" in capsys.readouterr().out
+    assert run.read_status()["num_timesteps"] == 256  # 2 envs x 64 steps a rollout: exactly 256
+    assert json.loads(run.metrics.read_text())["num_timesteps"] == 256
+    assert (
+        "training on: the run has 128 steps fewer than the sweep's --steps"
+        in (run.path.parent / "seed0.log").read_text()
+    )
+    compare(tiny_sweep(out, steps=128))  # a smaller budget: the longer runs are kept
+    assert "2 runs, 0 to train or evaluate" in capsys.readouterr().out
+    assert run.read_status()["num_timesteps"] == 256
+
+
 def test_runs_are_evaluated_again_when_the_evaluation_settings_change(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
