@@ -85,6 +85,26 @@ def test_report_tables_estimates_tests_and_improvement(tmp_path: Path) -> None:
     assert "Inference cost" not in text  # synthetic runs hold no model
 
 
+def test_report_says_when_each_seed_first_learnt(tmp_path: Path) -> None:
+    cell = tmp_path / "cell"
+    metrics = metrics_report([0.9] * EPISODES, saliency={"gradcam": {"epg": [0.5] * EPISODES}})
+
+    def curve(*returns: float) -> list[dict[str, float]]:
+        return [{"step": 10_000 * i, "return_mean": r} for i, r in enumerate(returns)]
+
+    write_run(cell, method="none", seed=0, metrics=metrics, evaluations=curve(0, 0.49, 0.5, 0))
+    write_run(cell, method="none", seed=1, metrics=metrics, evaluations=curve(0, 0.96, 0.2))
+    write_run(cell, method="none", seed=2, metrics=metrics, evaluations=curve(0, 0, 0.1))
+    write_run(cell, method="camal", seed=0, metrics=metrics)  # no periodic evaluations
+    rows = report_cell(cell).splitlines()
+    assert "| first return >= 0.5 (seed by seed) |" in rows[2]
+    # seed 0 reaches 0.5 exactly at 20k (and loses it: the first time counts); seed 2 never does
+    none_row = next(line for line in rows if line.startswith("| ppo-none |"))
+    assert none_row.endswith("| 20k, 10k, never | - |")  # no progress.csv: no speed
+    camal_row = next(line for line in rows if line.startswith("| ppo-camal |"))
+    assert camal_row.endswith("| - | - |")
+
+
 def test_report_cell_without_evaluations(tmp_path: Path) -> None:
     write_run(tmp_path / "empty", method="none", seed=0)
     assert "no evaluated run yet" in report_cell(tmp_path / "empty")
