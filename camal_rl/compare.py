@@ -309,7 +309,7 @@ def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
     """Run the jobs in a local pool of ``cfg.workers`` processes (spawned: no fork after torch)."""
     outcomes: list[RunOutcome] = []
     with ProcessPoolExecutor(
-        max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_catch_sigterm
+        max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_install_worker_signals
     ) as pool:
         try:
             pending: set[Future[RunOutcome]] = {pool.submit(run_one, t, e, cfg.threads) for t, e in jobs}
@@ -331,8 +331,9 @@ def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
     return outcomes
 
 
-def _catch_sigterm() -> None:
-    """Pool worker initializer: SIGTERM stops the worker's run as Ctrl-C does (saved, resumable)."""
+def _install_worker_signals() -> None:
+    """Pool worker initializer: SIGTERM and Ctrl-C go to :func:`_worker_signal` (a run in hand
+    saves and stops, resumable; an idle worker ignores them)."""
     signal.signal(signal.SIGTERM, _worker_signal)
     signal.signal(signal.SIGINT, _worker_signal)
 

@@ -83,12 +83,14 @@ def training_ratio(kind: str, steps: int, repeats: int, device: str = "cpu") -> 
             cpu[name].append(c)
             wall[name].append(w)
     clock = cpu if device == "cpu" else wall  # the GPU's work is not process CPU time
+    ratio_cpu = statistics.median(cpu["stock"]) / statistics.median(cpu["camal"])
+    ratio_wall = statistics.median(wall["stock"]) / statistics.median(wall["camal"])
     return {
         "camal_steps_per_s": steps / statistics.median(clock["camal"]),
         "stock_steps_per_s": steps / statistics.median(clock["stock"]),
-        "ratio": statistics.median(clock["stock"]) / statistics.median(clock["camal"]),
-        "ratio_cpu": statistics.median(cpu["stock"]) / statistics.median(cpu["camal"]),
-        "ratio_wall": statistics.median(wall["stock"]) / statistics.median(wall["camal"]),
+        "ratio": ratio_cpu if clock is cpu else ratio_wall,
+        "ratio_cpu": ratio_cpu,
+        "ratio_wall": ratio_wall,
     }
 
 
