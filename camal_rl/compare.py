@@ -77,6 +77,10 @@ class SweepConfig:
     reward_scale: float | None = None
     """Multiply the rewards every run learns from by this (default: the cell's, else the env
     family's: 0.01 for ViZDoom, 1 for MiniGrid)."""
+    save_replay_buffer: bool = False
+    """DQN runs: save the replay buffer with the model, so a resumed run keeps it (about 2 GB a
+    run at 100k transitions of MiniGrid's images); without it a resumed run collects
+    learning_starts transitions before its next update."""
     cells: Annotated[tuple[TrainConfig, ...], tyro.conf.Suppress] = ()
     """Base configs of the sweep's (env x algo) cells; set by study presets, not on the command line."""
     out: Path = Path("runs/compare")
@@ -128,6 +132,7 @@ class SweepConfig:
                 steps=self.steps if self.steps is not None else cell.steps,
                 hp=cell.hp + self.hp,
                 reward_scale=self.reward_scale if self.reward_scale is not None else cell.reward_scale,
+                save_replay_buffer=self.save_replay_buffer or cell.save_replay_buffer,
                 device=self.device,
                 progress_bar=False,
                 resume=False,

@@ -285,3 +285,11 @@ def test_stopping_a_sweep_with_an_idle_worker_is_quiet(tmp_path: Path, stop: str
     assert "Traceback" not in output, output
     assert run_states(out) == {"ppo-none/seed0": "complete", "ppo-camal/seed0": "interrupted"}
     assert (out / "MiniGrid-DoorKey-5x5-v0" / "ppo-camal" / "seed0" / "model.zip").stat().st_size > 0
+
+
+def test_save_replay_buffer_reaches_every_run() -> None:
+    cells = (TrainConfig(algo="dqn"), TrainConfig(algo="dqn", save_replay_buffer=True))
+    default = SweepConfig(cells=cells, methods=("none",), seeds=(0,))
+    assert [run.save_replay_buffer for run in default.run_configs()] == [False, True]  # the cells'
+    asked = dataclasses.replace(default, save_replay_buffer=True)
+    assert [run.save_replay_buffer for run in asked.run_configs()] == [True, True]

@@ -274,6 +274,43 @@ def test_dqn_run(tmp_path: Path) -> None:
     assert model.camal_loss == "energy"
 
 
+@pytest.mark.parametrize(
+    ("save_first", "save_at_resume", "updates"),
+    [(False, False, 32 + 32), (True, False, 32 + 64), (False, True, 32 + 32)],
+)
+def test_a_resumed_dqn_waits_for_its_replay_buffer_to_refill(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    save_first: bool,
+    save_at_resume: bool,
+    updates: int,
+) -> None:
+    """2 envs, learning_starts 64, one update per vector step after it. The first 128 steps
+    update at steps 66, 68, ..., 128: 32 times. Resumed to 256 without the buffer, updates wait
+    for 64 new transitions (after step 192): 194 ... 256, 32 more; with the saved buffer (128
+    transitions) they go on at once: 130 ... 256, 64 more. Asked for at the resume, the buffer is
+    saved from then on."""
+    out = tmp_path / "dqn"
+    hp = ("learning_starts=64", "buffer_size=1000", "batch_size=16")
+    train(tiny(out, algo="dqn", steps=128, hp=hp, save_replay_buffer=save_first))
+    assert CamalDQN.load(out / "model.zip", device=DEVICE)._n_updates == 32
+    assert (out / "replay_buffer.pkl").exists() is save_first
+    capsys.readouterr()
+    resume = TrainConfig(
+        out=out, resume=True, steps=256, progress_bar=False, device=DEVICE, save_replay_buffer=save_at_resume
+    )
+    train(resume)
+    waited = (
+        "the replay buffer holds 0 of learning_starts=64 transitions (it is saved with "
+        "--save-replay-buffer): gradient updates wait until step 192"
+    )
+    assert (waited in capsys.readouterr().out) is not save_first
+    model = CamalDQN.load(out / "model.zip", device=DEVICE)
+    assert (model.num_timesteps, model._n_updates) == (256, updates)
+    assert (model.learning_starts, model.updates_resume_at) == (64, 0)  # the wait is not saved
+    assert (out / "replay_buffer.pkl").exists() is (save_first or save_at_resume)
+
+
 class TwoPerStep(gym.Env[np.ndarray, int]):
     """Reward 2 at every step, episodes of 3 steps."""
 

@@ -55,6 +55,10 @@ class CamalDQN(CamalAlgorithm, DQN):
 
     camal_targets = DQN_TARGETS
 
+    updates_resume_at: int = 0
+    """No gradient updates until ``num_timesteps`` passes this step (:meth:`hold_updates_for_refill`);
+    not saved with the model."""
+
     def __init__(self, policy: str | type[CamalDQNPolicy], env: GymEnv | str | None, **kwargs: Any) -> None:
         if kwargs.get("replay_buffer_class") is None:
             kwargs["replay_buffer_class"] = MaskPackedDictReplayBuffer
@@ -73,8 +77,27 @@ class CamalDQN(CamalAlgorithm, DQN):
             warnings.filterwarnings("ignore", r"`n_steps=\d+` is ignored", UserWarning)
             super()._setup_model()
 
+    def hold_updates_for_refill(self) -> int:
+        """Hold gradient updates until the replay buffer holds ``learning_starts`` transitions again.
+
+        For a model loaded to train on without its saved replay buffer: SB3 trains it at once,
+        sampling every batch from the few transitions collected since (a fresh model waits for
+        ``learning_starts``). The agent meanwhile acts with its epsilon-greedy policy, not the
+        uniform warm-up of a fresh model. Returns the step after which updates resume.
+        """
+        assert self.replay_buffer is not None, "call after load and set_env"
+        held = self.replay_buffer.size() * self.replay_buffer.n_envs
+        self.updates_resume_at = self.num_timesteps + max(0, self.learning_starts - held)
+        return self.updates_resume_at
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "updates_resume_at"]
+
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """Copied from stable-baselines3 2.9.2 ``DQN.train``; every change is marked ``# CAMAL:``."""
+        # CAMAL: a resumed model waits for its replay buffer to refill
+        if self.num_timesteps <= self.updates_resume_at:
+            return
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
         # Update learning rate according to schedule
