@@ -290,9 +290,10 @@ class EvaluateConfig:
     distractors: int = 0
     """Also evaluate on the distractor variant with this many extra objects (MiniGrid; 0: skip)."""
     methods: tuple[str, ...] = ("gradcam", "perturbation")
-    """Saliency methods: gradcam, gradcam++, input_x_gradient, perturbation (Greydanus et al. 2018)."""
+    """Saliency methods: gradcam, gradcam++, input_x_gradient, integrated_gradients, perturbation
+    (Greydanus et al. 2018)."""
     faithfulness: bool = True
-    """Also score faithfulness (deletion / insertion AUC, comprehensiveness, sufficiency, occlusion KL).."""
+    """Also score faithfulness (deletion / insertion AUC, comprehensiveness, sufficiency, occlusion KL)."""
     max_steps_scored: int = 64
     """Score at most this many evenly spaced steps per episode (attention metrics are costly)."""
     q_policy: QPolicy = "softmax"
@@ -407,12 +408,13 @@ def format_metrics_table(report: Mapping[str, Any], metrics: Iterable[str] | Non
         )
         methods = list(result["saliency"])
         names = list(metrics) if metrics is not None else list(result["saliency"][methods[0]])
-        lines.append(f"  {'metric':<24}" + "".join(f"{m:>16}" for m in methods))
+        width = {m: max(16, len(m) + 2) for m in methods}  # a column fits its method's name
+        lines.append(f"  {'metric':<24}" + "".join(f"{m:>{width[m]}}" for m in methods))
         for name in names:
-            cells = "".join(_cell(result["saliency"][m].get(name)) for m in methods)
+            cells = "".join(_cell(result["saliency"][m].get(name)).rjust(width[m]) for m in methods)
             lines.append(f"  {name:<24}{cells}")
         for name, summary in result.get("behaviour", {}).items():
-            lines.append(f"  {name:<24}{_cell(summary)}")
+            lines.append(f"  {name:<24}{_cell(summary).rjust(width[methods[0]])}")
     return "\n".join(lines)
 
 

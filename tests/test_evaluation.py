@@ -21,6 +21,7 @@ from camal_rl.evaluation import (
     EvaluateConfig,
     collect_episodes,
     evaluate,
+    format_metrics_table,
     score_steps,
     scored_indices,
 )
@@ -107,6 +108,35 @@ def test_evaluate_writes_metrics(tiny_run: Path, tmp_path: Path, capsys: pytest.
     assert set(train["behaviour"]) == {"behaviour_kl_mask", "behaviour_kl_outside", "behaviour_log_ratio"}
     assert report["variants"]["distractors"]["env_kwargs"]["distractors"] == 1
     assert "[train] return" in capsys.readouterr().out
+
+
+def test_metrics_table_columns_fit_long_method_names() -> None:
+    def summary(mean: float) -> dict[str, float]:
+        return {"mean": mean, "ci_low": mean - 0.1, "ci_high": mean + 0.1}
+
+    report = {
+        "label": "ppo-camal",
+        "env": "E",
+        "num_timesteps": 8,
+        "variants": {
+            "train": {
+                "return": {"mean": 0.5, "iqm": 0.5, "ci_low": 0.0, "ci_high": 1.0},
+                "success_rate": 0.5,
+                "episodes": 2,
+                "coverage": 1.0,
+                "saliency": {
+                    "gradcam": {"epg": summary(0.25)},
+                    "integrated_gradients": {"epg": summary(0.75)},
+                },
+                "behaviour": {"behaviour_log_ratio": summary(1.5)},
+            }
+        },
+    }
+    lines = format_metrics_table(report).splitlines()
+    assert lines[2] == "  metric                           gradcam  integrated_gradients"
+    assert lines[3] == "  epg                         0.250 ±0.100          0.750 ±0.100"
+    assert lines[4] == "  behaviour_log_ratio         1.500 ±0.100"
+    assert len(lines[2]) == len(lines[3])
 
 
 def test_dqn_faithfulness_reads_the_chosen_action_distribution(tiny_run: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from camal_rl.saliency import (
     GradCAM,
     GradCAMPlusPlus,
     InputXGradient,
+    IntegratedGradients,
     PerturbationSaliency,
     compute_saliency,
     eval_mode,
@@ -312,6 +313,59 @@ def test_input_x_gradient_linear_model_hand_values() -> None:
     # score_1 = 0.5 x_c,0 + 3 x_c,1 summed over both channels: d/dx = [0.5, 3] per channel
     # pixel 0: |10 * 0.5| + |-1 * 0.5| = 5.5;  pixel 1: |20 * 3| + |4 * 3| = 72
     torch.testing.assert_close(saliency, torch.tensor([[[5.5, 72.0]]]))
+    # integrated gradients of a linear model: (x - x') * w whatever the path points; from a
+    # black baseline the same as input x gradient, from a baseline of 2:
+    # pixel 0: |8 * 0.5| + |-3 * 0.5| = 5.5;  pixel 1: |18 * 3| + |2 * 3| = 60
+    scorer = ModuleScorer(Linear(), preprocess=lambda x: x)
+    torch.testing.assert_close(IntegratedGradients(steps=3)(scorer, images, torch.tensor([1])), saliency)
+    on_two = IntegratedGradients(steps=3, baseline=2.0)(scorer, images, torch.tensor([1]))
+    torch.testing.assert_close(on_two, torch.tensor([[[5.5, 60.0]]]))
+
+
+class Cubic(nn.Module):
+    """Action 0 scores sum(x^3), action 1 sum(x); maps unused."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return torch.stack([(x**3).sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3))], dim=1), x
+
+
+@pytest.mark.parametrize(("steps", "share"), [(1, 0.75), (2, 0.9375), (4, 1 - 1 / 64)])
+def test_integrated_gradients_midpoint_rule_hand_values(steps: int, share: float) -> None:
+    """d(x^3)/dx at t x is 3 t^2 x^2; the midpoint mean of 3 t^2 over ``steps`` points is
+    1 - 1 / (4 steps^2) (1: 3 x 0.25 = 0.75; 2: 3 x (0.0625 + 0.5625) / 2 = 0.9375), so each
+    attribution is that share of x^3 (the exact integral gives x^3: completeness)."""
+    images = torch.tensor([[[[1.0, -2.0]]], [[[3.0, 0.5]]]])  # (2, 1, 1, 2)
+    method = IntegratedGradients(steps=steps, batch_size=3)  # batches cut across the images
+    got = method.attributions(ModuleScorer(Cubic(), preprocess=lambda x: x), images, torch.tensor([0, 0]))
+    torch.testing.assert_close(got, share * images**3)
+
+
+def test_integrated_gradients_are_complete_on_a_relu_cnn() -> None:
+    """On a ReLU network (piecewise linear in the input) the attributions sum to S(x) - S(x')
+    up to the path's discretisation."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
+
+    class Wrapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            return self.net(x), x
+
+    scorer = ModuleScorer(Wrapped())
+    images = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(2)) * 255
+    actions = torch.tensor([0, 1, 3])
+    got = (
+        IntegratedGradients(steps=256, batch_size=100)
+        .attributions(scorer, images, actions)
+        .sum(dim=(1, 2, 3))
+    )
+    with torch.no_grad():
+        scores = net(images / 255).gather(1, actions[:, None]).squeeze(1)
+        zero = net(torch.zeros_like(images)).gather(1, actions[:, None]).squeeze(1)
+    torch.testing.assert_close(got, scores - zero, rtol=1e-2, atol=1e-3)
 
 
 class SquareNet(nn.Module):
@@ -401,9 +455,24 @@ def test_eval_mode_restores_on_error() -> None:
 
 
 def test_registry_and_errors() -> None:
-    assert list(SALIENCY_METHODS) == ["gradcam", "gradcam++", "input_x_gradient", "perturbation"]
-    with pytest.raises(InputError, match=r"gradcam, gradcam\+\+, input_x_gradient, perturbation"):
+    assert list(SALIENCY_METHODS) == [
+        "gradcam",
+        "gradcam++",
+        "input_x_gradient",
+        "integrated_gradients",
+        "perturbation",
+    ]
+    with pytest.raises(
+        InputError, match=r"gradcam, gradcam\+\+, input_x_gradient, integrated_gradients, perturbation"
+    ):
         make_saliency_method("lime")
+    for bad, message in (
+        ({"steps": 0}, "steps must be >= 1"),
+        ({"baseline": math.nan}, "baseline must be a finite pixel value"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+    ):
+        with pytest.raises(InputError, match=message):
+            make_saliency_method("integrated_gradients", **bad)
     with pytest.raises(InputError, match="no option"):
         make_saliency_method("gradcam", sigma=2.0)
     with pytest.raises(InputError, match="stride"):
