@@ -220,3 +220,36 @@ def test_saliency_still_writes_the_still_and_gif_without_ffmpeg(tiny_run: Path, 
     recording = record_agent(load_agent(tiny_run, device=DEVICE), "gradcam", max_steps=4)
     frames = list(render_frames([recording, recording]))  # what `camal-rl record` would tile
     assert np.array_equal(iio.imread(out), frames[still_index([recording, recording])])
+
+
+def test_gradient_saliency_adds_two_methods_on_the_same_episodes(tiny_run: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from camal_rl.config import TrainConfig
+    from camal_rl.evaluation import EvaluateConfig, evaluate
+    from camal_rl.train import train
+    from experiments.camal_study.gradient_saliency import FILE, gradient_table
+    from tests.conftest import TINY_PPO_HP
+
+    cell = tmp_path / "cell"
+    camal = cell / "E" / "ppo-camal" / "seed0"
+    shutil.copytree(tiny_run, camal)
+    none = cell / "E" / "ppo-none" / "seed0"
+    tiny = {"steps": 128, "n_envs": 2, "hp": TINY_PPO_HP, "eval_freq": 0, "checkpoint_freq": 0}
+    train(TrainConfig(method="none", out=none, progress_bar=False, device=DEVICE, **tiny))  # type: ignore[arg-type]
+    for run in (camal, none):  # what the sweep wrote: 2 episodes, Grad-CAM
+        evaluate(EvaluateConfig(run=run, episodes=2, methods=("gradcam",), faithfulness=False, device=DEVICE))
+    text = gradient_table([cell], DEVICE)
+    added = json.loads((camal / FILE).read_text())["variants"]["train"]
+    assert set(added["saliency"]) == {"integrated_gradients", "input_x_gradient"}
+    assert added["episodes"] == 2
+    row = next(line for line in text.splitlines() if line.startswith("| ppo-camal | 1 |"))
+    assert f"| {added['saliency']['integrated_gradients']['epg']['mean']:.3f}" in row
+    assert "| ppo-camal vs ppo-none |" in text
+    # other episodes than metrics.json's are refused, not mixed in
+    report = json.loads((none / "metrics.json").read_text())
+    report["variants"]["train"]["steps_scored"] += 1
+    (none / "metrics.json").write_text(json.dumps(report))
+    with pytest.raises(RuntimeError, match="not the same episodes"):
+        gradient_table([cell], DEVICE)

@@ -1,0 +1,126 @@
+"""Alignment under two gradient saliency methods that no agent trains on.
+
+Grad-CAM is what CAMAL and energy train; perturbation saliency (in every ``metrics.json``) is one
+method they do not. This adds two more, both from the input gradient rather than the CAM:
+integrated gradients (Sundararajan et al. 2017) and input x gradient. For every evaluated run of
+the cells given, it evaluates the saved model again on the study's held-out episodes (the
+seeds, episode count and scored steps of its ``metrics.json``; alignment only) into
+``RUN/metrics_gradients.json`` (kept and reused when present), checks that the episodes are the
+same ones (equal returns and scored steps), and prints per agent variant EPG, IoU and the
+pointing game of each method beside Grad-CAM's, with p-values against the baseline and CAMAL
+against energy.
+
+Run: ``python experiments/camal_study/gradient_saliency.py [--merge] CELL [CELL ...]`` (``--merge``
+reports the folders given as one cell, e.g. a cell with a post-hoc sweep beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from camal_rl.evaluation import EvaluateConfig, evaluate
+from camal_rl.results import RunResult, load_results, metric_value
+from camal_rl.stats import comparison_table
+
+if not __package__:  # run as a script: the repository root is not on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from experiments.camal_study.report import cell, p_value
+
+METHODS = ("integrated_gradients", "input_x_gradient")
+FILE = "metrics_gradients.json"
+METRICS = tuple(
+    f"{method}/{name}" for method in ("gradcam", *METHODS) for name in ("epg", "iou", "pointing_game")
+)
+MAX_STEPS_SCORED = 32
+"""The study's ``compare --max-steps-scored`` (the default), for a ``metrics.json`` that does not
+record its settings."""
+
+
+def evaluate_gradients(result: RunResult, device: str = "cpu") -> dict:
+    """``RUN/metrics_gradients.json`` of one run: read if present, else evaluated on the episodes
+    of its ``metrics.json`` and written.
+
+    :raises RuntimeError: the episodes differ from ``metrics.json``'s (return or scored steps).
+    """
+    assert result.metrics is not None
+    out = result.path / FILE
+    if out.exists():
+        report = json.loads(out.read_text())
+    else:
+        train = result.metrics["variants"]["train"]
+        cfg = EvaluateConfig(
+            run=result.path,
+            episodes=int(train["episodes"]),
+            seed=int(train["seed"]),
+            methods=METHODS,
+            faithfulness=False,
+            max_steps_scored=int(
+                result.metrics.get("settings", {}).get("max_steps_scored", MAX_STEPS_SCORED)
+            ),
+            device=device,
+            out=out,
+        )
+        report = evaluate(cfg)
+    for key in ("return", "steps_scored"):
+        ours, theirs = metric_value(report, key), metric_value(result.metrics, key)
+        if not math.isclose(ours, theirs, abs_tol=1e-9):
+            raise RuntimeError(
+                f"{result.path}: {key} {ours} here against {theirs} in metrics.json: not the same "
+                f"episodes (delete {FILE} and evaluate with the settings metrics.json was made with)"
+            )
+    return report
+
+
+def with_gradients(result: RunResult, report: dict) -> RunResult:
+    """``result`` whose metrics also hold the gradient methods' train-variant saliency."""
+    assert result.metrics is not None
+    metrics = json.loads(json.dumps(result.metrics))
+    metrics["variants"]["train"]["saliency"].update(report["variants"]["train"]["saliency"])
+    return dataclasses.replace(result, metrics=metrics)
+
+
+def gradient_table(paths: Sequence[Path], device: str = "cpu") -> str:
+    """The markdown tables of the runs under ``paths`` (evaluating those not done yet)."""
+    results = [r for r in load_results(paths) if r.metrics is not None]
+    if not results:
+        return "no evaluated run\n"
+    merged = [with_gradients(r, evaluate_gradients(r, device)) for r in results]
+    rows = comparison_table(merged, METRICS, baseline="none", pairs=(("camal", "energy"),))
+    summary = {(row["label"], row["metric"]): row for row in rows if not row["versus"]}
+    versus = {(row["label"], row["versus"], row["metric"]): row for row in rows if row["versus"]}
+    labels = list(dict.fromkeys(row["label"] for row in rows))
+    lines = ["| agent | seeds | " + " | ".join(METRICS) + " |", "|:--|--:|" + "--:|" * len(METRICS)]
+    for label in labels:
+        n = summary[(label, METRICS[0])]["n"]
+        lines.append(f"| {label} | {n} | " + " | ".join(cell(summary[(label, m)]) for m in METRICS) + " |")
+    lines += ["", "p-values (Welch / Mann-Whitney U):", ""]
+    lines += ["| comparison | " + " | ".join(METRICS) + " |", "|:--|" + "--:|" * len(METRICS)]
+    for label, other in dict.fromkeys(key[:2] for key in versus):
+        cells = [p_value(versus[(label, other, m)]) if (label, other, m) in versus else "-" for m in METRICS]
+        lines.append(f"| {label} vs {other} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cells", nargs="+", type=Path, help="sweep folders, each reported as a cell")
+    parser.add_argument("--device", default="cpu", help="torch device of the evaluations")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one core)")
+    parser.add_argument("--merge", action="store_true", help="report the folders given as one cell")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for paths in [args.cells] if args.merge else [[path] for path in args.cells]:
+        print("### " + " + ".join(path.name for path in paths) + "\n")
+        print(gradient_table(paths, args.device))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
