@@ -9,8 +9,9 @@ Two uses, two entry points:
   ``method(scorer, images, actions) -> (B, H, W)``: they see the model only through an
   :class:`~camal_rl.adapters.ActionScorer`, take raw-pixel images (B, C, H, W) in [0, 255] and
   one target action per image, and return detached float32 maps >= 0 at the input resolution.
-  Input x gradient and perturbation saliency are the "methods the model was not trained on"
-  that every evaluation reports beside Grad-CAM (a loss on Grad-CAM can fool Grad-CAM).
+  Perturbation saliency, input x gradient and integrated gradients are "methods the model was
+  not trained on"; evaluation reports perturbation beside Grad-CAM by default (a loss on
+  Grad-CAM can fool Grad-CAM).
 
 Evaluation methods run the model in eval mode (:func:`eval_mode`, restored afterwards, module by
 module) and never touch parameters' ``.grad``: gradients are taken with
