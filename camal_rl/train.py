@@ -183,7 +183,8 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
     """Train an agent as ``cfg`` says and return its run directory.
 
     :param cfg: the run's config (resolved here). With ``resume``, the run's saved config is used
-        and only ``steps`` (if given) changes, and ``save_replay_buffer`` if set.
+        and only ``steps`` (if given) changes; ``save_replay_buffer`` can be switched on (and is
+        recorded in config.json from then on).
     :param argv: the command line to record (default: ``sys.argv``).
     :raises InputError: bad settings, an existing run without --resume / --overwrite.
     """
@@ -192,12 +193,10 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
     if cfg.resume:
         run.prepare(overwrite=False, resume=True)
         saved = TrainConfig.load(run.config)
-        cfg = dataclasses.replace(
-            saved,
-            steps=cfg.steps or saved.steps,
-            save_replay_buffer=cfg.save_replay_buffer or saved.save_replay_buffer,
-            resume=True,
-        )
+        if cfg.save_replay_buffer and not saved.save_replay_buffer:  # switched on from now on
+            saved = dataclasses.replace(saved, save_replay_buffer=True)
+            write_json(run.config, saved.to_json())
+        cfg = dataclasses.replace(saved, steps=cfg.steps or saved.steps, resume=True)
     cfg = cfg.resolved()
     algo_class = algorithm_classes()[cfg.algo]
     check_algo_kwargs(algo_class, cfg.algo_kwargs)
@@ -273,12 +272,11 @@ def _build_model(
         print(f"resuming {run.path} from {path.name} at {steps} steps")
         from camal_rl.agents import CamalDQN
 
-        if isinstance(model, CamalDQN) and model.hold_updates_for_refill() > steps:
-            held = model.replay_buffer.size() * model.n_envs  # type: ignore[union-attr]
+        if isinstance(model, CamalDQN) and (missing := model.hold_updates_for_refill()):
             print(
-                f"the replay buffer holds {held} of learning_starts={model.learning_starts} "
-                f"transitions (it is saved with --save-replay-buffer): gradient updates wait "
-                f"until step {model.updates_resume_at}"
+                f"the replay buffer holds {model.learning_starts - missing} of learning_starts="
+                f"{model.learning_starts} transitions (it is saved with --save-replay-buffer): "
+                f"gradient updates wait until step {model.updates_resume_at}"
             )
         return model, steps
     venv = make_training_envs(cfg, run, resumed_at=0)

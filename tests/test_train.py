@@ -309,6 +309,7 @@ def test_a_resumed_dqn_waits_for_its_replay_buffer_to_refill(
     assert (model.num_timesteps, model._n_updates) == (256, updates)
     assert (model.learning_starts, model.updates_resume_at) == (64, 0)  # the wait is not saved
     assert (out / "replay_buffer.pkl").exists() is (save_first or save_at_resume)
+    assert TrainConfig.load(out / "config.json").save_replay_buffer is (save_first or save_at_resume)
 
 
 class TwoPerStep(gym.Env[np.ndarray, int]):

@@ -83,12 +83,13 @@ class CamalDQN(CamalAlgorithm, DQN):
         For a model loaded to train on without its saved replay buffer: SB3 trains it at once,
         sampling every batch from the few transitions collected since (a fresh model waits for
         ``learning_starts``). The agent meanwhile acts with its epsilon-greedy policy, not the
-        uniform warm-up of a fresh model. Returns the step after which updates resume.
+        uniform warm-up of a fresh model. Returns the transitions still missing (0: none);
+        updates resume after step :attr:`updates_resume_at`.
         """
         assert self.replay_buffer is not None, "call after load and set_env"
-        held = self.replay_buffer.size() * self.replay_buffer.n_envs
-        self.updates_resume_at = self.num_timesteps + max(0, self.learning_starts - held)
-        return self.updates_resume_at
+        missing = max(0, self.learning_starts - self.replay_buffer.size() * self.replay_buffer.n_envs)
+        self.updates_resume_at = self.num_timesteps + missing
+        return missing
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "updates_resume_at"]
