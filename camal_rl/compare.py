@@ -38,18 +38,17 @@ from camal_rl.evaluation import EvaluateConfig, QPolicy
 from camal_rl.rundir import RunDir
 
 DEFAULT_METHODS = ("none", "camal", "energy")
-DEFAULT_METRICS = (
-    "return",
-    "gradcam/epg",
-    "gradcam/iou",
-    "gradcam/pointing_game",
-    "gradcam/deletion_auc",
-    "gradcam/insertion_auc",
-    "gradcam/occlusion_kl_log_ratio",
-    "perturbation/epg",
-    "perturbation/deletion_auc",
-    "behaviour/behaviour_log_ratio",
+FIRST_SALIENCY_METRICS = (
+    "epg",
+    "iou",
+    "pointing_game",
+    "deletion_auc",
+    "insertion_auc",
+    "occlusion_kl_log_ratio",
 )
+"""Default table metrics of the first saliency method scored (Grad-CAM by default)."""
+OTHER_SALIENCY_METRICS = ("epg", "deletion_auc")
+"""Default table metrics of every further saliency method scored."""
 
 
 @dataclass(frozen=True)
@@ -110,14 +109,28 @@ class SweepConfig:
     """Method or label every variant is tested against."""
     pairs: tuple[str, ...] = ("camal:energy",)
     """Further tests A:B (each a method or label): every A against every B."""
-    metrics: tuple[str, ...] = DEFAULT_METRICS
-    """Metrics of metrics.json in the tables (e.g. return gradcam/epg distractors/return)."""
+    metrics: tuple[str, ...] = ()
+    """Metrics of metrics.json in the tables (e.g. return gradcam/epg distractors/return; default:
+    return, alignment and faithfulness of the first --saliency method, EPG and deletion AUC of each
+    other one, the behaviour log ratio)."""
     device: str = "cpu"
     """Torch device of every run."""
     threads: int = 1
     """Torch threads per run."""
     aggregate_only: bool = False
     """Skip training and evaluation: only re-aggregate the runs already in OUT."""
+
+    def table_metrics(self) -> tuple[str, ...]:
+        """``metrics``, or the default for the saliency methods this sweep scores."""
+        if self.metrics:
+            return self.metrics
+        first, *others = self.saliency or ("gradcam",)
+        return (
+            "return",
+            *(f"{first}/{name}" for name in FIRST_SALIENCY_METRICS),
+            *(f"{method}/{name}" for method in others for name in OTHER_SALIENCY_METRICS),
+            "behaviour/behaviour_log_ratio",
+        )
 
     def base_configs(self) -> tuple[TrainConfig, ...]:
         """The (env x algo) cells every variant and seed is run on."""
@@ -390,7 +403,7 @@ def _report(outcome: RunOutcome, k: int, n: int) -> RunOutcome:
 
 def aggregate_sweep(cfg: SweepConfig, paths: Iterable[Path] | None = None) -> dict[str, Path]:
     """Tables and plots of the runs under ``cfg.out`` (or ``paths``), from their files alone."""
-    from camal_rl.plots import write_plots
+    from camal_rl.plots import DEFAULT_BAR_METRICS, write_plots
     from camal_rl.results import available_metrics, load_results
     from camal_rl.stats import comparison_table
     from camal_rl.tables import write_csv, write_markdown
@@ -400,7 +413,7 @@ def aggregate_sweep(cfg: SweepConfig, paths: Iterable[Path] | None = None) -> di
     written: dict[str, Path] = {}
     if evaluated:
         available = set(available_metrics(evaluated))
-        metrics = [m for m in cfg.metrics if m in available]
+        metrics = [m for m in cfg.table_metrics() if m in available]
         pairs = [tuple(p.split(":", 1)) for p in cfg.pairs if ":" in p]
         names = {r.method for r in evaluated} | {r.label for r in evaluated}
         baseline = cfg.baseline if cfg.baseline in names else None
@@ -410,7 +423,11 @@ def aggregate_sweep(cfg: SweepConfig, paths: Iterable[Path] | None = None) -> di
             rows, cfg.out / "comparison.md", title=f"camal-rl compare: {cfg.out}"
         )
         written["csv"] = write_csv(rows, cfg.out / "comparison.csv")
-    plots = write_plots(results, cfg.out / "plots", metrics=None)
+    bars = None  # the plots' defaults, and the EPG of every saliency method the sweep scores
+    if evaluated:
+        wanted = (*DEFAULT_BAR_METRICS, *(f"{method}/epg" for method in cfg.saliency))
+        bars = [m for m in dict.fromkeys(wanted) if m in available]
+    plots = write_plots(results, cfg.out / "plots", metrics=bars)
     written.update({p.stem: p for p in plots})
     return written
 

@@ -293,3 +293,46 @@ def test_save_replay_buffer_reaches_every_run() -> None:
     assert [run.save_replay_buffer for run in default.run_configs()] == [False, True]  # the cells'
     asked = dataclasses.replace(default, save_replay_buffer=True)
     assert [run.save_replay_buffer for run in asked.run_configs()] == [True, True]
+
+
+def test_table_metrics_follow_the_saliency_methods_scored() -> None:
+    assert SweepConfig().table_metrics() == (
+        "return",
+        "gradcam/epg",
+        "gradcam/iou",
+        "gradcam/pointing_game",
+        "gradcam/deletion_auc",
+        "gradcam/insertion_auc",
+        "gradcam/occlusion_kl_log_ratio",
+        "perturbation/epg",
+        "perturbation/deletion_auc",
+        "behaviour/behaviour_log_ratio",
+    )
+    asked = SweepConfig(saliency=("gradcam", "integrated_gradients", "input_x_gradient")).table_metrics()
+    assert asked[7:11] == (
+        "integrated_gradients/epg",
+        "integrated_gradients/deletion_auc",
+        "input_x_gradient/epg",
+        "input_x_gradient/deletion_auc",
+    )
+    assert SweepConfig(saliency=("gradcam",), metrics=("return",)).table_metrics() == ("return",)
+
+
+def test_aggregation_tables_and_plots_the_saliency_methods_scored(tmp_path: Path) -> None:
+    from camal_rl.compare import aggregate_sweep
+    from tests.synthetic_runs import metrics_report, write_run
+
+    for method, epg in (("none", 0.3), ("camal", 0.2)):
+        for seed in (0, 1):
+            scores = {"epg": [epg + seed / 100] * 2}
+            report = metrics_report([1.0, 1.0], saliency={"gradcam": scores, "integrated_gradients": scores})
+            write_run(tmp_path, method=method, seed=seed, metrics=report)
+    cfg = SweepConfig(out=tmp_path, saliency=("gradcam", "integrated_gradients"))
+    written = aggregate_sweep(cfg)
+    assert "bars_integrated_gradients_epg" in written
+    header = (tmp_path / "comparison.md").read_text().splitlines()[4]
+    assert "| gradcam/epg ↑ | integrated_gradients/epg ↑ |" in header
+    # scored without it, the table and the plots leave it out
+    assert "bars_integrated_gradients_epg" not in aggregate_sweep(
+        dataclasses.replace(cfg, saliency=("gradcam",))
+    )
