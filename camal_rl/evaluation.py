@@ -290,8 +290,8 @@ class EvaluateConfig:
     distractors: int = 0
     """Also evaluate on the distractor variant with this many extra objects (MiniGrid; 0: skip)."""
     methods: tuple[str, ...] = ("gradcam", "perturbation")
-    """Saliency methods: gradcam, gradcam++, input_x_gradient, integrated_gradients, perturbation
-    (Greydanus et al. 2018)."""
+    """Saliency methods: gradcam, gradcam++, gradient, input_x_gradient, integrated_gradients,
+    perturbation (Greydanus et al. 2018)."""
     faithfulness: bool = True
     """Also score faithfulness (deletion / insertion AUC, comprehensiveness, sufficiency, occlusion KL)."""
     max_steps_scored: int = 64

@@ -4,12 +4,12 @@ Two uses, two entry points:
 
 - :func:`grad_cam` is the training-time Grad-CAM of DESIGN.md on feature maps the model already
   returned, kept inside the autograd graph so an attention loss on it trains the network.
-- The evaluation methods (:class:`GradCAM`, :class:`GradCAMPlusPlus`, :class:`InputXGradient`,
-  :class:`IntegratedGradients`, :class:`PerturbationSaliency`) share one interface,
-  ``method(scorer, images, actions) -> (B, H, W)``: they see the model only through an
-  :class:`~camal_rl.adapters.ActionScorer`, take raw-pixel images (B, C, H, W) in [0, 255] and
-  one target action per image, and return detached float32 maps >= 0 at the input resolution.
-  Perturbation saliency, input x gradient and integrated gradients are "methods the model was
+- The evaluation methods (:class:`GradCAM`, :class:`GradCAMPlusPlus`, :class:`VanillaGradient`,
+  :class:`InputXGradient`, :class:`IntegratedGradients`, :class:`PerturbationSaliency`) share
+  one interface, ``method(scorer, images, actions) -> (B, H, W)``: they see the model only
+  through an :class:`~camal_rl.adapters.ActionScorer`, take raw-pixel images (B, C, H, W) in
+  [0, 255] and one target action per image, and return detached float32 maps >= 0 at the input
+  resolution. Perturbation saliency and the three gradient methods are "methods the model was
   not trained on"; evaluation reports perturbation beside Grad-CAM by default (a loss on
   Grad-CAM can fool Grad-CAM).
 
@@ -41,6 +41,7 @@ __all__ = [
     "IntegratedGradients",
     "PerturbationSaliency",
     "SaliencyMethod",
+    "VanillaGradient",
     "compute_saliency",
     "eval_mode",
     "gaussian_blur",
@@ -306,6 +307,27 @@ class GradCAMPlusPlus:
         return _upsample(cam, (images.shape[-2], images.shape[-1]))
 
 
+def _input_gradients(scorer: ActionScorer, images: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    """The checked images and the gradient of each one's action score with respect to it."""
+    images, actions = _check_inputs(images, actions)
+    with eval_mode(scorer), _gradients_on():
+        inputs, target, _ = _forward_for_gradients(scorer, images, actions)
+        (grads,) = torch.autograd.grad(target.sum(), inputs)
+    return images, grads
+
+
+class VanillaGradient:
+    """Gradient saliency (Simonyan, Vedaldi, Zisserman, ICLR 2014 workshop, "Deep Inside
+    Convolutional Networks"): ``max_c |dS/dx_c|`` per pixel, on the raw-pixel input, where ``S``
+    is the score of the given action."""
+
+    name = "gradient"
+
+    def __call__(self, scorer: ActionScorer, images: Tensor, actions: Tensor) -> Tensor:
+        _, grads = _input_gradients(scorer, images, actions)
+        return grads.abs().amax(dim=1).float()
+
+
 class InputXGradient:
     """Input x gradient (Shrikumar et al., 2016/2017, "Not Just a Black Box" / DeepLIFT's
     gradient*input baseline): ``sum_c |x_c * dS/dx_c|`` per pixel, on the raw-pixel input, where
@@ -314,10 +336,7 @@ class InputXGradient:
     name = "input_x_gradient"
 
     def __call__(self, scorer: ActionScorer, images: Tensor, actions: Tensor) -> Tensor:
-        images, actions = _check_inputs(images, actions)
-        with eval_mode(scorer), _gradients_on():
-            inputs, target, _ = _forward_for_gradients(scorer, images, actions)
-            (grads,) = torch.autograd.grad(target.sum(), inputs)
+        images, grads = _input_gradients(scorer, images, actions)
         return (images * grads).abs().sum(dim=1).float()
 
 
@@ -476,6 +495,7 @@ def _profiles(centres: Tensor, size: int, sigma: float) -> Tensor:
 SALIENCY_METHODS: dict[str, Callable[..., SaliencyMethod]] = {
     GradCAM.name: GradCAM,
     GradCAMPlusPlus.name: GradCAMPlusPlus,
+    VanillaGradient.name: VanillaGradient,
     InputXGradient.name: InputXGradient,
     IntegratedGradients.name: IntegratedGradients,
     PerturbationSaliency.name: PerturbationSaliency,
@@ -486,7 +506,7 @@ SALIENCY_METHODS: dict[str, Callable[..., SaliencyMethod]] = {
 def make_saliency_method(name: str, **kwargs: object) -> SaliencyMethod:
     """Build the evaluation saliency method registered as ``name`` in :data:`SALIENCY_METHODS`.
 
-    :param name: one of ``"gradcam"``, ``"gradcam++"``, ``"input_x_gradient"``,
+    :param name: one of ``"gradcam"``, ``"gradcam++"``, ``"gradient"``, ``"input_x_gradient"``,
         ``"integrated_gradients"``, ``"perturbation"``.
     :param kwargs: constructor options (e.g. ``sigma``, ``stride`` for ``"perturbation"``).
     """

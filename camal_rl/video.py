@@ -244,8 +244,8 @@ class RecordConfig:
     ]
     """Run directories (from `camal-rl train`) or model zips; several are tiled side by side."""
     method: str = "gradcam"
-    """Saliency method of the heatmap: gradcam, gradcam++, input_x_gradient, integrated_gradients or
-    perturbation."""
+    """Saliency method of the heatmap: gradcam, gradcam++, gradient, input_x_gradient,
+    integrated_gradients or perturbation."""
     episodes: int = 3
     """Episodes to record (every agent plays the same seeds)."""
     seed: int = EVAL_SEED

@@ -17,6 +17,7 @@ from camal_rl.saliency import (
     InputXGradient,
     IntegratedGradients,
     PerturbationSaliency,
+    VanillaGradient,
     compute_saliency,
     eval_mode,
     gaussian_blur,
@@ -313,6 +314,7 @@ def test_input_x_gradient_linear_model_hand_values() -> None:
     # score_1 = 0.5 x_c,0 + 3 x_c,1 summed over both channels: d/dx = [0.5, 3] per channel
     # pixel 0: |10 * 0.5| + |-1 * 0.5| = 5.5;  pixel 1: |20 * 3| + |4 * 3| = 72
     torch.testing.assert_close(saliency, torch.tensor([[[5.5, 72.0]]]))
+
     # integrated gradients of a linear model: (x - x') * w whatever the path points; from a
     # black baseline the same as input x gradient, from a baseline of 2:
     # pixel 0: |8 * 0.5| + |-3 * 0.5| = 5.5;  pixel 1: |18 * 3| + |2 * 3| = 60
@@ -320,6 +322,21 @@ def test_input_x_gradient_linear_model_hand_values() -> None:
     torch.testing.assert_close(IntegratedGradients(steps=3)(scorer, images, torch.tensor([1])), saliency)
     on_two = IntegratedGradients(steps=3, baseline=2.0)(scorer, images, torch.tensor([1]))
     torch.testing.assert_close(on_two, torch.tensor([[[5.5, 60.0]]]))
+
+
+def test_gradient_saliency_takes_the_largest_channel_hand_values() -> None:
+    class PerChannel(nn.Module):
+        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            # one action: channel 0 weighted [1, -2], channel 1 [-3, 0.5]
+            weights = torch.tensor([[[1.0, -2.0]], [[-3.0, 0.5]]])
+            return (weights * x).sum(dim=(1, 2, 3))[:, None], x
+
+    images = torch.tensor([[[[10.0, 20.0]], [[-1.0, 4.0]]]])  # (1, 2 channels, 1, 2)
+    gradient = VanillaGradient()(
+        ModuleScorer(PerChannel(), preprocess=lambda x: x), images, torch.tensor([0])
+    )
+    # pixel 0: max(|1|, |-3|) = 3; pixel 1: max(|-2|, |0.5|) = 2 (whatever the pixel values)
+    torch.testing.assert_close(gradient, torch.tensor([[[3.0, 2.0]]]))
 
 
 class Cubic(nn.Module):
@@ -458,12 +475,14 @@ def test_registry_and_errors() -> None:
     assert list(SALIENCY_METHODS) == [
         "gradcam",
         "gradcam++",
+        "gradient",
         "input_x_gradient",
         "integrated_gradients",
         "perturbation",
     ]
     with pytest.raises(
-        InputError, match=r"gradcam, gradcam\+\+, input_x_gradient, integrated_gradients, perturbation"
+        InputError,
+        match=r"gradcam, gradcam\+\+, gradient, input_x_gradient, integrated_gradients, perturbation",
     ):
         make_saliency_method("lime")
     for bad, message in (
