@@ -4,10 +4,11 @@ Measured side by side in one run, on MiniGrid-DoorKey-5x5 (partial view, 56 x 56
 the cell-aligned MiniGridCNN, CPU, one torch thread:
 
 - training env-steps/s of CamalPPO (camal loss, coef 1) / stock PPO (target >= 0.85), and of
-  CamalDQN / stock DQN (target >= 0.80). Both train on the same masked env (so env cost is
-  equal) with the same hyperparameters; the variants alternate, after a warm-up, and each ratio
-  is that of the median process CPU times (steadier than wall clock on a shared machine), with
-  the wall-clock ratio beside it;
+  CamalDQN / stock DQN (target >= 0.80); beside them the CAMAL agents with loss ``none`` (a
+  comparison's baseline, which computes its Grad-CAM for the log alone) / stock. All train on
+  the same masked env (so env cost is equal) with the same hyperparameters; the agents take
+  turns, after a warm-up, and each ratio is that of the median process CPU times (steadier than
+  wall clock on a shared machine), with the wall-clock ratio beside it;
 - policy forward time at inference, CAMAL model / stock model (target <= 1.05): ``predict`` on a
   batch of image-only observations;
 - replay-buffer memory of CamalDQN / DQN for the same buffer size (target <= 1.3x): against DQN
@@ -46,19 +47,24 @@ POLICY_KWARGS: dict[str, Any] = {
     "features_extractor_kwargs": {"tile_size": 8},
 }
 TARGETS = {"ppo": 0.85, "dqn": 0.80}
+AGENTS: dict[str, str | None] = {"camal": "camal", "none": "none", "stock": None}
+"""The agents timed side by side: name -> attention loss (None: stock SB3)."""
 
 
-def make_model(kind: str, camal: bool, seed: int = 0, device: str = "cpu") -> BaseAlgorithm:
+def make_model(kind: str, method: str | None, seed: int = 0, device: str = "cpu") -> BaseAlgorithm:
+    """The CAMAL agent with attention loss ``method`` (coefficient 1), or stock SB3's (None)."""
     venv = make_vec_env(lambda: make_masked_env(ENV), n_envs=N_ENVS, seed=seed)
     common: dict[str, Any] = {"seed": seed, "device": device, "policy_kwargs": POLICY_KWARGS}
     if kind == "ppo":
-        if camal:
-            return CamalPPO("MultiInputPolicy", venv, camal_coef=1.0, **PPO_MINIGRID, **common)
+        if method is not None:
+            return CamalPPO(
+                "MultiInputPolicy", venv, camal_coef=1.0, camal_loss=method, **PPO_MINIGRID, **common
+            )
         return PPO("MultiInputPolicy", venv, **PPO_MINIGRID, **common)
     # one-step returns: stock SB3 refuses n-step returns on the Dict observations both agents share
     hp = {**DQN_MINIGRID, "buffer_size": 20_000, "learning_starts": 512, "n_steps": 1}
-    if camal:
-        return CamalDQN("MultiInputPolicy", venv, camal_coef=1.0, **hp, **common)
+    if method is not None:
+        return CamalDQN("MultiInputPolicy", venv, camal_coef=1.0, camal_loss=method, **hp, **common)
     return DQN("MultiInputPolicy", venv, **hp, **common)
 
 
@@ -70,15 +76,18 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
 
 
 def training_ratio(kind: str, steps: int, repeats: int, device: str = "cpu") -> dict[str, float]:
-    """Env-steps/s of the CAMAL and the stock agent, learning alternately ``repeats`` times;
-    ``ratio`` is the headline (of CPU time on the CPU, of wall clock on a GPU)."""
-    models = {"camal": make_model(kind, True, device=device), "stock": make_model(kind, False, device=device)}
+    """Env-steps/s of the CAMAL agent, the CAMAL agent with loss ``none`` (the baseline of a
+    comparison) and the stock agent, learning in turn ``repeats`` times; ``ratio`` (CAMAL / stock)
+    and ``none_ratio`` (none / stock) are the headlines (of CPU time on the CPU, of wall clock on
+    a GPU)."""
+    models = {name: make_model(kind, method, device=device) for name, method in AGENTS.items()}
     for model in models.values():  # warm-up: first rollouts, DQN's learning_starts, lazy inits
         model.learn(1024, reset_num_timesteps=False)
     cpu: dict[str, list[float]] = {name: [] for name in models}
     wall: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
     for r in range(repeats):
-        for name in sorted(models, reverse=r % 2 == 1):
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # each goes first in turn
             c, w = timed(partial(models[name].learn, steps, reset_num_timesteps=False))
             cpu[name].append(c)
             wall[name].append(w)
@@ -86,18 +95,18 @@ def training_ratio(kind: str, steps: int, repeats: int, device: str = "cpu") -> 
     ratio_cpu = statistics.median(cpu["stock"]) / statistics.median(cpu["camal"])
     ratio_wall = statistics.median(wall["stock"]) / statistics.median(wall["camal"])
     return {
-        "camal_steps_per_s": steps / statistics.median(clock["camal"]),
-        "stock_steps_per_s": steps / statistics.median(clock["stock"]),
+        **{f"{name}_steps_per_s": steps / statistics.median(clock[name]) for name in models},
         "ratio": ratio_cpu if clock is cpu else ratio_wall,
         "ratio_cpu": ratio_cpu,
         "ratio_wall": ratio_wall,
+        "none_ratio": statistics.median(clock["stock"]) / statistics.median(clock["none"]),
     }
 
 
 def inference_ratio(repeats: int = 200, batch: int = 8, device: str = "cpu") -> dict[str, float]:
     """Median time of ``predict`` on image-only observations, CAMAL model / stock model: of
     process CPU time (what the call costs, steady on a busy machine) and of wall clock."""
-    camal, stock = make_model("ppo", True, device=device), make_model("ppo", False, device=device)
+    camal, stock = make_model("ppo", "camal", device=device), make_model("ppo", None, device=device)
     env = make_masked_env(ENV)
     images = np.stack([env.reset(seed=i)[0]["image"] for i in range(batch)])
     cpu: dict[str, list[float]] = {"camal": [], "stock": []}
@@ -127,7 +136,7 @@ def buffer_bytes(buffer: ReplayBuffer) -> int:
 
 def memory_ratios(size: int = 10_000) -> dict[str, float]:
     """Replay-buffer bytes of CamalDQN over stock DQN's, for the same buffer size."""
-    camal = make_model("dqn", True)
+    camal = make_model("dqn", "camal")
     masked_space = camal.observation_space
     image_space = masked_space["image"]  # type: ignore[index]
     action_space = camal.action_space
@@ -156,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
             f"stock {r['stock_steps_per_s']:.0f} steps/s;"
             f" ratio {r['ratio_cpu']:.3f} (CPU time), {r['ratio_wall']:.3f} (wall)"
             f" - {verdict} the target >= {TARGETS[kind]}"
+        )
+        print(
+            f"training {kind}, baseline: CAMAL agent with loss none {r['none_steps_per_s']:.0f} steps/s;"
+            f" ratio to stock {r['none_ratio']:.3f}"
         )
     inference = inference_ratio(device=args.device)
     print(

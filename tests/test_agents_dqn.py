@@ -12,6 +12,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 
 from camal_rl.agents import CamalDQN, MaskPackedDictReplayBuffer, MiniGridCNN
+from camal_rl.agents.dqn.dqn import ALIGNMENT_EVERY
 from camal_rl.errors import InputError
 from tests.agent_utils import max_param_diff, record_logs
 from tests.conftest import DEVICE
@@ -155,3 +156,26 @@ def test_refusals() -> None:
         CamalDQN("MultiInputPolicy", toy_env(), camal_loss="gradcam", **TINY)
     with pytest.raises(InputError, match="unknown camal_target 'value'"):
         CamalDQN("MultiInputPolicy", toy_env(), camal_target="value", **TINY)
+
+
+@pytest.mark.parametrize(("loss", "every"), [("camal", 1), ("none", ALIGNMENT_EVERY)])
+def test_grad_cam_only_for_the_log_runs_on_the_alignment_steps(
+    monkeypatch: pytest.MonkeyPatch, loss: str, every: int
+) -> None:
+    import sys
+
+    from camal_rl.agents.common import attention
+
+    module = sys.modules[CamalDQN.__module__]
+    calls: list[int] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return attention.attention_term(*args, **kwargs)
+
+    monkeypatch.setattr(module, "attention_term", counting)
+    model = CamalDQN("MultiInputPolicy", toy_env(), camal_loss=loss, **TINY)
+    model.learn(200)
+    updates = model._n_updates
+    assert updates > ALIGNMENT_EVERY
+    assert len(calls) == -(-updates // every)  # steps 0, every, 2 every, ... of the updates

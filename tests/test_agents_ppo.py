@@ -158,3 +158,32 @@ def test_refusals() -> None:
         CamalPPO(
             "MultiInputPolicy", toy_env(), policy_kwargs={"features_extractor_class": torch.nn.Linear}, **TINY
         )
+
+
+@pytest.mark.parametrize(("loss", "coef", "calls"), [("camal", 1.0, 16), ("none", 1.0, 8), ("camal", 0.0, 8)])
+def test_grad_cam_only_for_the_log_runs_on_the_first_epoch(
+    monkeypatch: pytest.MonkeyPatch, loss: str, coef: float, calls: int
+) -> None:
+    """2 updates of 64 samples in minibatches of 16 over 2 epochs: 8 minibatches each. An agent
+    that trains its attention computes the term on all 16; one that does not (loss none,
+    coefficient 0) only on the 8 of the first epochs, whose batch EPG it logs."""
+    import sys
+
+    from camal_rl.agents.common import attention
+
+    module = sys.modules[CamalPPO.__module__]
+    seen: list[bool] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["train"])
+        return attention.attention_term(*args, **kwargs)
+
+    monkeypatch.setattr(module, "attention_term", counting)
+    model = CamalPPO("MultiInputPolicy", toy_env(), camal_loss=loss, camal_coef=coef, **TINY)
+    logs = record_logs(model)
+    model.learn(128)
+    assert len(seen) == calls
+    assert all(seen) is (calls == 16)  # the term trains the network only when asked to
+    for key in ("camal/batch_epg", "camal/attention_loss", "camal/dead_cam_share"):
+        assert logs.series(key), key
+        assert np.isfinite(logs.series(key)).all(), key
