@@ -162,18 +162,15 @@ def test_refusals() -> None:
 def test_grad_cam_only_for_the_log_runs_on_the_alignment_steps(
     monkeypatch: pytest.MonkeyPatch, loss: str, every: int
 ) -> None:
-    import sys
+    from camal_rl.agents.common import algorithm, attention
 
-    from camal_rl.agents.common import attention
-
-    module = sys.modules[CamalDQN.__module__]
     calls: list[int] = []
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return attention.attention_term(*args, **kwargs)
 
-    monkeypatch.setattr(module, "attention_term", counting)
+    monkeypatch.setattr(algorithm, "attention_term", counting)
     model = CamalDQN("MultiInputPolicy", toy_env(), camal_loss=loss, **TINY)
     model.learn(200)
     updates = model._n_updates

@@ -167,18 +167,15 @@ def test_grad_cam_only_for_the_log_runs_on_the_first_epoch(
     """2 updates of 64 samples in minibatches of 16 over 2 epochs: 8 minibatches each. An agent
     that trains its attention computes the term on all 16; one that does not (loss none,
     coefficient 0) only on the 8 of the first epochs, whose batch EPG it logs."""
-    import sys
+    from camal_rl.agents.common import algorithm, attention
 
-    from camal_rl.agents.common import attention
-
-    module = sys.modules[CamalPPO.__module__]
     seen: list[bool] = []
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         seen.append(kwargs["train"])
         return attention.attention_term(*args, **kwargs)
 
-    monkeypatch.setattr(module, "attention_term", counting)
+    monkeypatch.setattr(algorithm, "attention_term", counting)
     model = CamalPPO("MultiInputPolicy", toy_env(), camal_loss=loss, camal_coef=coef, **TINY)
     logs = record_logs(model)
     model.learn(128)

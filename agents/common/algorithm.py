@@ -8,10 +8,13 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from torch import Tensor
 
 from .attention import (
+    AttentionLog,
     CoefSchedule,
     as_image_observation,
+    attention_term,
     check_discrete_actions,
     check_masked_observation_space,
     coef_at,
@@ -67,6 +70,32 @@ class CamalAlgorithm(BaseAlgorithm):
     def current_camal_coef(self) -> float:
         """The attention weight at the current training progress."""
         return coef_at(self.camal_coef, self._current_progress_remaining)
+
+    def _with_attention_term(
+        self,
+        loss: Tensor,
+        maps: Tensor,
+        target_scores: Tensor,
+        mask: Tensor,
+        attention_log: AttentionLog,
+        *,
+        train: bool,
+        alignment: bool,
+        coef: float,
+        images: Tensor | None,
+        log_prob: Tensor,
+    ) -> Tensor:
+        """``loss`` plus ``coef`` times the attention term of one minibatch (when ``train``), its
+        statistics added to ``attention_log`` (with the batch EPG / IoU when ``alignment``). An
+        agent that does not train attention computes the term, for the log alone, on the
+        alignment minibatches only."""
+        if not (train or alignment):
+            return loss
+        term = attention_term(
+            self.camal_loss, maps, target_scores, mask, train=train, images=images, log_prob=log_prob
+        )
+        attention_log.add(term, mask, alignment=alignment)
+        return loss if term.loss is None else loss + coef * term.loss
 
     @property
     def trains_attention(self) -> bool:

@@ -13,11 +13,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 from torch.nn import functional as F
 
 from ..common.algorithm import CamalAlgorithm
-from ..common.attention import (
-    MASK_KEY,
-    AttentionLog,
-    attention_term,
-)
+from ..common.attention import MASK_KEY, AttentionLog
 from ..common.buffers import MaskPackedDictReplayBuffer
 from .policies import CamalDQNPolicy, q_values_with_maps
 
@@ -138,30 +134,25 @@ class CamalDQN(CamalAlgorithm, DQN):
             loss = F.smooth_l1_loss(current_q_values, target_q_values)
             losses.append(loss.item())
 
-            # CAMAL: the attention term, added to the same optimizer step (an agent that does
-            # not train attention computes it for the log on the alignment steps only)
-            alignment = (self._n_updates + step) % ALIGNMENT_EVERY == 0
-            if train_attention or alignment:
-                actions = replay_data.actions.long().view(-1, 1)
-                if self.camal_target == "greedy":
-                    target_scores = q_values.max(dim=1).values
-                else:
-                    target_scores = current_q_values.squeeze(1)
-                assert isinstance(replay_data.observations, dict)
-                mask = replay_data.observations[MASK_KEY]
-                log_prob = F.log_softmax(q_values, dim=1).gather(1, actions).squeeze(1)
-                term = attention_term(
-                    self.camal_loss,
-                    maps,
-                    target_scores,
-                    mask,
-                    train=train_attention,
-                    images=images,
-                    log_prob=log_prob,
-                )
-                if term.loss is not None:
-                    loss = loss + camal_coef * term.loss
-                attention_log.add(term, mask, alignment=alignment)
+            # CAMAL: the attention term, added to the same optimizer step
+            actions = replay_data.actions.long().view(-1, 1)
+            if self.camal_target == "greedy":
+                target_scores = q_values.max(dim=1).values
+            else:
+                target_scores = current_q_values.squeeze(1)
+            assert isinstance(replay_data.observations, dict)
+            loss = self._with_attention_term(
+                loss,
+                maps,
+                target_scores,
+                replay_data.observations[MASK_KEY],
+                attention_log,
+                train=train_attention,
+                alignment=(self._n_updates + step) % ALIGNMENT_EVERY == 0,
+                coef=camal_coef,
+                images=images,
+                log_prob=F.log_softmax(q_values, dim=1).gather(1, actions).squeeze(1),
+            )
 
             # Optimize the policy
             self.policy.optimizer.zero_grad()

@@ -18,7 +18,6 @@ from ..common.algorithm import CamalAlgorithm
 from ..common.attention import (
     MASK_KEY,
     AttentionLog,
-    attention_term,
 )
 from .policies import AttentionForward, CamalActorCriticPolicy
 
@@ -208,23 +207,20 @@ class CamalPPO(CamalAlgorithm, PPO):
 
         loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
 
-        # CAMAL: the attention term, added to the same optimizer step (an agent that does not
-        # train attention computes it for the log on the alignment minibatches only)
-        if train_attention or alignment:
-            target_scores, maps = self._camal_target_scores(forward, actions)
-            mask = rollout_data.observations[MASK_KEY]
-            term = attention_term(
-                self.camal_loss,
-                maps,
-                target_scores,
-                mask,
-                train=train_attention,
-                images=forward.images,
-                log_prob=log_prob,
-            )
-            if term.loss is not None:
-                loss = loss + camal_coef * term.loss
-            attention_log.add(term, mask, alignment=alignment)
+        # CAMAL: the attention term, added to the same optimizer step
+        target_scores, maps = self._camal_target_scores(forward, actions)
+        loss = self._with_attention_term(
+            loss,
+            maps,
+            target_scores,
+            rollout_data.observations[MASK_KEY],
+            attention_log,
+            train=train_attention,
+            alignment=alignment,
+            coef=camal_coef,
+            images=forward.images,
+            log_prob=log_prob,
+        )
 
         # Calculate approximate form of reverse KL Divergence for early stopping
         # see issue #417: https://github.com/DLR-RM/stable-baselines3/issues/417
