@@ -307,6 +307,13 @@ class GradCAMPlusPlus:
         return _upsample(cam, (images.shape[-2], images.shape[-1]))
 
 
+def _index_batches(total: int, batch_size: int, device: torch.device) -> Iterator[Tensor]:
+    """``arange(total)`` in consecutive chunks of at most ``batch_size`` (flat indices of the
+    (image, perturbation) pairs a method puts through the model one batch at a time)."""
+    for start in range(0, total, batch_size):
+        yield torch.arange(start, min(start + batch_size, total), device=device)
+
+
 def _input_gradients(scorer: ActionScorer, images: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
     """The checked images and the gradient of each one's action score with respect to it."""
     images, actions = _check_inputs(images, actions)
@@ -370,21 +377,17 @@ class IntegratedGradients:
     def attributions(self, scorer: ActionScorer, images: Tensor, actions: Tensor) -> Tensor:
         """Signed (B, C, H, W) attributions of each pixel and channel to the action's score."""
         images, actions = _check_inputs(images, actions)
-        n_images = images.shape[0]
-        baseline = torch.full_like(images, self.baseline)
         fractions = (torch.arange(self.steps, dtype=images.dtype, device=images.device) + 0.5) / self.steps
-        total = n_images * self.steps
         with eval_mode(scorer), _gradients_on():
             gradient_sum = torch.zeros_like(images)  # made here: a normal tensor in inference mode
-            for start in range(0, total, self.batch_size):
-                index = torch.arange(start, min(start + self.batch_size, total), device=images.device)
+            for index in _index_batches(images.shape[0] * self.steps, self.batch_size, images.device):
                 image, step = index // self.steps, index % self.steps
                 t = fractions[step].view(-1, 1, 1, 1)
-                path = baseline[image] + t * (images[image] - baseline[image])
+                path = self.baseline + t * (images[image] - self.baseline)
                 inputs, target, _ = _forward_for_gradients(scorer, path, actions[image])
                 (grads,) = torch.autograd.grad(target.sum(), inputs)
                 gradient_sum.index_add_(0, image, grads.to(gradient_sum.dtype))
-        return (images - baseline) * gradient_sum / self.steps
+        return (images - self.baseline) * gradient_sum / self.steps
 
     def __call__(self, scorer: ActionScorer, images: Tensor, actions: Tensor) -> Tensor:
         return self.attributions(scorer, images, actions).abs().sum(dim=1).float()
@@ -464,8 +467,7 @@ class PerturbationSaliency:
         with eval_mode(scorer), torch.no_grad():
             clean, _ = scorer.scores_and_maps(images)
             _check_scores(clean, actions)
-            for start in range(0, total, self.batch_size):
-                index = torch.arange(start, min(start + self.batch_size, total), device=images.device)
+            for index in _index_batches(total, self.batch_size, images.device):
                 image, location = index // n_locations, index % n_locations
                 mask = profile_y[location // n_w][:, :, None] * profile_x[location % n_w][:, None, :]
                 x = images[image]

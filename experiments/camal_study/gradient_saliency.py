@@ -17,6 +17,7 @@ reports the folders given as one cell, e.g. a cell with a post-hoc sweep beside 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import math
@@ -32,7 +33,7 @@ from camal_rl.stats import comparison_table
 
 if not __package__:  # run as a script: the repository root is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from experiments.camal_study.report import cell, p_value
+from experiments.camal_study.report import cell, p_value_table
 
 METHODS = ("integrated_gradients", "input_x_gradient")
 FILE = "metrics_gradients.json"
@@ -82,7 +83,7 @@ def evaluate_gradients(result: RunResult, device: str = "cpu") -> dict:
 def with_gradients(result: RunResult, report: dict) -> RunResult:
     """``result`` whose metrics also hold the gradient methods' train-variant saliency."""
     assert result.metrics is not None
-    metrics = json.loads(json.dumps(result.metrics))
+    metrics = copy.deepcopy(result.metrics)
     metrics["variants"]["train"]["saliency"].update(report["variants"]["train"]["saliency"])
     return dataclasses.replace(result, metrics=metrics)
 
@@ -101,11 +102,7 @@ def gradient_table(paths: Sequence[Path], device: str = "cpu") -> str:
     for label in labels:
         n = summary[(label, METRICS[0])]["n"]
         lines.append(f"| {label} | {n} | " + " | ".join(cell(summary[(label, m)]) for m in METRICS) + " |")
-    lines += ["", "p-values (Welch / Mann-Whitney U):", ""]
-    lines += ["| comparison | " + " | ".join(METRICS) + " |", "|:--|" + "--:|" * len(METRICS)]
-    for label, other in dict.fromkeys(key[:2] for key in versus):
-        cells = [p_value(versus[(label, other, m)]) if (label, other, m) in versus else "-" for m in METRICS]
-        lines.append(f"| {label} vs {other} | " + " | ".join(cells) + " |")
+    lines += ["", "p-values (Welch / Mann-Whitney U):", "", *p_value_table(versus, METRICS)]
     return "\n".join(lines) + "\n"
 
 

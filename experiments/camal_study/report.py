@@ -147,6 +147,19 @@ def p_value(row: Mapping[str, Any]) -> str:
     return f"{welch:.2g} / {mwu:.2g}"
 
 
+def p_value_table(
+    versus: Mapping[tuple[str, str, str], Mapping[str, Any]], metrics: Sequence[str]
+) -> list[str]:
+    """Markdown table of the p-values (:func:`p_value`) of every comparison, one row each, one
+    column per metric; ``versus``: :func:`camal_rl.stats.comparison_table`'s comparison rows by
+    (label, reference, metric)."""
+    lines = ["| comparison | " + " | ".join(metrics) + " |", "|:--|" + "--:|" * len(metrics)]
+    for label, other in dict.fromkeys(key[:2] for key in versus):
+        cells = [p_value(versus[(label, other, m)]) if (label, other, m) in versus else "-" for m in metrics]
+        lines.append(f"| {label} vs {other} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report_cell(paths: Path | Sequence[Path], min_return: float | None = None) -> str:
     """Markdown tables of one cell: the runs under ``paths`` (one sweep folder, or several that
     report as one cell).
@@ -187,11 +200,7 @@ def report_cell(paths: Path | Sequence[Path], min_return: float | None = None) -
         speed = f"{fps[label] / base_fps:.2f}".replace("nan", "-")
         lines.append(f"| {label} | {n} | " + " | ".join(cells) + f" | {learnt} | {speed} |")
     lines += ["", "p-values (Welch / Mann-Whitney U) against the baseline, and CAMAL against energy:", ""]
-    lines.append("| comparison | " + " | ".join(metrics) + " |")
-    lines.append("|:--|" + "--:|" * len(metrics))
-    for label, other in dict.fromkeys(key[:2] for key in versus):
-        cells = [p_value(versus[(label, other, m)]) if (label, other, m) in versus else "-" for m in metrics]
-        lines.append(f"| {label} vs {other} | " + " | ".join(cells) + " |")
+    lines += p_value_table(versus, metrics)
     gains = [
         (key[0], key[1], m, versus[key])
         for m in FAITHFULNESS
