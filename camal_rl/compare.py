@@ -17,6 +17,7 @@ with Welch's t-test and the Mann-Whitney U test; ``OUT/comparison.md``, ``compar
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import signal
 import sys
@@ -67,6 +68,10 @@ class SweepConfig:
     """Agent variants as METHOD or METHOD:COEF, e.g. none camal camal:0.1 energy rrr."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Seeds of every variant."""
+    run_order: Literal["methods", "seeds"] = "methods"
+    """Order the runs start in: methods (every seed of a variant, then the next variant) or seeds
+    (seed 0 of every variant, then seed 1, ...: a sweep stopped early has runs of every variant to
+    compare, and runs side by side share the machine's load)."""
     steps: int | None = None
     """Env steps per run (default: the train preset's, else 100000)."""
     train_preset: str | None = None
@@ -158,12 +163,14 @@ class SweepConfig:
         """Every run of the sweep, each with its own run directory under ``out``."""
         runs = []
         for cell in self.base_configs():
-            for variant in self.methods:
+            pairs: Iterable[tuple[str, int]] = itertools.product(self.methods, self.seeds)
+            if self.run_order == "seeds":
+                pairs = ((variant, seed) for seed, variant in itertools.product(self.seeds, self.methods))
+            for variant, seed in pairs:
                 method, coef = parse_variant(variant)
-                for seed in self.seeds:
-                    cfg = dataclasses.replace(cell, method=method, coef=coef, seed=seed)  # type: ignore[arg-type]
-                    out = self.out / cfg.env.removeprefix("camal_rl/") / cfg.label / f"seed{seed}"
-                    runs.append(dataclasses.replace(cfg, out=out))
+                cfg = dataclasses.replace(cell, method=method, coef=coef, seed=seed)  # type: ignore[arg-type]
+                out = self.out / cfg.env.removeprefix("camal_rl/") / cfg.label / f"seed{seed}"
+                runs.append(dataclasses.replace(cfg, out=out))
         return runs
 
     def evaluate_config(self, run: Path) -> EvaluateConfig:

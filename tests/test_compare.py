@@ -188,6 +188,26 @@ def test_reward_scale_reaches_every_run() -> None:
     assert [run.reward_scale for run in override.run_configs()] == [0.1, 0.1]
 
 
+def test_run_order_interleaves_the_variants_seed_by_seed() -> None:
+    cells = (TrainConfig(env="MiniGrid-DoorKey-5x5-v0"), TrainConfig(env="MiniGrid-Empty-5x5-v0"))
+    sweep = SweepConfig(cells=cells, methods=("none", "camal"), seeds=(3, 7), out=Path("sweep"))
+
+    def order(runs: list[TrainConfig]) -> list[str]:
+        return [f"{run.env[9:13]} {run.method} {run.seed}" for run in runs]
+
+    assert order(sweep.run_configs()) == [
+        "Door none 3", "Door none 7", "Door camal 3", "Door camal 7",
+        "Empt none 3", "Empt none 7", "Empt camal 3", "Empt camal 7",
+    ]  # fmt: skip
+    by_seed = dataclasses.replace(sweep, run_order="seeds").run_configs()
+    assert order(by_seed) == [
+        "Door none 3", "Door camal 3", "Door none 7", "Door camal 7",
+        "Empt none 3", "Empt camal 3", "Empt none 7", "Empt camal 7",
+    ]  # fmt: skip
+    assert by_seed[1].run_dir == Path("sweep/MiniGrid-DoorKey-5x5-v0/ppo-camal/seed3")  # same folders
+    assert sorted(run.run_dir for run in by_seed) == sorted(run.run_dir for run in sweep.run_configs())
+
+
 def test_ctrl_c_stops_the_run_and_cancels_the_worker_s_later_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
