@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -310,15 +310,42 @@ def steps_short(run: RunDir, cfg: TrainConfig) -> int:
     return max(0, steps - int(run.read_status().get("num_timesteps", steps)))
 
 
+def unfinished(run: TrainConfig, eval_cfg: EvaluateConfig) -> str:
+    """What the run still needs from the sweep, in words ("" when nothing): to start, to train
+    (on, to a raised budget), to be evaluated (for the first time, or again with changed
+    settings)."""
+    run_dir = RunDir(run.run_dir)
+    steps = run.resolved().steps
+    if not run_dir.is_trained():
+        done = run_dir.read_status().get("num_timesteps")
+        return f"saved at {done:,} of {steps:,} steps" if done else "not started"
+    if steps_short(run_dir, run) > 0:
+        return f"to train on to {steps:,} steps"
+    if not run_dir.metrics.exists():
+        return "not evaluated"
+    if changed_settings(run_dir, eval_cfg, run.algo):
+        return "evaluated with other settings"
+    return ""
+
+
 def needs_work(run: TrainConfig, eval_cfg: EvaluateConfig) -> bool:
     """The run is to train (for the first time, or on to a raised budget), or to evaluate (for the
     first time, or again with changed settings)."""
-    run_dir = RunDir(run.run_dir)
-    return (
-        not run_dir.is_evaluated()
-        or steps_short(run_dir, run) > 0
-        or bool(changed_settings(run_dir, eval_cfg, run.algo))
-    )
+    return bool(unfinished(run, eval_cfg))
+
+
+def partial_note(reasons: Mapping[Path, str], out: Path) -> str | None:
+    """None when every run is done, else which runs are not and why (lines of markdown); ``reasons``
+    maps each run directory under ``out`` to :func:`unfinished`'s words."""
+    by_reason: dict[str, list[str]] = {}
+    for path, reason in reasons.items():
+        if reason:
+            by_reason.setdefault(reason, []).append(str(path.relative_to(out)))
+    if not by_reason:
+        return None
+    done = len(reasons) - sum(len(paths) for paths in by_reason.values())
+    lines = (f"- {why}: {', '.join(paths)}" for why, paths in by_reason.items())
+    return "\n".join((f"Partial sweep: {done} of {len(reasons)} runs done; not in the tables:", *lines))
 
 
 def sweep_log(run: RunDir) -> Path:
@@ -408,16 +435,21 @@ def _report(outcome: RunOutcome, k: int, n: int) -> RunOutcome:
     return outcome
 
 
-def aggregate_sweep(cfg: SweepConfig, paths: Iterable[Path] | None = None) -> dict[str, Path]:
-    """Tables and plots of the runs under ``cfg.out`` (or ``paths``), from their files alone."""
+def aggregate_sweep(
+    cfg: SweepConfig, paths: Iterable[Path] | None = None, *, note: str | None = None
+) -> dict[str, Path]:
+    """Tables and plots of the runs under ``cfg.out`` (or ``paths``), from their files alone;
+    ``note`` (e.g. which runs are not complete) heads ``comparison.md``."""
     from camal_rl.plots import DEFAULT_BAR_METRICS, write_plots
     from camal_rl.results import available_metrics, load_results
     from camal_rl.stats import comparison_table
     from camal_rl.tables import write_csv, write_markdown
 
-    results = load_results(list(paths) if paths is not None else [cfg.out])
+    paths = list(paths) if paths is not None else [cfg.out]
+    results = load_results(paths) if paths else []
     evaluated = [r for r in results if r.metrics is not None]
     written: dict[str, Path] = {}
+    rows: list[dict[str, Any]] = []
     if evaluated:
         available = set(available_metrics(evaluated))
         metrics = [m for m in cfg.table_metrics() if m in available]
@@ -426,15 +458,15 @@ def aggregate_sweep(cfg: SweepConfig, paths: Iterable[Path] | None = None) -> di
         baseline = cfg.baseline if cfg.baseline in names else None
         pairs = [p for p in pairs if p[0] in names and p[1] in names]
         rows = comparison_table(evaluated, metrics, baseline=baseline, pairs=pairs)  # type: ignore[arg-type]
-        written["markdown"] = write_markdown(
-            rows, cfg.out / "comparison.md", title=f"camal-rl compare: {cfg.out}"
-        )
         written["csv"] = write_csv(rows, cfg.out / "comparison.csv")
+    if evaluated or note:
+        title = f"camal-rl compare: {cfg.out}"
+        written["markdown"] = write_markdown(rows, cfg.out / "comparison.md", title=title, note=note)
     bars = None  # the plots' defaults, and the EPG of every saliency method the sweep scores
     if evaluated:
         wanted = (*DEFAULT_BAR_METRICS, *(f"{method}/epg" for method in cfg.saliency))
         bars = [m for m in dict.fromkeys(wanted) if m in available]
-    plots = write_plots(results, cfg.out / "plots", metrics=bars)
+    plots = write_plots(results, cfg.out / "plots", metrics=bars) if results else []
     written.update({p.stem: p for p in plots})
     return written
 
@@ -452,11 +484,11 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
         raise InputError("--workers, --episodes and --threads must be >= 1")
     cfg.evaluate_config(cfg.out).check()  # evaluation settings fail here, not after training
     runs = cfg.run_configs()
+    for run in runs:
+        run.resolved()  # bad settings fail here, before any worker starts
+    jobs = [(run, cfg.evaluate_config(run.run_dir)) for run in runs]
     failed: list[RunOutcome] = []
     if not cfg.aggregate_only:
-        for run in runs:
-            run.resolved()  # bad settings fail here, before any worker starts
-        jobs = [(run, cfg.evaluate_config(run.run_dir)) for run in runs]
         todo = sum(needs_work(run, evaluation) for run, evaluation in jobs)
         print(
             f"sweep {cfg.out}: {len(runs)} runs, {todo} to train or evaluate, "
@@ -473,12 +505,18 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
             )
             raise
         failed = [o for o in outcomes if o.state == "failed"]
+    # The tables hold only the runs trained and evaluated as this sweep asks; the others are named.
+    reasons = {run.run_dir: unfinished(run, evaluation) for run, evaluation in jobs}
+    complete = [path for path, reason in reasons.items() if not reason]
+    partial = partial_note(reasons, cfg.out)
+    if partial:
+        print(partial)
+    written = aggregate_sweep(cfg, complete, note=partial)
+    for path in written.values():
+        print(f"wrote {path}")
     if failed:
         raise InputError(
             f"{len(failed)} of {len(runs)} runs failed ({'; '.join(o.error for o in failed[:3])}); "
             "the <run>.log file beside each holds its traceback. Run the same command again to resume them."
         )
-    written = aggregate_sweep(cfg, [run.run_dir for run in runs if run.run_dir.exists()])
-    for path in written.values():
-        print(f"wrote {path}")
     return written

@@ -34,15 +34,17 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     return path
 
 
-def write_markdown(rows: Sequence[Mapping[str, Any]], path: Path, *, title: str | None = None) -> Path:
-    """Write :func:`format_markdown` to ``path``.
+def write_markdown(
+    rows: Sequence[Mapping[str, Any]], path: Path, *, title: str | None = None, note: str | None = None
+) -> Path:
+    """Write :func:`format_markdown` to ``path``, under ``title`` and ``note`` (a paragraph).
 
     :return: ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = format_markdown(rows)
-    path.write_text((f"# {title}\n\n" if title else "") + text)
+    head = (f"# {title}\n\n" if title else "") + (f"{note}\n\n" if note else "")
+    path.write_text(head + format_markdown(rows))
     return path
 
 

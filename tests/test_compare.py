@@ -133,6 +133,64 @@ def test_runs_are_evaluated_again_when_the_evaluation_settings_change(
     assert "2 runs, 1 to train or evaluate" in capsys.readouterr().out
 
 
+def test_aggregation_names_the_runs_not_done_and_leaves_them_out(
+    sweep_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = sweep_copy
+    saved = RunDir(out / "MiniGrid-DoorKey-5x5-v0" / "ppo-none" / "seed1")
+    saved.path.mkdir(parents=True)
+    saved.write_status("interrupted", num_timesteps=64)
+    compare(tiny_sweep(out, seeds=(0, 1), aggregate_only=True))
+    note = [
+        "Partial sweep: 2 of 4 runs done; not in the tables:",
+        "- saved at 64 of 128 steps: MiniGrid-DoorKey-5x5-v0/ppo-none/seed1",
+        "- not started: MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed1",
+    ]
+    assert capsys.readouterr().out.splitlines()[:3] == note
+    table = (out / "comparison.md").read_text()
+    assert table.splitlines()[2:5] == note
+    assert "| ppo-none | 1 |" in table  # seed 0 only
+    assert "| ppo-camal-c0.5 | 1 |" in table
+    # a raised budget, other evaluation settings: done runs are not done for this sweep
+    compare(tiny_sweep(out, steps=256, aggregate_only=True))
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "Partial sweep: 0 of 2 runs done; not in the tables:",
+        "- to train on to 256 steps: MiniGrid-DoorKey-5x5-v0/ppo-none/seed0, "
+        "MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed0",
+    ]
+    assert (
+        (out / "comparison.md")
+        .read_text()
+        .endswith("MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed0\n\nNo results.\n")
+    )
+    compare(tiny_sweep(out, episodes=2, aggregate_only=True))
+    assert (
+        "- evaluated with other settings: MiniGrid-DoorKey-5x5-v0/ppo-none/seed0, " in capsys.readouterr().out
+    )
+    compare(tiny_sweep(out, aggregate_only=True))  # the sweep as it ran: no note, tables as before
+    assert "Partial" not in capsys.readouterr().out
+    assert (
+        (out / "comparison.md").read_text().startswith(f"# camal-rl compare: {out}\n\n### MiniGrid-DoorKey")
+    )
+
+
+def test_a_failed_run_is_reported_after_the_others_are_aggregated(
+    sweep_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = RunDir(sweep_copy / "MiniGrid-DoorKey-5x5-v0" / "ppo-camal-c0.5" / "seed0")
+    broken.metrics.unlink()
+    broken.model.write_bytes(b"not a zip")  # trained, but its evaluation fails
+    with pytest.raises(InputError, match=r"1 of 2 runs failed \(InputError: .*model.zip"):
+        compare(tiny_sweep(sweep_copy))
+    assert (
+        "Partial sweep: 1 of 2 runs done; not in the tables:\n"
+        "- not evaluated: MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed0\n"
+    ) in capsys.readouterr().out
+    table = (sweep_copy / "comparison.md").read_text()
+    assert "| ppo-none | 1 |" in table
+    assert "| ppo-camal-c0.5 |" not in table
+
+
 def test_ray_backend_writes_the_same_files(pool_sweep: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="install the ray extra: pip install 'camal-rl[ray]'")
     out = tmp_path / "ray"
