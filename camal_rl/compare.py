@@ -169,7 +169,7 @@ class SweepConfig:
             for variant, seed in pairs:
                 method, coef = parse_variant(variant)
                 cfg = dataclasses.replace(cell, method=method, coef=coef, seed=seed)  # type: ignore[arg-type]
-                out = self.out / cfg.env.removeprefix("camal_rl/") / cfg.label / f"seed{seed}"
+                out = self.out / cfg.env_name / cfg.label / f"seed{seed}"
                 runs.append(dataclasses.replace(cfg, out=out))
         return runs
 

@@ -44,7 +44,9 @@ class TrainConfig:
     algo: Algo = "ppo"
     """RL algorithm: ppo or dqn."""
     env: str = DEFAULT_ENV
-    """Environment id (list them with `camal-rl envs`); the camal_rl/ prefix is optional."""
+    """Environment id (list them with `camal-rl envs`; the camal_rl/ prefix is optional), or an env
+    of your own that renders {image, mask}: its gymnasium id, or MODULE:ID to import the module that
+    registers it (docs/environments.md)."""
     method: Method = "camal"
     """Attention loss: camal, energy (Rao et al. 2023), rrr (Ross et al. 2017) or none (the baseline)."""
     coef: float | None = None
@@ -116,11 +118,17 @@ class TrainConfig:
         return name
 
     @property
+    def env_name(self) -> str:
+        """The env's name in folders, tables and plots: the id without the ``camal_rl/`` namespace
+        or a ``MODULE:`` to import, other namespaces joined with ``-`` (``my_envs-Key-v0``)."""
+        return self.env.rpartition(":")[2].removeprefix("camal_rl/").replace("/", "-")
+
+    @property
     def run_dir(self) -> Path:
         """Where the run is written."""
         if self.out is not None:
             return self.out
-        return Path("runs") / self.env.removeprefix("camal_rl/") / self.label / f"seed{self.seed}"
+        return Path("runs") / self.env_name / self.label / f"seed{self.seed}"
 
     @property
     def env_make_kwargs(self) -> dict[str, Any]:

@@ -63,7 +63,8 @@ DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
 
 
 def env_backend(env_id: str) -> str:
-    """``vizdoom`` for ViZDoom ids, ``minigrid`` otherwise."""
+    """``vizdoom`` for ViZDoom ids, ``minigrid`` otherwise (an env of the user's takes MiniGrid's
+    defaults)."""
     return "vizdoom" if env_id.removeprefix("camal_rl/").startswith("Vizdoom") else "minigrid"
 
 

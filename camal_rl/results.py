@@ -144,7 +144,7 @@ def read_run(path: Path) -> RunResult:
         raise InputError(f"cannot read {run.evaluations} ({error}); fix or delete the file") from error
     return RunResult(
         path=run.path,
-        env=cfg.env.removeprefix("camal_rl/"),
+        env=cfg.env_name,
         algo=cfg.algo,
         method=cfg.method,
         label=cfg.label,

@@ -9,10 +9,13 @@ mistakes it for an image (no transposition, no /255 scaling).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from camal_rl.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -45,3 +48,49 @@ def get_mask_classes(env: gym.Env) -> tuple[str, ...]:
     """Class names of a masked env's mask values 1..n, through any wrappers around it."""
     classes = env.get_wrapper_attr("mask_classes")
     return tuple(classes)
+
+
+IMAGE_KEY = "image"
+MASK_KEY = "mask"
+
+
+def is_masked_space(observation_space: gym.Space[Any]) -> bool:
+    """The space is a dict with a ``mask`` entry: the env means to follow the contract."""
+    return isinstance(observation_space, spaces.Dict) and MASK_KEY in observation_space.spaces
+
+
+def check_masked_env(env: gym.Env[Any, Any], env_id: str) -> tuple[str, ...]:
+    """Check that ``env`` (one of the user's, emitting its own masks) follows the contract, and
+    return its mask classes.
+
+    :raises InputError: saying what to change: the entries' shapes, sizes or dtypes, or
+        ``mask_classes`` missing or not naming the mask's values 1..n.
+    """
+    from camal_rl.agents.common.attention import check_masked_observation_space
+
+    space = env.observation_space
+    check_masked_observation_space(space)
+    assert isinstance(space, spaces.Dict)
+    image, mask = space[IMAGE_KEY], space[MASK_KEY]
+    assert isinstance(image, spaces.Box)
+    assert isinstance(mask, spaces.Box)
+    if image.shape[-1] != 3 or image.dtype != np.uint8 or mask.dtype != np.uint8:
+        raise InputError(
+            f"{env_id}: declare image Box(0, 255, (H, W, 3), uint8) and mask Box(0, n_classes, (H, W), "
+            f"uint8); got image {image.shape} {image.dtype} and mask {mask.shape} {mask.dtype}"
+        )
+    try:
+        classes = get_mask_classes(env)
+    except AttributeError:
+        raise InputError(
+            f"{env_id} renders masks but does not name their classes: give the env an attribute "
+            "mask_classes, a tuple of names where class k >= 1 of the mask is mask_classes[k - 1]"
+        ) from None
+    n_classes = int(np.max(mask.high))
+    if len(classes) != n_classes or not all(isinstance(name, str) and name for name in classes):
+        raise InputError(
+            f"{env_id}: mask_classes {classes!r} must name each of the {n_classes} mask values "
+            f"1..{n_classes} its space declares (mask Box(0, n_classes, (H, W), uint8), "
+            "n_classes = len(mask_classes))"
+        )
+    return classes

@@ -19,11 +19,11 @@ from typing import Any
 import gymnasium as gym
 import minigrid  # noqa: F401  (registers the MiniGrid ids with gymnasium)
 
-from camal_rl.envs.base import EnvInfo
+from camal_rl.envs.base import EnvInfo, check_masked_env, is_masked_space
 from camal_rl.envs.classes import MINIGRID_PREFIX, family_of, resolve_classes
 from camal_rl.envs.distractors import DistractorWrapper, distractor_types
 from camal_rl.envs.minigrid import VIEWS, check_tile_size, mask_wrapper, require_minigrid
-from camal_rl.errors import InputError
+from camal_rl.errors import InputError, WrongEnvTypeError
 
 NAMESPACE = "camal_rl/"
 ENTRY_POINT = "camal_rl.envs.registry:make_masked_env"
@@ -64,19 +64,14 @@ def make_masked_env(
     :raises WrongEnvTypeError: the id is neither a MiniGrid nor a ViZDoom env.
     """
     base = base_id(env_id)
+    minigrid_only = {
+        "view": view != "partial",
+        "tile_size": tile_size != DEFAULT_TILE_SIZE,
+        "include_agent": include_agent,
+        "distractors": distractors != 0,
+    }
     if base.startswith(VIZDOOM_PREFIX):
-        minigrid_only = {
-            "view": view != "partial",
-            "tile_size": tile_size != DEFAULT_TILE_SIZE,
-            "include_agent": include_agent,
-            "distractors": distractors != 0,
-        }
-        given = [name for name, changed in minigrid_only.items() if changed]
-        if given:
-            raise InputError(
-                f"{', '.join(given)} only apply to MiniGrid envs; for {base} set the screen size "
-                "with resolution=(height, width)"
-            )
+        refuse_options(minigrid_only, base, "set the screen size with resolution=(height, width)")
         from camal_rl.envs.vizdoom import make_vizdoom_masked_env
 
         return make_vizdoom_masked_env(base, classes=classes, **env_kwargs)
@@ -84,11 +79,23 @@ def make_masked_env(
     if view not in VIEWS:
         raise InputError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
     tile_size = check_tile_size(tile_size)
+    base = import_env_module(base)
     if base not in gym.registry:
         raise InputError(unknown_id_message(env_id))
     env = gym.make(base, disable_env_checker=True, **env_kwargs)
     try:
-        require_minigrid(env, f"make_masked_env({env_id!r})")
+        if is_masked_space(env.observation_space):  # an env of the user's that renders its own masks
+            hint = "the env renders its own image and mask; pass its own options as keywords"
+            refuse_options({**minigrid_only, "classes": classes is not None}, base, hint)
+            check_masked_env(env, env_id)
+            return env
+        try:
+            require_minigrid(env, f"make_masked_env({env_id!r})")
+        except WrongEnvTypeError as error:
+            raise WrongEnvTypeError(
+                f"{error} An env of your own needs observations {{'image', 'mask'}} and mask_classes "
+                "(docs/environments.md, Your own environment)."
+            ) from None
         mask_classes = resolve_classes(base, classes, include_agent)
         if distractors:
             env = DistractorWrapper(env, distractors, distractor_types(mask_classes))
@@ -96,6 +103,33 @@ def make_masked_env(
     except Exception:
         env.close()
         raise
+
+
+def refuse_options(given: dict[str, bool], env_id: str, hint: str) -> None:
+    """Raise :class:`InputError` naming the options set (``given[name]`` true) that ``env_id`` does
+    not take, with ``hint`` saying what to do instead."""
+    names = [name for name, changed in given.items() if changed]
+    if names:
+        raise InputError(f"{', '.join(names)} only apply to MiniGrid envs; for {env_id} {hint}")
+
+
+def import_env_module(env_id: str) -> str:
+    """``"pkg.module:Name-v0"`` (gymnasium's form for an env a module registers on import):
+    import ``pkg.module`` and return ``"Name-v0"``; other ids are returned as they are.
+
+    :raises InputError: the module does not import.
+    """
+    module, colon, name = env_id.rpartition(":")
+    if not colon:
+        return env_id
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        raise InputError(
+            f"cannot import {module!r} for env {env_id!r} ({error}); install the package that "
+            "registers the env, or put its folder on PYTHONPATH"
+        ) from error
+    return name
 
 
 def minigrid_ids() -> list[str]:

@@ -79,3 +79,11 @@ class ImageOnlyEnv(gym.ObservationWrapper[np.ndarray, int, dict[str, np.ndarray]
 
     def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         return observation["image"]
+
+
+OWN_ENV_ID = "camal_tests/FindObject-v0"
+"""FindObjectEnv registered with gymnasium on import, as a user's own masked env would be: train
+it with ``camal-rl train --env tests.toy_envs:camal_tests/FindObject-v0``."""
+
+if OWN_ENV_ID not in gym.registry:
+    gym.register(OWN_ENV_ID, entry_point=FindObjectEnv, kwargs={"cells": 3, "tile": 8, "distractor": True})

@@ -18,14 +18,12 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.preprocessing import is_image_space_channels_first
 from torch import Tensor
 
+from camal_rl.envs.base import IMAGE_KEY, MASK_KEY
 from camal_rl.errors import InputError
 from camal_rl.losses import LOSS_KINDS, attention_loss, input_gradient
 from camal_rl.metrics import energy_pointing_game, iou_top_k
 from camal_rl.saliency import grad_cam
 
-from .extractors import IMAGE_KEY
-
-MASK_KEY = "mask"
 CoefSchedule = float | Callable[[float], float]
 
 

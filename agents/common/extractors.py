@@ -18,9 +18,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor, nn
 
+from camal_rl.envs.base import IMAGE_KEY
 from camal_rl.errors import InputError
-
-IMAGE_KEY = "image"
 
 
 def image_subspace(observation_space: spaces.Space) -> spaces.Box:

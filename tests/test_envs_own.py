@@ -1,0 +1,146 @@
+"""A user's own masked env: any gymnasium id whose env renders {"image", "mask"} itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from camal_rl.cli import main
+from camal_rl.compare import SweepConfig
+from camal_rl.config import TrainConfig
+from camal_rl.envs import get_mask_classes, make_masked_env
+from camal_rl.errors import InputError, WrongEnvTypeError
+from camal_rl.results import load_results
+from camal_rl.rundir import RunDir
+from tests.conftest import DEVICE
+from tests.toy_envs import OWN_ENV_ID, FindObjectEnv
+
+BY_MODULE = f"tests.toy_envs:{OWN_ENV_ID}"
+
+
+def test_an_own_env_is_made_by_id_or_by_module_and_id() -> None:
+    for env_id in (OWN_ENV_ID, BY_MODULE):
+        env = make_masked_env(env_id)
+        assert isinstance(env.unwrapped, FindObjectEnv)
+        assert get_mask_classes(env) == ("object",)
+        obs, _ = env.reset(seed=3)
+        assert obs["image"].shape == (24, 24, 3)
+        assert obs["mask"].shape == (24, 24)
+        assert obs["mask"].sum() == 64  # the object's 8 x 8 cell, class 1
+        env.close()
+
+
+def test_options_an_own_env_does_not_take_are_refused() -> None:
+    for options, named in [
+        ({"view": "full"}, "view"),
+        ({"tile_size": 4}, "tile_size"),
+        ({"classes": ("object",)}, "classes"),
+        ({"distractors": 1, "include_agent": True}, "include_agent, distractors"),
+    ]:
+        refused = f"^{named} only apply to MiniGrid envs; for {OWN_ENV_ID} the env renders its own"
+        with pytest.raises(InputError, match=refused):
+            make_masked_env(OWN_ENV_ID, **options)
+    env = make_masked_env(OWN_ENV_ID, cells=2)  # its own keywords go to its constructor
+    assert env.observation_space["image"].shape == (16, 16, 3)
+
+
+def test_a_module_that_does_not_import() -> None:
+    with pytest.raises(InputError, match="cannot import 'no_such_package' for env 'no_such_package:Own-v0'"):
+        make_masked_env("no_such_package:Own-v0")
+    with pytest.raises(InputError, match=r"unknown env id 'tests\.toy_envs:Nope-v0'"):
+        make_masked_env("tests.toy_envs:Nope-v0")
+
+
+def test_an_env_without_masks_says_what_an_own_env_needs() -> None:
+    with pytest.raises(WrongEnvTypeError, match=r"got CartPoleEnv\. .*Your own environment"):
+        make_masked_env("CartPole-v1")
+
+
+class Broken(FindObjectEnv):
+    """FindObjectEnv with one part of the contract broken."""
+
+    def __init__(self, part: str) -> None:
+        super().__init__(cells=2, tile=4)
+        image, mask = self.observation_space["image"], self.observation_space["mask"]
+        if part == "classes":
+            self.mask_classes = ("object", "door")  # the mask declares one class
+        if part == "no classes":
+            self.mask_classes = None  # type: ignore[assignment]
+            del self.mask_classes
+        if part == "dtype":
+            image = spaces.Box(0, 1, image.shape, np.float32)
+        if part == "channels first":
+            image = spaces.Box(0, 255, (3, 8, 8), np.uint8)
+        if part == "size":
+            mask = spaces.Box(0, 1, (4, 4), np.uint8)
+        self.observation_space = spaces.Dict({"image": image, "mask": mask})
+
+
+@pytest.fixture
+def broken_ids() -> Iterator[str]:
+    yield "camal_tests/Broken-v0"
+    gym.registry.pop("camal_tests/Broken-v0", None)
+
+
+@pytest.mark.parametrize(
+    ("part", "message"),
+    [
+        ("classes", r"mask_classes \('object', 'door'\) must name each of the 1 mask values 1\.\.1"),
+        ("dtype", r"declare image Box\(0, 255, \(H, W, 3\), uint8\) .* got image \(8, 8, 3\) float32"),
+        ("channels first", r"got image \(3, 8, 8\) uint8"),
+        ("size", r"the mask \(4x4\) must be the size of the image \(8x8\)"),
+    ],
+)
+def test_an_own_env_that_breaks_the_contract_is_refused(broken_ids: str, part: str, message: str) -> None:
+    gym.register(broken_ids, entry_point=Broken, kwargs={"part": part})
+    with pytest.raises(InputError, match=message):
+        make_masked_env(broken_ids)
+
+
+def test_an_own_env_must_name_its_classes(broken_ids: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(FindObjectEnv, "mask_classes")
+    gym.register(broken_ids, entry_point=Broken, kwargs={"part": ""})
+    with pytest.raises(InputError, match="renders masks but does not name their classes: give the env"):
+        make_masked_env(broken_ids)
+
+
+def test_train_evaluate_and_record_an_own_env_from_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "own"
+    train = ["train", "--env", BY_MODULE, "--method", "camal", "--steps", "256", "--n-envs", "4"]
+    train += ["--hp", "n_steps=64", "batch_size=64", "n_epochs=1"]
+    train += ["--eval-freq", "128", "--eval-episodes", "2"]
+    assert main([*train, "--no-progress-bar", "--device", DEVICE, "--out", str(out)]) == 0
+    run = RunDir(out)
+    assert run.is_trained()
+    assert [row["step"] for row in run.read_evaluations()] == [0, 128, 256]
+    evaluate = ["evaluate", str(out), "--episodes", "4", "--max-steps-scored", "1", "--device", DEVICE]
+    assert main(evaluate) == 0
+    metrics: dict[str, Any] = json.loads(run.metrics.read_text())
+    assert metrics["env"] == BY_MODULE
+    scored = metrics["variants"]["train"]
+    assert (scored["episodes"], scored["steps_scored"]) == (4, 4)  # one step an episode
+    assert len(scored["per_episode_return"]) == 4
+    assert set(scored["per_episode_return"]) <= {0.0, 1.0}  # 1 for naming the object's cell
+    assert scored["success_rate"] == sum(scored["per_episode_return"]) / 4
+    assert main([*evaluate, "--distractors", "1"]) == 2  # MiniGrid's distractor variant: refused
+    (result,) = load_results([out])
+    assert result.env == "camal_tests-FindObject-v0"  # the name in tables and plots
+    record = ["record", str(out), "--episodes", "1", "--frame-png", "--out", str(tmp_path / "own.mp4")]
+    assert main([*record, "--device", DEVICE]) == 0
+    assert (tmp_path / "own.png").exists()
+
+
+def test_folders_and_tables_name_an_own_env_without_its_module_and_slash() -> None:
+    assert TrainConfig(env=BY_MODULE).env_name == "camal_tests-FindObject-v0"
+    assert TrainConfig(env=BY_MODULE).run_dir == Path("runs/camal_tests-FindObject-v0/ppo-camal/seed0")
+    assert TrainConfig(env="camal_rl/MiniGrid-DoorKey-5x5-v0").env_name == "MiniGrid-DoorKey-5x5-v0"
+    assert TrainConfig(env="VizdoomBasic-v1").env_name == "VizdoomBasic-v1"
+    (run,) = SweepConfig(envs=(BY_MODULE,), methods=("none",), seeds=(0,), out=Path("s")).run_configs()
+    assert run.run_dir == Path("s/camal_tests-FindObject-v0/ppo-none/seed0")
