@@ -49,8 +49,10 @@ def make_masked_env(
     """An env whose observations are ``{"image": uint8 (H, W, 3), "mask": uint8 (H, W)}``.
 
     :param env_id: ``"MiniGrid-DoorKey-5x5-v0"``, ``"camal_rl/MiniGrid-DoorKey-5x5-v0"``, any other
-        MiniGrid id with explicit ``classes``, or a ViZDoom id (``"VizdoomBasic-v1"``, extra
-        ``vizdoom``).
+        MiniGrid id with explicit ``classes``, a ViZDoom id (``"VizdoomBasic-v1"``, extra
+        ``vizdoom``), or the id of an env of the user's that renders the contract itself
+        (``"my_envs:my_envs/Key-v0"`` imports ``my_envs`` first; checked by
+        :func:`camal_rl.envs.base.check_masked_env`, returned unwrapped).
     :param view: ``"partial"`` (the agent's view) or ``"full"`` (the whole grid); MiniGrid only.
     :param tile_size: pixels per grid cell, >= 1; MiniGrid only.
     :param classes: task-relevant object types in mask-value order (default: the family's, see
@@ -58,10 +60,12 @@ def make_masked_env(
     :param include_agent: label the agent's cell with an extra last class ``"agent"``; MiniGrid only.
     :param distractors: non-relevant objects added after each reset; MiniGrid only.
     :param env_kwargs: passed to ``gymnasium.make`` of the base MiniGrid env (``render_mode``,
-        ``size``, ...), or to :func:`camal_rl.envs.vizdoom.make_vizdoom_masked_env`
-        (``resolution``, ``frame_skip``, ...).
-    :raises InputError: unknown id (the message lists close matches), view, tile size or class name.
-    :raises WrongEnvTypeError: the id is neither a MiniGrid nor a ViZDoom env.
+        ``size``, ...) or of the user's env, or to
+        :func:`camal_rl.envs.vizdoom.make_vizdoom_masked_env` (``resolution``, ``frame_skip``, ...).
+    :raises InputError: unknown id (the message lists close matches), view, tile size or class name;
+        a module that does not import; a MiniGrid option for another env; an env of the user's
+        that breaks the contract.
+    :raises WrongEnvTypeError: the id is neither a MiniGrid nor a ViZDoom env, and renders no mask.
     """
     base = base_id(env_id)
     minigrid_only = {
