@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import tyro
@@ -73,16 +74,46 @@ class EnvsConfig:
 
     contains: str = ""
     """Only ids containing this text (case-insensitive)."""
+    check: str | None = None
+    """Check one env instead of listing: any id train takes, e.g. an env of your own
+    (MODULE:ID); its spaces, mask classes, gymnasium's checks, and a random policy's observations."""
+    steps: int = 200
+    """--check: random-policy observations to check."""
+    env_kwargs: tuple[str, ...] = ()
+    """--check: keywords KEY=VALUE for the env."""
+    png: Path | None = None
+    """--check: also write an observation (frame beside its mask) to this PNG."""
 
 
 def envs(cfg: EnvsConfig) -> str:
-    """``camal-rl envs``: print the table of masked environments and return it."""
+    """``camal-rl envs``: print the table of masked environments (or, with ``--check``, the check of
+    one) and return it."""
     from camal_rl.envs import format_env_table, list_envs
 
+    if cfg.check is not None:
+        return check_env_command(cfg)
     rows = [row for row in list_envs() if cfg.contains.lower() in row.env_id.lower()]
     table = format_env_table(rows)
     print(table)
     return table
+
+
+def check_env_command(cfg: EnvsConfig) -> str:
+    """``camal-rl envs --check ID``: print :func:`camal_rl.envs.check.check_env`'s report."""
+    from camal_rl.envs.check import check_env
+    from camal_rl.hyperparams import parse_assignments
+
+    assert cfg.check is not None
+    kwargs = parse_assignments(cfg.env_kwargs, "--env-kwargs")
+    report = check_env(cfg.check, steps=cfg.steps, env_kwargs=kwargs)
+    text = report.format()
+    if cfg.png is not None:
+        from camal_rl.visual import frame_mask_panel, write_png
+
+        panel = frame_mask_panel(report.example["image"], report.example["mask"], report.mask_classes)
+        text += f"\nwrote {write_png(cfg.png, panel)}"
+    print(text)
+    return text
 
 
 def usage() -> str:

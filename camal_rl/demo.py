@@ -11,15 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from camal_rl.config import DEFAULT_ENV, TrainConfig
 from camal_rl.envs import make_masked_env
 from camal_rl.envs.base import get_mask_classes
 from camal_rl.envs.minigrid import VIEWS
 from camal_rl.errors import InputError
-from camal_rl.visual import frame_mask_panel, stack_panels
+from camal_rl.visual import frame_mask_panel, stack_panels, write_png
 
 DEMO_SCALE = 4
 
@@ -60,13 +57,7 @@ def write_env_demo(
     ]
     for env in envs:
         env.close()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{env_id.replace('/', '_')}_seed{seed}.png"
-    picture = stack_panels(panels)
-    if not cv2.imwrite(str(path), np.ascontiguousarray(picture[:, :, ::-1])):
-        raise OSError(f"could not write {path}")
-    return path
+    return write_png(Path(out_dir) / f"{env_id.replace('/', '_')}_seed{seed}.png", stack_panels(panels))
 
 
 @dataclass(frozen=True)

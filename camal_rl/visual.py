@@ -8,6 +8,7 @@ background is black.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -190,3 +191,15 @@ def _check_pair(image: np.ndarray, mask: np.ndarray) -> None:
         raise InputError(f"expected a uint8 frame (H, W, 3), got {image.dtype} {image.shape}")
     if np.shape(mask) != image.shape[:2]:
         raise InputError(f"mask shape {np.shape(mask)} does not match frame shape {image.shape[:2]}")
+
+
+def write_png(path: Path, picture: np.ndarray) -> Path:
+    """Write an (H, W, 3) uint8 RGB picture to ``path`` (folders created).
+
+    :raises OSError: the file could not be written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), np.ascontiguousarray(picture[:, :, ::-1])):
+        raise OSError(f"could not write {path}")
+    return path

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from camal_rl.cli import main
 from camal_rl.compare import SweepConfig
 from camal_rl.config import TrainConfig
 from camal_rl.envs import get_mask_classes, make_masked_env
+from camal_rl.envs.check import check_env
 from camal_rl.errors import InputError, WrongEnvTypeError
 from camal_rl.results import load_results
 from camal_rl.rundir import RunDir
@@ -144,3 +148,86 @@ def test_folders_and_tables_name_an_own_env_without_its_module_and_slash() -> No
     assert TrainConfig(env="VizdoomBasic-v1").env_name == "VizdoomBasic-v1"
     (run,) = SweepConfig(envs=(BY_MODULE,), methods=("none",), seeds=(0,), out=Path("s")).run_configs()
     assert run.run_dir == Path("s/camal_tests-FindObject-v0/ppo-none/seed0")
+
+
+class Misbehaving(FindObjectEnv):
+    """FindObjectEnv that misbehaves once checked: ``leaves_space`` after 40 steps (a mask value the
+    space does not declare), or with an ``empty`` mask."""
+
+    def __init__(self, fault: str) -> None:
+        super().__init__(cells=3, tile=8)
+        self.fault, self.calls = fault, 0
+
+    def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = super().step(action)
+        self.calls += 1
+        if self.fault == "leaves_space" and self.calls > 40:
+            obs["mask"][0, 0] = 2
+        if self.fault == "shares":
+            obs = self._obs
+        return obs, reward, terminated, truncated, info
+
+    def reset(self, **kwargs: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        obs, info = super().reset(**kwargs)
+        if self.fault == "empty":
+            obs["mask"][:] = 0
+        return obs, info
+
+
+def test_check_reports_what_the_losses_will_see(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = check_env(BY_MODULE, steps=50)
+    assert report.mask_classes == ("object",)
+    assert report.image_shape == (24, 24, 3)
+    assert (report.steps, report.episodes, report.observations) == (50, 50, 101)  # 1-step episodes
+    assert report.coverage == 1.0
+    assert report.class_shares == pytest.approx((64 / 576,))  # one 8 x 8 cell of 24 x 24
+    assert report.warnings == ()
+    doorkey = check_env("MiniGrid-DoorKey-5x5-v0", steps=20)  # a built-in env passes too
+    assert doorkey.mask_classes == ("key", "door", "goal")
+    assert doorkey.coverage > 0
+    png = tmp_path / "check.png"
+    assert main(["envs", "--check", BY_MODULE, "--steps", "9", "--png", str(png)]) == 0
+    printed = capsys.readouterr().out
+    assert "object: 11.11% of the pixels" in printed
+    assert "9 steps, 9 episode(s) ended, 19 observations; the mask marks something in 100%" in printed
+    assert png.exists()
+
+
+def test_check_finds_what_breaks_the_contract(broken_ids: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for fault, message in [
+        ("shares", "fails gymnasium's env checker: The observations returned by"),
+        ("leaves_space", "observation [0-9]+ of the random rollout .* lies outside the observation space"),
+    ]:
+        gym.register(broken_ids, entry_point=Misbehaving, kwargs={"fault": fault})
+        with pytest.raises(InputError, match=message):
+            check_env(broken_ids, steps=60)
+        gym.registry.pop(broken_ids)
+    gym.register(broken_ids, entry_point=Misbehaving, kwargs={"fault": "empty"})
+    empty = check_env(broken_ids, steps=10)
+    assert (empty.coverage, empty.class_shares) == (0.0, (0.0,))
+    assert "warning: the mask is empty in every observation" in empty.format()
+    assert main(["envs", "--check", "CartPole-v1"]) == 2
+    assert "Your own environment" in capsys.readouterr().err
+    assert main(["envs", "--check", BY_MODULE, "--steps", "0"]) == 2
+    assert "--steps must be >= 1" in capsys.readouterr().err
+
+
+def test_the_documented_example_env_passes_the_check_and_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "environments.md").read_text()
+    (block,) = re.findall(r"```python\n(# my_envs/__init__\.py\n.*?)```", docs, flags=re.S)
+    module = types.ModuleType("my_envs")
+    monkeypatch.setitem(sys.modules, "my_envs", module)
+    exec(compile(block, "docs/environments.md", "exec"), module.__dict__)  # registers the id
+    registered = gym.registry.pop("my_envs/FindTheKey-v0")
+    monkeypatch.setitem(gym.registry, "my_envs/FindTheKey-v0", registered)  # gone after the test
+    report = check_env("my_envs:my_envs/FindTheKey-v0", steps=300)
+    assert report.mask_classes == ("key",)
+    assert report.coverage > 0.9  # the key is hidden only under the agent, at the episode's end
+    assert report.class_shares[0] == pytest.approx(report.coverage / 64)  # one 8 x 8 cell of 64 x 64
+    out = tmp_path / "key"
+    train = ["train", "--env", "my_envs:my_envs/FindTheKey-v0", "--steps", "128", "--n-envs", "2"]
+    train += ["--hp", "n_steps=64", "batch_size=64", "n_epochs=1", "--eval-freq", "0"]
+    assert main([*train, "--no-progress-bar", "--device", DEVICE, "--out", str(out)]) == 0
+    assert RunDir(out).is_trained()

@@ -66,7 +66,7 @@ class FindObjectEnv(gym.Env[dict[str, np.ndarray], int]):
 
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         reward = float(int(action) == self._target)
-        return self._obs, reward, True, False, {}
+        return {key: value.copy() for key, value in self._obs.items()}, reward, True, False, {}
 
 
 class ImageOnlyEnv(gym.ObservationWrapper[np.ndarray, int, dict[str, np.ndarray]]):
