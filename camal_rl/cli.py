@@ -92,6 +92,8 @@ def envs(cfg: EnvsConfig) -> str:
 
     if cfg.check is not None:
         return check_env_command(cfg)
+    if cfg != EnvsConfig(contains=cfg.contains):
+        raise InputError("--steps, --env-kwargs and --png go with --check ID")
     rows = [row for row in list_envs() if cfg.contains.lower() in row.env_id.lower()]
     table = format_env_table(rows)
     print(table)

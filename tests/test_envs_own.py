@@ -210,6 +210,8 @@ def test_check_finds_what_breaks_the_contract(broken_ids: str, capsys: pytest.Ca
     assert "Your own environment" in capsys.readouterr().err
     assert main(["envs", "--check", BY_MODULE, "--steps", "0"]) == 2
     assert "--steps must be >= 1" in capsys.readouterr().err
+    assert main(["envs", "--contains", "Key", "--png", "key.png"]) == 2  # a listing takes no check options
+    assert "--steps, --env-kwargs and --png go with --check ID" in capsys.readouterr().err
 
 
 def test_the_documented_example_env_passes_the_check_and_trains(
