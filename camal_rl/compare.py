@@ -317,8 +317,14 @@ def unfinished(run: TrainConfig, eval_cfg: EvaluateConfig) -> str:
     run_dir = RunDir(run.run_dir)
     steps = run.resolved().steps
     if not run_dir.is_trained():
-        done = run_dir.read_status().get("num_timesteps")
-        return f"saved at {done:,} of {steps:,} steps" if done else "not started"
+        status = run_dir.read_status()
+        if status["state"] == "missing":
+            return "not started"
+        # status.json holds the step of the last save; a running run's evaluations go further
+        evaluated = [row["step"] for row in run_dir.read_evaluations()]
+        reached = int(max([status.get("num_timesteps", 0), *evaluated]))
+        state = "running (or killed)" if status["state"] == "running" else status["state"]
+        return f"{state} at {reached:,} of {steps:,} steps"
     if steps_short(run_dir, run) > 0:
         return f"to train on to {steps:,} steps"
     if not run_dir.metrics.exists():

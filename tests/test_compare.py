@@ -140,15 +140,25 @@ def test_aggregation_names_the_runs_not_done_and_leaves_them_out(
     saved = RunDir(out / "MiniGrid-DoorKey-5x5-v0" / "ppo-none" / "seed1")
     saved.path.mkdir(parents=True)
     saved.write_status("interrupted", num_timesteps=64)
-    compare(tiny_sweep(out, seeds=(0, 1), aggregate_only=True))
+    compare(tiny_sweep(out, seeds=(0, 1, 2), aggregate_only=True))
     note = [
-        "Partial sweep: 2 of 4 runs done; not in the tables:",
-        "- saved at 64 of 128 steps: MiniGrid-DoorKey-5x5-v0/ppo-none/seed1",
-        "- not started: MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed1",
+        "Partial sweep: 2 of 6 runs done; not in the tables:",
+        "- interrupted at 64 of 128 steps: MiniGrid-DoorKey-5x5-v0/ppo-none/seed1",
+        "- not started: MiniGrid-DoorKey-5x5-v0/ppo-none/seed2, "
+        "MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed1, MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed2",
     ]
     assert capsys.readouterr().out.splitlines()[:3] == note
     table = (out / "comparison.md").read_text()
     assert table.splitlines()[2:5] == note
+    running = RunDir(out / "MiniGrid-DoorKey-5x5-v0" / "ppo-camal-c0.5" / "seed2")
+    running.path.mkdir(parents=True)
+    running.write_status("running", num_timesteps=0)  # started; evaluated since, not saved
+    running.append_evaluation({"step": 0})
+    running.append_evaluation({"step": 96})
+    compare(tiny_sweep(out, seeds=(0, 1, 2), aggregate_only=True))
+    assert "- running (or killed) at 96 of 128 steps: MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed2" in (
+        capsys.readouterr().out.splitlines()
+    )
     assert "| ppo-none | 1 |" in table  # seed 0 only
     assert "| ppo-camal-c0.5 | 1 |" in table
     # a raised budget, other evaluation settings: done runs are not done for this sweep
