@@ -105,6 +105,15 @@ def test_report_says_when_each_seed_first_learnt(tmp_path: Path) -> None:
     assert camal_row.endswith("| - | - |")
 
 
+def test_report_judges_vizdoom_learning_on_its_own_return_scale(tmp_path: Path) -> None:
+    metrics = metrics_report([79.0] * EPISODES, saliency={"gradcam": {"epg": [0.05] * EPISODES}})
+    curve = [{"step": 20_000 * i, "return_mean": r} for i, r in enumerate((-300, 26, 49.9, 50, 79))]
+    write_run(tmp_path, env="VizdoomBasic-v1", method="none", metrics=metrics, evaluations=curve)
+    rows = report_cell(tmp_path).splitlines()
+    assert "| first return >= 50 (seed by seed) |" in rows[2]
+    assert next(line for line in rows if line.startswith("| ppo-none |")).endswith("| 60k | - |")
+
+
 def test_report_cell_without_evaluations(tmp_path: Path) -> None:
     write_run(tmp_path / "empty", method="none", seed=0)
     assert "no evaluated run yet" in report_cell(tmp_path / "empty")
