@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 
 
 def action_names(env: gym.Env) -> tuple[str, ...]:
-    """Names of a discrete action space: MiniGrid's ``Actions`` members, ViZDoom's pressed buttons
-    joined by ``+`` (``noop`` for none, e.g. ``move_left``), else the action numbers.
+    """Names of a discrete action space: the env's own ``action_names`` attribute (one name per
+    action; an env of the user's may set it), MiniGrid's ``Actions`` members, ViZDoom's pressed
+    buttons joined by ``+`` (``noop`` for none, e.g. ``move_left``), else the action numbers.
 
     :raises InputError: the action space is not discrete.
     """
@@ -49,6 +50,9 @@ def action_names(env: gym.Env) -> tuple[str, ...]:
         raise InputError(f"camal-rl record needs a discrete action space, got {space}")
     n = int(space.n)
     base: Any = env.unwrapped
+    own = getattr(base, "action_names", None)
+    if own is not None and len(own) == n:
+        return tuple(str(name) for name in own)
     from minigrid.core.actions import Actions
     from minigrid.minigrid_env import MiniGridEnv
 

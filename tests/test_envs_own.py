@@ -23,6 +23,7 @@ from camal_rl.envs.check import check_env
 from camal_rl.errors import InputError, WrongEnvTypeError
 from camal_rl.results import load_results
 from camal_rl.rundir import RunDir
+from camal_rl.video import action_names
 from tests.conftest import DEVICE
 from tests.toy_envs import OWN_ENV_ID, FindObjectEnv
 
@@ -228,6 +229,9 @@ def test_the_documented_example_env_passes_the_check_and_trains(
     assert report.mask_classes == ("key",)
     assert report.coverage > 0.9  # the key is hidden only under the agent, at the episode's end
     assert report.class_shares[0] == pytest.approx(report.coverage / 64)  # one 8 x 8 cell of 64 x 64
+    env = make_masked_env("my_envs/FindTheKey-v0")
+    assert action_names(env) == ("right", "down", "left", "up")  # the env's own, for record
+    env.close()
     out = tmp_path / "key"
     train = ["train", "--env", "my_envs:my_envs/FindTheKey-v0", "--steps", "128", "--n-envs", "2"]
     train += ["--hp", "n_steps=64", "batch_size=64", "n_epochs=1", "--eval-freq", "0"]
