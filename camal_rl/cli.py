@@ -78,7 +78,7 @@ class EnvsConfig:
     """Check one env instead of listing: any id train takes, e.g. an env of your own
     (MODULE:ID); its spaces, mask classes, gymnasium's checks, and a random policy's observations."""
     steps: int = 200
-    """--check: random-policy observations to check."""
+    """--check: random-policy steps whose observations are checked."""
     env_kwargs: tuple[str, ...] = ()
     """--check: keywords KEY=VALUE for the env."""
     png: Path | None = None

@@ -21,6 +21,9 @@ from camal_rl.envs.base import IMAGE_KEY, MASK_KEY, get_mask_classes
 from camal_rl.envs.registry import make_masked_env
 from camal_rl.errors import InputError
 
+WRAPPED = "is different from the unwrapped version"
+"""gymnasium's warning that it checks a wrapped env, as it is meant to here: not reported."""
+
 
 @dataclass(frozen=True)
 class EnvCheck:
@@ -69,7 +72,7 @@ def check_env(
     """Check ``env_id`` (see the module's doc).
 
     :param env_id: any id :func:`~camal_rl.envs.make_masked_env` takes.
-    :param steps: observations of the random policy to check (>= 1).
+    :param steps: random-policy steps whose observations are checked (>= 1).
     :param seed: seed of the resets and of the random actions.
     :param env_kwargs: keywords for :func:`~camal_rl.envs.make_masked_env`.
     :raises InputError: the env breaks the contract or gymnasium's checks; the message says where.
@@ -81,7 +84,7 @@ def check_env(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                gymnasium_check_env(env.unwrapped, skip_render_check=True)
+                gymnasium_check_env(env, skip_render_check=True)  # the wrappers training sees
             except (AssertionError, AttributeError, TypeError, ValueError) as error:
                 raise InputError(f"{env_id} fails gymnasium's env checker: {error}") from error
         classes = get_mask_classes(env)
@@ -105,7 +108,7 @@ def check_env(
             observations=tally.count,
             coverage=tally.covered / tally.count,
             class_shares=tuple(float(share) for share in tally.shares / tally.count),
-            warnings=tuple(dict.fromkeys(str(w.message) for w in caught)),
+            warnings=tuple(dict.fromkeys(str(w.message) for w in caught if WRAPPED not in str(w.message))),
             example=tally.example,
         )
     finally:
@@ -127,10 +130,10 @@ class _MaskTally:
                 f"{self.env_id}: observation {self.count} of the random rollout (resets counted) lies "
                 f"outside the observation space {self.space}"
             )
-        marked = bool(obs[MASK_KEY].any())
+        mask = obs[MASK_KEY]
+        marked = bool(mask.any())
         if self.example is None or (marked and not self.covered):
             self.example = obs  # the first observation whose mask marks something, else the first
         self.count += 1
         self.covered += marked
-        mask = obs[MASK_KEY]
         self.shares += np.bincount(mask.ravel(), minlength=len(self.shares) + 1)[1:] / mask.size
