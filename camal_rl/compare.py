@@ -492,6 +492,11 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
     runs = cfg.run_configs()
     for run in runs:
         run.resolved()  # bad settings fail here, before any worker starts
+    if cfg.distractors and not cfg.aggregate_only:  # an env without that variant: now, not after training
+        from camal_rl.envs import make_masked_env
+
+        for cell in cfg.base_configs():
+            make_masked_env(cell.env, **{**cell.env_make_kwargs, "distractors": cfg.distractors}).close()
     jobs = [(run, cfg.evaluate_config(run.run_dir)) for run in runs]
     failed: list[RunOutcome] = []
     if not cfg.aggregate_only:

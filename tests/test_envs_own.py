@@ -16,7 +16,7 @@ import pytest
 from gymnasium import spaces
 
 from camal_rl.cli import main
-from camal_rl.compare import SweepConfig
+from camal_rl.compare import SweepConfig, compare
 from camal_rl.config import TrainConfig
 from camal_rl.envs import get_mask_classes, make_masked_env
 from camal_rl.envs.check import check_env
@@ -237,3 +237,10 @@ def test_the_documented_example_env_passes_the_check_and_trains(
     train += ["--hp", "n_steps=64", "batch_size=64", "n_epochs=1", "--eval-freq", "0"]
     assert main([*train, "--no-progress-bar", "--device", DEVICE, "--out", str(out)]) == 0
     assert RunDir(out).is_trained()
+
+
+def test_a_sweep_asking_an_own_env_for_distractors_fails_before_training(tmp_path: Path) -> None:
+    sweep = SweepConfig(envs=(BY_MODULE,), methods=("none",), seeds=(0,), distractors=1, out=tmp_path / "s")
+    with pytest.raises(InputError, match="distractors only apply to MiniGrid envs"):
+        compare(sweep)
+    assert not (tmp_path / "s").exists()
