@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import sys
@@ -244,3 +245,13 @@ def test_a_sweep_asking_an_own_env_for_distractors_fails_before_training(tmp_pat
     with pytest.raises(InputError, match="distractors only apply to MiniGrid envs"):
         compare(sweep)
     assert not (tmp_path / "s").exists()
+
+
+def test_a_dqn_agent_trains_on_an_own_env(tmp_path: Path) -> None:
+    out = tmp_path / "dqn"
+    train = ["train", "--algo", "dqn", "--env", BY_MODULE, "--steps", "256", "--n-envs", "2"]
+    train += ["--hp", "learning_starts=64", "buffer_size=512", "batch_size=32", "--eval-freq", "0"]
+    assert main([*train, "--no-progress-bar", "--device", DEVICE, "--out", str(out)]) == 0
+    assert RunDir(out).read_status()["num_timesteps"] == 256
+    rows = list(csv.DictReader((out / "progress.csv").open()))
+    assert float(rows[-1]["train/n_updates"]) > 0  # gradient steps ran, on the env's masks
