@@ -24,6 +24,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from camal_rl.adapters import ActionScorer, EpsilonGreedyPolicy, images_to_tensor
 from camal_rl.errors import InputError
+from camal_rl.hyperparams import parse_assignments
 from camal_rl.metrics import (
     behaviour_kl,
     comprehensiveness,
@@ -90,7 +91,8 @@ def collect_episodes(
 ) -> list[Episode]:
     """Roll out ``model`` on ``n_episodes`` episodes seeded ``seed, seed + 1, ...``.
 
-    :param model: a trained SB3 model that acts on ``{"image": ...}``.
+    :param model: a trained SB3 model that acts on the image alone (a CAMAL agent, or a stock
+        model trained on image observations).
     :param make_env: builds one masked env (closed afterwards).
     :param n_episodes: number of episodes.
     :param seed: seed of the first episode.
@@ -104,7 +106,7 @@ def collect_episodes(
             images, masks, actions, rewards = [], [], [], []
             done = False
             while not done:
-                action, _ = model.predict({"image": obs["image"]}, deterministic=deterministic)
+                action, _ = model.predict(obs["image"], deterministic=deterministic)
                 images.append(obs["image"])
                 masks.append(obs["mask"])
                 actions.append(int(action))
@@ -287,6 +289,9 @@ class EvaluateConfig:
     """Seed of the first evaluation episode."""
     env: str | None = None
     """Env id (default: the run's); needed for a bare model zip."""
+    env_kwargs: tuple[str, ...] = ()
+    """Env keywords KEY=VALUE over the run's own (a bare model zip has none: e.g. view=full
+    tile_size=12 for a MiniGrid model trained on those frames)."""
     distractors: int = 0
     """Also evaluate on the distractor variant with this many extra objects (MiniGrid; 0: skip)."""
     methods: tuple[str, ...] = ("gradcam", "perturbation")
@@ -322,6 +327,8 @@ class EvaluateConfig:
             "faithfulness": self.faithfulness,
             "max_steps_scored": self.max_steps_scored,
         }
+        if self.env_kwargs:
+            settings["env_kwargs"] = list(self.env_kwargs)
         if algo == "dqn":
             settings["q_policy"] = self.q_policy
             if self.q_policy == "epsilon-greedy":
@@ -345,11 +352,17 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     from camal_rl.loading import load_agent
 
     cfg.check()
-    agent = load_agent(cfg.run, device=cfg.device, env=cfg.env)
+    overrides = parse_assignments(cfg.env_kwargs, "--env-kwargs")
+    agent = load_agent(cfg.run, device=cfg.device, env=cfg.env, env_kwargs=overrides)
     env_id, env_kwargs = agent.env_id, agent.env_kwargs
     variants: dict[str, dict[str, Any]] = {"train": env_kwargs}
     if cfg.distractors:
         variants["distractors"] = {**env_kwargs, "distractors": cfg.distractors}
+    probe = make_masked_env(env_id, **env_kwargs)
+    try:
+        agent.check_env(probe)
+    finally:
+        probe.close()
     scorer = PolicyScorer(agent.model)
     policy, policy_name = action_distribution(scorer, cfg.q_policy, cfg.q_epsilon)
     tile = int(env_kwargs.get("tile_size", 8))

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
+from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.dqn.policies import DQNPolicy
 
 from camal_rl.config import TrainConfig
+from camal_rl.envs.base import IMAGE_KEY
 from camal_rl.errors import InputError
 from camal_rl.rundir import RunDir
 
@@ -25,6 +31,10 @@ def algorithm_classes() -> dict[str, type[CamalPPO] | type[CamalDQN]]:
     return {"ppo": CamalPPO, "dqn": CamalDQN}
 
 
+STOCK_ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+"""Stable-Baselines3's own algorithms whose models camal-rl evaluates and records (not trains)."""
+
+
 @dataclass(frozen=True)
 class LoadedAgent:
     """A trained model and the settings it was trained with."""
@@ -36,11 +46,49 @@ class LoadedAgent:
     """The run's resolved config; None for a bare model zip."""
     env_id: str
     run: RunDir | None
+    env_overrides: dict[str, Any] = field(default_factory=dict)
+    """Env keywords given at loading, over the run's own."""
+
+    @property
+    def stock(self) -> bool:
+        """A stock SB3 model (no CAMAL training), not a CAMAL agent."""
+        from camal_rl.agents.common.algorithm import CamalAlgorithm
+
+        return not isinstance(self.model, CamalAlgorithm)
+
+    def check_env(self, env: gym.Env) -> None:
+        """Refuse an env whose images or actions the model was not built for (an env id or
+        keywords other than the training env's, a frame-stacked model), before any rollout.
+
+        :param env: a masked env, as :func:`camal_rl.envs.make_masked_env` makes it.
+        :raises InputError: the image shape or the number of actions differs.
+        """
+        from camal_rl.agents.common.extractors import image_subspace
+
+        channels, height, width = image_subspace(self.model.observation_space).shape
+        image = env.observation_space[IMAGE_KEY].shape  # type: ignore[index]
+        n_actions = getattr(self.model.action_space, "n", None)
+        env_actions = getattr(env.action_space, "n", None)
+        where = f"{self.env_id} with {self.env_kwargs}" if self.env_kwargs else self.env_id
+        if tuple(image) != (height, width, channels):
+            raise InputError(
+                f"the model takes {height}x{width} images with {channels} channels, but {where} renders "
+                f"{image[0]}x{image[1]} with {image[2]}: pass the env and keywords it was trained on "
+                "(--env, --env-kwargs: e.g. view=full, tile_size=N, resolution=[H, W]); a model trained "
+                "on stacked frames cannot be evaluated on single frames"
+            )
+        if n_actions != env_actions:
+            raise InputError(
+                f"the model has {n_actions} actions, but {where} has {env_actions}: "
+                "pass the env it was trained on (--env)"
+            )
 
     @property
     def env_kwargs(self) -> dict[str, Any]:
-        """Keywords of :func:`camal_rl.envs.make_masked_env` the agent was trained with."""
-        return self.config.env_make_kwargs if self.config is not None else {}
+        """Keywords of :func:`camal_rl.envs.make_masked_env` to evaluate the agent with: those it
+        was trained with (a run directory's), then the overrides."""
+        own = self.config.env_make_kwargs if self.config is not None else {}
+        return {**own, **self.env_overrides}
 
     @property
     def metrics_path(self) -> Path:
@@ -48,8 +96,9 @@ class LoadedAgent:
         return self.run.metrics if self.run is not None else self.model_path.with_suffix(".metrics.json")
 
     def describe(self) -> dict[str, Any]:
-        """Identity of the agent for result files."""
+        """Identity of the agent for result files (a stock SB3 model's says ``trained_by``)."""
         cfg = self.config
+        stock = {"trained_by": "stable-baselines3"} if self.stock else {}
         return {
             "run": str(self.run.path) if self.run is not None else None,
             "model": str(self.model_path),
@@ -60,36 +109,67 @@ class LoadedAgent:
             "seed": cfg.seed if cfg else None,
             "label": cfg.label if cfg else self.model_path.stem,
             "num_timesteps": int(self.model.num_timesteps),
+            **stock,
         }
 
 
-def algo_of_zip(path: Path) -> str:
-    """``ppo`` or ``dqn``, read from the zip's saved policy class.
+@dataclass(frozen=True)
+class ZipModel:
+    """What a model zip holds, read from its saved data without building the model."""
 
-    :raises InputError: the file is not a readable SB3 model zip.
+    algo: str
+    """``ppo``, ``a2c`` or ``dqn``."""
+    camal: bool
+    """Saved by a CAMAL agent (its policy is a camal-rl policy), not by stock SB3."""
+
+
+def read_zip_model(path: Path) -> ZipModel:
+    """The algorithm of a model zip, from its saved policy class (and, for an actor-critic, from
+    PPO's ``clip_range``, which A2C does not save).
+
+    :raises InputError: the file is not a readable SB3 model zip of a supported algorithm.
     """
+    from camal_rl.agents.common.algorithm import CamPolicy
+
     try:
         data, _, _ = load_from_zip_file(path, device="cpu", load_data=True)
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, RuntimeError) as error:
         raise InputError(
             f"cannot read model zip {path}: {error}; "
-            "pass a run directory or a model.zip written by camal-rl train"
+            "pass a run directory, or a model zip saved by camal-rl or Stable-Baselines3"
         ) from error
-    policy_class = data.get("policy_class") if data else None
-    name = getattr(policy_class, "__name__", str(policy_class))
-    if "DQN" in name or "QNetwork" in name:
-        return "dqn"
-    if "ActorCritic" in name:
-        return "ppo"
-    raise InputError(f"{path} holds a {name} policy; camal-rl loads PPO and DQN models only")
+    data = data or {}
+    policy_class = data.get("policy_class")
+    if not isinstance(policy_class, type):
+        raise InputError(
+            f"{path} names no loadable policy class ({policy_class!r}); if it is a custom class, "
+            "import the module that defines it before loading (Python API)"
+        )
+    camal = issubclass(policy_class, CamPolicy)
+    if issubclass(policy_class, DQNPolicy):
+        return ZipModel("dqn", camal)
+    if issubclass(policy_class, ActorCriticPolicy):
+        return ZipModel("ppo" if camal or "clip_range" in data else "a2c", camal)
+    raise InputError(
+        f"{path} holds a {policy_class.__name__} policy; camal-rl loads PPO, A2C and DQN models "
+        "(discrete actions, image observations)"
+    )
 
 
-def load_agent(path: Path, *, device: str = "auto", env: str | None = None) -> LoadedAgent:
-    """Load the newest model of a run directory, or a model zip.
+def load_agent(
+    path: Path,
+    *,
+    device: str = "auto",
+    env: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> LoadedAgent:
+    """Load the newest model of a run directory, or a model zip: a CAMAL agent's, or a stock SB3
+    PPO, A2C or DQN model trained on image observations (evaluated and recorded, not trained).
 
     :param path: a run directory or a ``.zip`` saved by SB3 / camal-rl.
     :param device: torch device.
     :param env: env id, overriding the run's (required for a bare zip).
+    :param env_kwargs: env keywords over the run's own (a bare zip has none of its own).
     :raises InputError: nothing loadable there, or no env known for a bare zip.
     """
     if not path.exists():
@@ -104,14 +184,16 @@ def load_agent(path: Path, *, device: str = "auto", env: str | None = None) -> L
             )
         config = TrainConfig.load(run.config)
         model_path = run.latest_model()
+        saved = ZipModel(config.algo, camal=True)
     else:
         model_path = path
-    algo = config.algo if config is not None else algo_of_zip(model_path)
+        saved = read_zip_model(model_path)
     env_id = env or (config.env if config is not None else None)
     if env_id is None:
         raise InputError(f"{path} is a bare model zip: pass --env with the env id it was trained on")
+    algorithm = algorithm_classes()[saved.algo] if saved.camal else STOCK_ALGORITHMS[saved.algo]
     try:
-        model = algorithm_classes()[algo].load(model_path, device=device)
+        model = algorithm.load(model_path, device=device)
     except (zipfile.BadZipFile, ValueError, KeyError, RuntimeError, EOFError) as error:
         raise InputError(f"cannot load {model_path}: {error}") from error
-    return LoadedAgent(model, algo, model_path, config, env_id, run)
+    return LoadedAgent(model, saved.algo, model_path, config, env_id, run, dict(env_kwargs or {}))

@@ -25,6 +25,7 @@ from camal_rl.adapters import images_to_tensor
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EVAL_SEED, Episode, collect_episodes
 from camal_rl.frames import DEFAULT_ALPHA, AgentRecording, RecordedEpisode, render_frames, still_index
+from camal_rl.hyperparams import parse_assignments
 from camal_rl.metrics import energy_pointing_game
 from camal_rl.saliency import SALIENCY_METHODS, compute_saliency, eval_mode
 
@@ -143,6 +144,7 @@ def record_agent(
 
     probe = make_env()
     try:
+        agent.check_env(probe)
         names = action_names(probe)
     finally:
         probe.close()
@@ -256,6 +258,8 @@ class RecordConfig:
     """Seed of the first episode."""
     env: str | None = None
     """Env id (default: each run's own); needed for a bare model zip."""
+    env_kwargs: tuple[str, ...] = ()
+    """Env keywords KEY=VALUE over each run's own (a bare model zip has none: e.g. view=full)."""
     distractors: int = 0
     """Record on the distractor variant with this many extra objects (MiniGrid; 0: the training env)."""
     max_steps: int | None = None
@@ -323,7 +327,8 @@ def record(cfg: RecordConfig) -> list[Path]:
     from camal_rl.loading import load_agent
 
     check_record_config(cfg)
-    agents = [load_agent(path, device=cfg.device, env=cfg.env) for path in cfg.runs]
+    overrides = parse_assignments(cfg.env_kwargs, "--env-kwargs")
+    agents = [load_agent(path, device=cfg.device, env=cfg.env, env_kwargs=overrides) for path in cfg.runs]
     recordings = [
         record_agent(
             agent,

@@ -30,10 +30,12 @@ from tests.conftest import DEVICE
 
 
 class ImageOnlyAgent:
-    """Acts 'forward' (2) and fails if it is shown anything but the image."""
+    """Acts 'forward' (2) and fails if it is shown anything but the image (as a bare array, which
+    CAMAL agents and stock SB3 models trained on images both take)."""
 
-    def predict(self, obs: dict[str, np.ndarray], deterministic: bool = True) -> tuple[np.ndarray, None]:
-        assert set(obs) == {"image"}
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        assert isinstance(obs, np.ndarray)
+        assert (obs.shape, obs.dtype) == ((56, 56, 3), np.uint8)
         return np.array(2), None
 
 

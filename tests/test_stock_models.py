@@ -1,0 +1,298 @@
+"""Models trained elsewhere with stock Stable-Baselines3 (PPO, A2C, DQN on image observations):
+loaded, scored through a hook on their extractor, evaluated and recorded like CAMAL agents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, cast
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from minigrid.wrappers import ImgObsWrapper, RGBImgPartialObsWrapper
+from stable_baselines3 import A2C, DQN, PPO, SAC
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.preprocessing import preprocess_obs
+from stable_baselines3.common.torch_layers import NatureCNN
+from torch import nn
+
+from camal_rl.agents import CamalPPO, PolicyScorer
+from camal_rl.agents.common.scorer import LayerMaps, default_attention_layer
+from camal_rl.cli import main
+from camal_rl.envs import make_masked_env
+from camal_rl.errors import InputError
+from camal_rl.evaluation import EvaluateConfig, collect_episodes
+from camal_rl.loading import load_agent, read_zip_model
+from camal_rl.video import RecordConfig, record
+
+from .conftest import DEVICE
+
+DOORKEY = "MiniGrid-DoorKey-5x5-v0"
+
+
+def image_env() -> gym.Env:
+    """DoorKey-5x5 as a stock SB3 user trains on it: the agent's 56x56 RGB view, no mask."""
+    return ImgObsWrapper(RGBImgPartialObsWrapper(gym.make(DOORKEY)))
+
+
+@pytest.fixture(scope="module")
+def stock_zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """PPO, A2C and DQN with SB3's CnnPolicy (NatureCNN), 64 steps each, saved as zips."""
+    out = tmp_path_factory.mktemp("stock")
+    venv = make_vec_env(image_env, n_envs=2, seed=0)
+    models = {
+        "ppo": PPO("CnnPolicy", venv, n_steps=32, batch_size=32, n_epochs=1, seed=0, device=DEVICE),
+        "a2c": A2C("CnnPolicy", venv, n_steps=8, seed=0, device=DEVICE),
+        "dqn": DQN("CnnPolicy", venv, buffer_size=64, learning_starts=16, seed=0, device=DEVICE),
+    }
+    paths = {}
+    for name, model in models.items():
+        model.learn(64)
+        paths[name] = out / f"{name}.zip"
+        model.save(paths[name])
+    venv.close()
+    return paths
+
+
+def first_image() -> tuple[np.ndarray, torch.Tensor]:
+    """The masked env's first observation image (H, W, 3) and as a raw (1, 3, H, W) batch."""
+    env = make_masked_env(DOORKEY)
+    obs, _ = env.reset(seed=3)
+    env.close()
+    return obs["image"], torch.as_tensor(obs["image"]).permute(2, 0, 1)[None].float()
+
+
+def test_read_zip_model_tells_the_algorithm(stock_zips: dict[str, Path], tiny_run: Path) -> None:
+    for name, path in stock_zips.items():
+        saved = read_zip_model(path)
+        assert (saved.algo, saved.camal) == (name, False)
+    saved = read_zip_model(tiny_run / "model.zip")
+    assert (saved.algo, saved.camal) == ("ppo", True)
+
+
+def test_read_zip_model_refuses_other_algorithms(tmp_path: Path) -> None:
+    SAC("MlpPolicy", gym.make("Pendulum-v1"), buffer_size=8, device="cpu").save(tmp_path / "sac.zip")
+    with pytest.raises(InputError, match="holds a SACPolicy policy; camal-rl loads PPO, A2C and DQN"):
+        read_zip_model(tmp_path / "sac.zip")
+
+
+@pytest.mark.parametrize("name", ["ppo", "a2c", "dqn"])
+def test_scorer_reads_the_stock_policy(stock_zips: dict[str, Path], name: str) -> None:
+    """Scores and values are the policy's own; the maps are NatureCNN's third conv after its
+    ReLU (3x3 on 56x56 frames: (56 - 8) / 4 + 1 = 13, (13 - 4) / 2 + 1 = 5, 5 - 3 + 1 = 3)."""
+    agent = load_agent(stock_zips[name], env=DOORKEY, device=DEVICE)
+    assert agent.stock
+    assert agent.algo == name
+    assert agent.describe()["trained_by"] == "stable-baselines3"
+    policy = agent.model.policy
+    scorer = PolicyScorer(agent.model)
+    image, images = first_image()
+    obs = policy.obs_to_tensor(image)[0]  # SB3 transposes the (H, W, 3) image itself
+    with torch.no_grad():
+        scores, maps = scorer.scores_and_maps(images)
+        extractor = cast(
+            NatureCNN, policy.q_net.features_extractor if name == "dqn" else policy.features_extractor
+        )
+        pre = preprocess_obs(obs, policy.observation_space)
+        assert isinstance(pre, torch.Tensor)
+        torch.testing.assert_close(maps, extractor.cnn[:6](pre))
+        if name == "dqn":
+            torch.testing.assert_close(scores, policy.q_net(obs))
+            torch.testing.assert_close(scorer.state_values(images), policy.q_net(obs).max(dim=1).values)
+        else:
+            probs = policy.get_distribution(obs).distribution.probs
+            torch.testing.assert_close(torch.softmax(scores, 1), probs)
+            torch.testing.assert_close(scorer.state_values(images), policy.predict_values(obs).flatten())
+    assert maps.shape == (1, 64, 3, 3)
+    assert bool((maps >= 0).all())
+    assert scorer.is_q_network == (name == "dqn")
+    greedy = int(scores.argmax(1)[0])
+    assert int(agent.model.predict(image, deterministic=True)[0]) == greedy
+
+
+def test_hooked_maps_carry_the_gradient_of_the_scores(stock_zips: dict[str, Path]) -> None:
+    """d score / d maps through the hook equals the gradient through the extractor's tail,
+    computed by hand from detached maps."""
+    agent = load_agent(stock_zips["ppo"], env=DOORKEY, device=DEVICE)
+    policy = agent.model.policy
+    scorer = PolicyScorer(agent.model)
+    _, images = first_image()
+    scores, maps = scorer.scores_and_maps(images)
+    (through_hook,) = torch.autograd.grad(scores[0, 2], maps)
+    extractor = cast(NatureCNN, policy.features_extractor)
+    pre = preprocess_obs(images.to(policy.device), policy.observation_space)
+    assert isinstance(pre, torch.Tensor)
+    detached = extractor.cnn[:6](pre).detach().requires_grad_()
+    logits = policy.action_net(
+        policy.mlp_extractor.forward_actor(extractor.linear(extractor.cnn[6](detached)))
+    )
+    (by_hand,) = torch.autograd.grad(logits[0, 2], detached)
+    torch.testing.assert_close(through_hook, by_hand)
+    assert float(through_hook.abs().sum()) > 0
+
+
+def one_conv(weight: float = 2.0, bias: float = -1.0) -> nn.Sequential:
+    conv = nn.Conv2d(1, 1, kernel_size=1)
+    with torch.no_grad():
+        conv.weight.fill_(weight)
+        conv.bias.fill_(bias)
+    return nn.Sequential(conv, nn.ReLU(), nn.Flatten())
+
+
+def test_layer_maps_by_hand() -> None:
+    """2x - 1 on [[0, 1], [2, 0.25]] is [[-1, 1], [3, -0.5]]; after the ReLU [[0, 1], [3, 0]]."""
+    x = torch.tensor([[[[0.0, 1.0], [2.0, 0.25]]]])
+    extractor = one_conv()
+    after_relu = LayerMaps(extractor)
+    assert after_relu.layer_name == "1"
+    features, maps = after_relu.forward_with_maps(x)
+    torch.testing.assert_close(maps, torch.tensor([[[[0.0, 1.0], [3.0, 0.0]]]]))
+    torch.testing.assert_close(features, torch.tensor([[0.0, 1.0, 3.0, 0.0]]))
+    _, conv_out = LayerMaps(extractor, "0").forward_with_maps(x)
+    torch.testing.assert_close(conv_out, torch.tensor([[[[-1.0, 1.0], [3.0, -0.5]]]]))
+    assert not extractor[1]._forward_hooks  # the hook is removed after each pass
+
+
+class TopLevelConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 1)
+        self.unused = nn.Conv2d(1, 1, 1)
+        self.head = nn.Flatten()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.conv(x)))
+
+
+def test_default_attention_layer() -> None:
+    image_space = spaces.Box(0, 255, (3, 56, 56), np.uint8)
+    assert default_attention_layer(NatureCNN(image_space)) == "cnn.5"
+    assert default_attention_layer(nn.Sequential(nn.Conv2d(1, 1, 1), nn.Flatten())) == "0"
+    assert default_attention_layer(nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1), nn.ReLU())) == "0"
+    assert default_attention_layer(nn.Sequential(nn.Sequential(nn.Conv2d(1, 1, 1), nn.ELU()))) == "0.1"
+    assert default_attention_layer(TopLevelConv()) == "unused"  # the last registered conv
+    with pytest.raises(InputError, match="Linear has no Conv2d layer"):
+        default_attention_layer(nn.Linear(2, 2))
+
+
+def test_layer_maps_refusals() -> None:
+    x = torch.ones(1, 1, 2, 2)
+    with pytest.raises(InputError, match="has no layer named 'nope'; its layers are: 0, 1, 2"):
+        LayerMaps(one_conv(), "nope")
+    with pytest.raises(InputError, match=r"layer '2' of Sequential outputs \(1, 4\), not \(batch"):
+        LayerMaps(one_conv(), "2").forward_with_maps(x)
+    with pytest.raises(InputError, match="layer 'unused' of TopLevelConv did not run"):
+        LayerMaps(TopLevelConv()).forward_with_maps(x)
+    _, maps = LayerMaps(TopLevelConv(), "conv").forward_with_maps(x)
+    assert maps.shape == (1, 2, 2, 2)
+
+
+def test_scorer_refusals(stock_zips: dict[str, Path]) -> None:
+    masked = make_vec_env(lambda: make_masked_env(DOORKEY), n_envs=1)
+    with pytest.raises(InputError, match=r"keys \['image', 'mask'\], not the image alone"):
+        PolicyScorer(PPO("MultiInputPolicy", masked, n_steps=16, batch_size=16, device="cpu"))
+    with pytest.raises(InputError, match="its own attention maps"):
+        PolicyScorer(
+            CamalPPO("MultiInputPolicy", masked, n_steps=16, batch_size=16, device="cpu"),
+            layer="to_attention.1",
+        )
+    masked.close()
+    flat = make_vec_env(image_env, n_envs=1)
+    with pytest.raises(InputError, match="FlattenExtractor has no Conv2d layer"):
+        PolicyScorer(PPO("MlpPolicy", flat, n_steps=16, batch_size=16, device="cpu"))
+    flat.close()
+    with pytest.raises(InputError, match=r"an actor-critic \(PPO, A2C\) or DQN policy, got SACPolicy"):
+        PolicyScorer(SAC("MlpPolicy", gym.make("Pendulum-v1"), buffer_size=8, device="cpu"))
+    second_conv = PolicyScorer(load_agent(stock_zips["ppo"], env=DOORKEY, device=DEVICE).model, layer="cnn.2")
+    assert second_conv.scores_and_maps(first_image()[1])[1].shape == (1, 64, 5, 5)
+
+
+def test_evaluate_a_stock_model_from_the_command_line(
+    stock_zips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "metrics.json"
+    argv = ["evaluate", str(stock_zips["ppo"]), "--env", DOORKEY, "--episodes", "1"]
+    main([*argv, "--max-steps-scored", "2", "--device", DEVICE, "--out", str(out)])
+    report: dict[str, Any] = json.loads(out.read_text())
+    assert (report["algo"], report["trained_by"], report["method"]) == ("ppo", "stable-baselines3", None)
+    assert "env_kwargs" not in report["settings"]
+    scored = report["variants"]["train"]["saliency"]
+    for method in ("gradcam", "perturbation"):
+        assert 0.0 <= scored[method]["epg"]["mean"] <= 1.0
+        assert np.isfinite(scored[method]["deletion_auc"]["mean"])
+    assert report["label"] == "ppo"  # the zip's name
+    assert capsys.readouterr().out.startswith("ppo  MiniGrid-DoorKey-5x5-v0  steps=64")
+
+
+def test_evaluate_and_record_stock_dqn_and_a2c(stock_zips: dict[str, Path], tmp_path: Path) -> None:
+    from camal_rl.evaluation import evaluate
+
+    cfg = EvaluateConfig(
+        run=stock_zips["dqn"],
+        env=DOORKEY,
+        episodes=1,
+        methods=("gradcam",),
+        faithfulness=False,
+        max_steps_scored=2,
+        q_policy="epsilon-greedy",
+        device=DEVICE,
+        out=tmp_path / "dqn.json",
+    )
+    report = evaluate(cfg)
+    assert report["faithfulness_policy"] == "epsilon-greedy(Q), epsilon 0.05"
+    assert report["variants"]["train"]["episodes"] == 1
+    written = record(
+        RecordConfig(
+            runs=(stock_zips["a2c"], stock_zips["dqn"]),
+            env=DOORKEY,
+            episodes=1,
+            max_steps=3,
+            device=DEVICE,
+            out=tmp_path / "both.mp4",
+            frame_png=True,
+        )
+    )
+    assert [path.suffix for path in written] == [".mp4", ".png"]
+    assert all(path.stat().st_size > 0 for path in written)
+
+
+def test_stock_model_acts_on_the_masked_envs_image(stock_zips: dict[str, Path]) -> None:
+    """Evaluation rolls out the stock model on the image alone, as it was trained."""
+    agent = load_agent(stock_zips["a2c"], env=DOORKEY, device=DEVICE)
+    (episode,) = collect_episodes(
+        agent.model, lambda: gym.wrappers.TimeLimit(make_masked_env(DOORKEY), 5), 1, seed=7
+    )
+    assert episode.length == 5
+    expected = [int(agent.model.predict(image, deterministic=True)[0]) for image in episode.images]
+    assert episode.actions.tolist() == expected
+
+
+def test_env_that_does_not_fit_the_model_is_refused(
+    stock_zips: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["evaluate", str(stock_zips["ppo"]), "--env", DOORKEY, "--env-kwargs", "view=full"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the model takes 56x56 images with 3 channels, but MiniGrid-DoorKey-5x5-v0 with" in err
+    assert "{'view': 'full'} renders 40x40 with 3" in err
+    agent = load_agent(stock_zips["ppo"], env=DOORKEY, device=DEVICE)
+    three_actions = gym.Env()
+    three_actions.observation_space = spaces.Dict({"image": spaces.Box(0, 255, (56, 56, 3), np.uint8)})
+    three_actions.action_space = spaces.Discrete(3)
+    with pytest.raises(InputError, match="the model has 7 actions, but MiniGrid-DoorKey-5x5-v0 has 3"):
+        agent.check_env(three_actions)
+    assert main(["record", str(stock_zips["ppo"]), "--env", DOORKEY, "--env-kwargs", "view"]) == 2
+    assert "--env-kwargs takes KEY=VALUE pairs" in capsys.readouterr().err
+
+
+def test_env_kwargs_go_over_the_runs_own(tiny_run: Path) -> None:
+    agent = load_agent(tiny_run, env_kwargs={"view": "full"}, device=DEVICE)
+    assert agent.env_kwargs == {**agent.config.env_make_kwargs, "view": "full"}  # type: ignore[union-attr]
+    assert not agent.stock
+    assert "trained_by" not in agent.describe()
+    settings = EvaluateConfig(run=tiny_run, env_kwargs=("view=full",)).settings("ppo")
+    assert settings["env_kwargs"] == ["view=full"]  # a sweep evaluates such a run again
+    assert "env_kwargs" not in EvaluateConfig(run=tiny_run).settings("ppo")
