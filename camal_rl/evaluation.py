@@ -297,6 +297,10 @@ class EvaluateConfig:
     methods: tuple[str, ...] = ("gradcam", "perturbation")
     """Saliency methods: gradcam, gradcam++, gradient, input_x_gradient, integrated_gradients,
     perturbation (Greydanus et al. 2018)."""
+    layer: str | None = None
+    """Features-extractor layer whose activations Grad-CAM and Grad-CAM++ read, by module name
+    (e.g. to_attention.1: a CAMAL agent's first conv after its ReLU; cnn.2: NatureCNN's second
+    conv); default: a CAMAL agent's attention layer, another extractor's last conv activation."""
     faithfulness: bool = True
     """Also score faithfulness (deletion / insertion AUC, comprehensiveness, sufficiency, occlusion KL)."""
     max_steps_scored: int = 64
@@ -329,6 +333,8 @@ class EvaluateConfig:
         }
         if self.env_kwargs:
             settings["env_kwargs"] = list(self.env_kwargs)
+        if self.layer is not None:
+            settings["layer"] = self.layer
         if algo == "dqn":
             settings["q_policy"] = self.q_policy
             if self.q_policy == "epsilon-greedy":
@@ -363,7 +369,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         agent.check_env(probe)
     finally:
         probe.close()
-    scorer = PolicyScorer(agent.model)
+    scorer = PolicyScorer(agent.model, layer=cfg.layer)
     policy, policy_name = action_distribution(scorer, cfg.q_policy, cfg.q_epsilon)
     tile = int(env_kwargs.get("tile_size", 8))
     report: dict[str, Any] = {

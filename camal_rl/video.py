@@ -119,6 +119,7 @@ def record_agent(
     seed: int = EVAL_SEED,
     distractors: int = 0,
     max_steps: int | None = None,
+    layer: str | None = None,
 ) -> AgentRecording:
     """Roll out an agent's deterministic policy (acting on the image only) and score each step.
 
@@ -128,6 +129,7 @@ def record_agent(
     :param seed: seed of the first episode.
     :param distractors: extra non-relevant objects (MiniGrid distractor variant; 0: none).
     :param max_steps: cut each episode after this many steps (None: the env's own limit).
+    :param layer: the extractor layer of Grad-CAM's maps (see :class:`~camal_rl.agents.PolicyScorer`).
     """
     from camal_rl.agents import PolicyScorer
     from camal_rl.envs import make_masked_env
@@ -148,7 +150,7 @@ def record_agent(
         names = action_names(probe)
     finally:
         probe.close()
-    scorer = PolicyScorer(agent.model)
+    scorer = PolicyScorer(agent.model, layer=layer)
     played = collect_episodes(agent.model, make_env, episodes, seed=seed)
     return AgentRecording(
         label=agent_label(agent),
@@ -252,6 +254,10 @@ class RecordConfig:
     method: str = "gradcam"
     """Saliency method of the heatmap: gradcam, gradcam++, gradient, input_x_gradient,
     integrated_gradients or perturbation."""
+    layer: str | None = None
+    """Features-extractor layer whose activations Grad-CAM and Grad-CAM++ read (every agent), by module name
+    (e.g. to_attention.1: a CAMAL agent's first conv after its ReLU; cnn.2: NatureCNN's second
+    conv); default: a CAMAL agent's attention layer, another extractor's last conv activation."""
     episodes: int = 3
     """Episodes to record (every agent plays the same seeds)."""
     seed: int = EVAL_SEED
@@ -337,6 +343,7 @@ def record(cfg: RecordConfig) -> list[Path]:
             seed=cfg.seed,
             distractors=cfg.distractors,
             max_steps=cfg.max_steps,
+            layer=cfg.layer,
         )
         for agent in agents
     ]

@@ -19,7 +19,7 @@ from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import NatureCNN
 from torch import nn
 
-from camal_rl.agents import CamalPPO, PolicyScorer
+from camal_rl.agents import CamalPPO, CamFeaturesExtractor, PolicyScorer
 from camal_rl.agents.common.scorer import LayerMaps, default_attention_layer
 from camal_rl.cli import main
 from camal_rl.envs import make_masked_env
@@ -190,15 +190,30 @@ def test_layer_maps_refusals() -> None:
     assert maps.shape == (1, 2, 2, 2)
 
 
+def test_layer_of_a_camal_agent() -> None:
+    """A CAMAL agent's default maps are its attention layer's; layer= hooks another one
+    (MiniGridCNN on 56x56 frames: 7x7 cells, 32 channels after the first conv's ReLU)."""
+    masked = make_vec_env(lambda: make_masked_env(DOORKEY), n_envs=1)
+    model = CamalPPO("MultiInputPolicy", masked, n_steps=16, batch_size=16, device="cpu")
+    masked.close()
+    extractor = model.policy.features_extractor
+    assert isinstance(extractor, CamFeaturesExtractor)
+    _, images = first_image()
+    pre = images / 255.0
+    with torch.no_grad():
+        own_scores, own_maps = PolicyScorer(model).scores_and_maps(images)
+        scores, first = PolicyScorer(model, layer="to_attention.1").scores_and_maps(images)
+        _, last = PolicyScorer(model, layer="to_attention.5").scores_and_maps(images)
+        torch.testing.assert_close(first, extractor.to_attention[:2](pre))
+    assert first.shape == (1, 32, 7, 7)
+    torch.testing.assert_close(last, own_maps)
+    torch.testing.assert_close(scores, own_scores)
+
+
 def test_scorer_refusals(stock_zips: dict[str, Path]) -> None:
     masked = make_vec_env(lambda: make_masked_env(DOORKEY), n_envs=1)
     with pytest.raises(InputError, match=r"keys \['image', 'mask'\], not the image alone"):
         PolicyScorer(PPO("MultiInputPolicy", masked, n_steps=16, batch_size=16, device="cpu"))
-    with pytest.raises(InputError, match="its own attention maps"):
-        PolicyScorer(
-            CamalPPO("MultiInputPolicy", masked, n_steps=16, batch_size=16, device="cpu"),
-            layer="to_attention.1",
-        )
     masked.close()
     flat = make_vec_env(image_env, n_envs=1)
     with pytest.raises(InputError, match="FlattenExtractor has no Conv2d layer"):
@@ -296,3 +311,35 @@ def test_env_kwargs_go_over_the_runs_own(tiny_run: Path) -> None:
     settings = EvaluateConfig(run=tiny_run, env_kwargs=("view=full",)).settings("ppo")
     assert settings["env_kwargs"] == ["view=full"]  # a sweep evaluates such a run again
     assert "env_kwargs" not in EvaluateConfig(run=tiny_run).settings("ppo")
+
+
+def test_layer_from_the_command_line(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--layer`` reaches the scorer of evaluate and record, is recorded in the settings (a sweep
+    evaluates such a run again), and an unknown name lists the extractor's layers."""
+    out = tmp_path / "first.json"
+    common = ["--episodes", "1", "--methods", "gradcam", "--no-faithfulness", "--max-steps-scored", "2"]
+    main(
+        [
+            "evaluate",
+            str(tiny_run),
+            *common,
+            "--layer",
+            "to_attention.1",
+            "--device",
+            DEVICE,
+            "--out",
+            str(out),
+        ]
+    )
+    report = json.loads(out.read_text())
+    assert report["settings"]["layer"] == "to_attention.1"
+    assert 0.0 <= report["variants"]["train"]["saliency"]["gradcam"]["epg"]["mean"] <= 1.0
+    assert main(["evaluate", str(tiny_run), *common, "--layer", "cnn.5", "--out", str(out)]) == 2
+    assert "MiniGridCNN has no layer named 'cnn.5'; its layers are: to_attention, to_attention.0" in (
+        capsys.readouterr().err
+    )
+    video = tmp_path / "first.mp4"
+    main(["record", str(tiny_run), "--layer", "to_attention.3", "--max-steps", "2", "--out", str(video)])
+    assert video.stat().st_size > 0

@@ -20,15 +20,17 @@ class PolicyScorer:
     for an actor-critic, Q-values for DQN, and the attention maps of the actor's (or Q-network's)
     features extractor. Reads images only, never the mask.
 
-    A CAMAL agent's extractor (a :class:`CamFeaturesExtractor`) gives its maps itself. Any other
-    extractor, such as the NatureCNN of a stock SB3 ``CnnPolicy``, is read through a forward hook
-    on one of its layers (:class:`LayerMaps`): by default its last conv layer, taken after the
-    activation that follows it, as a CAMAL extractor's maps are.
+    A CAMAL agent's extractor (a :class:`CamFeaturesExtractor`) gives the maps of its attention
+    layer itself. Any other extractor, such as the NatureCNN of a stock SB3 ``CnnPolicy``, and any
+    other layer of a CAMAL extractor, is read through a forward hook (:class:`LayerMaps`); an
+    extractor's default is its last conv layer, taken after the activation that follows it, as a
+    CAMAL extractor's maps are.
 
     :param model: a trained model, or its policy.
-    :param layer: for an extractor that is not a :class:`CamFeaturesExtractor`, the name (in the
-        extractor's ``named_modules()``, e.g. ``"cnn.5"``) of the layer whose (B, K, h, w) output
-        is the attention map; default: the last conv layer's activation.
+    :param layer: the name, in the extractor's ``named_modules()``, of the layer whose
+        (B, K, h, w) output is the attention map (``"to_attention.1"``: a CAMAL extractor's first
+        conv after its ReLU; ``"cnn.2"``: NatureCNN's second conv); default: the attention layer
+        of a CAMAL extractor, the last conv layer's activation of another.
     """
 
     def __init__(self, model: BaseAlgorithm | BasePolicy, layer: str | None = None) -> None:
@@ -48,15 +50,11 @@ class PolicyScorer:
         self.policy = policy
         self.image_space = image_subspace(policy.observation_space)
         self.extractor: CamFeaturesExtractor | LayerMaps
-        if isinstance(extractor, CamFeaturesExtractor):
-            if layer is not None:
-                raise InputError(
-                    "a CAMAL features extractor gives its own attention maps: choose the layer when "
-                    "building it (features_extractor_kwargs={'attention_layer': INDEX}), not with layer="
-                )
+        if isinstance(extractor, CamFeaturesExtractor) and layer is None:
             self.extractor = extractor
         else:
-            self._check_reads_image_only(policy.observation_space, extractor)
+            if not isinstance(extractor, CamFeaturesExtractor):  # CAMAL's read the image only
+                self._check_reads_image_only(policy.observation_space, extractor)
             self.extractor = LayerMaps(extractor, layer)
 
     @property
