@@ -54,6 +54,11 @@ COMMANDS: dict[str, Command] = {
         "camal_rl.compare:SweepConfig",
         "camal_rl.compare:compare",
     ),
+    "tune": Command(
+        "choose an attention loss's coefficient on tuning seeds (a compare sweep and a fixed rule)",
+        "camal_rl.tune:TuneConfig",
+        "camal_rl.tune:tune",
+    ),
     "evaluate": Command(
         "returns and attention metrics of a trained agent",
         "camal_rl.evaluation:EvaluateConfig",

@@ -18,10 +18,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from camal_rl.metrics import mean_or_nan
 from camal_rl.results import RunResult, load_results, metric_values
+from camal_rl.tune import select_coefficients
 
 TUNE = Path("experiments/camal_study/runs/tune")
 RETURN_FRACTION = 0.95
@@ -40,7 +39,8 @@ class Row:
 
 
 def tuning_table(path: Path) -> tuple[list[Row], dict[str, float]]:
-    """The tuning rows and the chosen coefficient per method."""
+    """The tuning rows and the chosen coefficient per method (the rule is
+    :func:`camal_rl.tune.select_coefficients`', which ``camal-rl tune`` applies)."""
     results = [r for r in load_results([path]) if r.metrics is not None]
     groups: dict[tuple[str, float], list[RunResult]] = defaultdict(list)
     for result in results:
@@ -56,17 +56,8 @@ def tuning_table(path: Path) -> tuple[list[Row], dict[str, float]]:
         )
         for (method, coef), runs in sorted(groups.items())
     ]
-    baseline = [row.mean_return for row in rows if row.method == "none"]
-    floor = RETURN_FRACTION * baseline[0] if baseline else -np.inf
-    chosen: dict[str, float] = {}
-    for method in sorted({row.method for row in rows} - {"none"}):
-        candidates = [row for row in rows if row.method == method]
-        good = [row for row in candidates if row.mean_return >= floor]
-        best = (
-            max(good, key=lambda r: r.gradcam_epg) if good else max(candidates, key=lambda r: r.mean_return)
-        )
-        chosen[method] = best.coef
-    return rows, chosen
+    tuning = select_coefficients(results, "gradcam/epg", return_tolerance=1 - RETURN_FRACTION)
+    return rows, tuning.chosen
 
 
 def main(argv: list[str]) -> None:
