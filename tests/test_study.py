@@ -3,6 +3,7 @@ synthetic run directories whose numbers the tests choose."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -231,14 +232,12 @@ def test_saliency_still_writes_the_still_and_gif_without_ffmpeg(tiny_run: Path, 
     assert np.array_equal(iio.imread(out), frames[still_index([recording, recording])])
 
 
-def test_gradient_saliency_adds_two_methods_on_the_same_episodes(tiny_run: Path, tmp_path: Path) -> None:
-    import json
-    import shutil
-
+def two_run_cell(tiny_run: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A cell of a CAMAL run (the tiny run) and a baseline run, each evaluated as the sweep does
+    (2 episodes, Grad-CAM): the cell, the CAMAL run and the baseline run."""
     from camal_rl.config import TrainConfig
     from camal_rl.evaluation import EvaluateConfig, evaluate
     from camal_rl.train import train
-    from experiments.camal_study.gradient_saliency import FILE, gradient_table
     from tests.conftest import TINY_PPO_HP
 
     cell = tmp_path / "cell"
@@ -249,6 +248,15 @@ def test_gradient_saliency_adds_two_methods_on_the_same_episodes(tiny_run: Path,
     train(TrainConfig(method="none", out=none, progress_bar=False, device=DEVICE, **tiny))  # type: ignore[arg-type]
     for run in (camal, none):  # what the sweep wrote: 2 episodes, Grad-CAM
         evaluate(EvaluateConfig(run=run, episodes=2, methods=("gradcam",), faithfulness=False, device=DEVICE))
+    return cell, camal, none
+
+
+def test_gradient_saliency_adds_two_methods_on_the_same_episodes(tiny_run: Path, tmp_path: Path) -> None:
+    import json
+
+    from experiments.camal_study.gradient_saliency import FILE, gradient_table
+
+    cell, camal, none = two_run_cell(tiny_run, tmp_path)
     text = gradient_table([cell], DEVICE)
     added = json.loads((camal / FILE).read_text())["variants"]["train"]
     assert set(added["saliency"]) == {"integrated_gradients", "input_x_gradient"}
@@ -262,3 +270,20 @@ def test_gradient_saliency_adds_two_methods_on_the_same_episodes(tiny_run: Path,
     (none / "metrics.json").write_text(json.dumps(report))
     with pytest.raises(RuntimeError, match="not the same episodes"):
         gradient_table([cell], DEVICE)
+
+
+def test_layer_alignment_scores_grad_cam_at_each_conv_layer(tiny_run: Path, tmp_path: Path) -> None:
+    import json
+
+    from experiments.camal_study.layer_alignment import LAYERS, layer_table
+
+    cell, camal, _ = two_run_cell(tiny_run, tmp_path)
+    text = layer_table([cell], DEVICE)
+    row = next(line for line in text.splitlines() if line.startswith("| ppo-camal | 1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    for column, short in enumerate(LAYERS, start=2):  # agent, seeds, then conv1 EPG, conv2 EPG, conv3 EPG
+        report = json.loads((camal / f"metrics_layer_{short}.json").read_text())
+        assert report["settings"]["layer"] == LAYERS[short]
+        assert cells[column] == f"{report['variants']['train']['saliency']['gradcam']['epg']['mean']:.3f}"
+    own = json.loads((camal / "metrics.json").read_text())["variants"]["train"]["saliency"]["gradcam"]
+    assert cells[4] == f"{own['epg']['mean']:.3f}"  # conv3: the attention layer of metrics.json

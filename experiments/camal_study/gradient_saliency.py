@@ -22,7 +22,7 @@ import dataclasses
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -45,14 +45,16 @@ MAX_STEPS_SCORED = 32
 record its settings."""
 
 
-def evaluate_gradients(result: RunResult, device: str = "cpu") -> dict:
-    """``RUN/metrics_gradients.json`` of one run: read if present, else evaluated on the episodes
-    of its ``metrics.json`` and written.
+def evaluate_again(
+    result: RunResult, file: str, methods: Sequence[str], *, layer: str | None = None, device: str = "cpu"
+) -> dict:
+    """``RUN/<file>`` of one run: read if present, else the saved model evaluated again (alignment
+    only, ``methods``, Grad-CAM on ``layer``) on the episodes of its ``metrics.json`` and written.
 
     :raises RuntimeError: the episodes differ from ``metrics.json``'s (return or scored steps).
     """
     assert result.metrics is not None
-    out = result.path / FILE
+    out = result.path / file
     if out.exists():
         report = json.loads(out.read_text())
     else:
@@ -61,11 +63,12 @@ def evaluate_gradients(result: RunResult, device: str = "cpu") -> dict:
             run=result.path,
             episodes=int(train["episodes"]),
             seed=int(train["seed"]),
-            methods=METHODS,
+            methods=tuple(methods),
             faithfulness=False,
             max_steps_scored=int(
                 result.metrics.get("settings", {}).get("max_steps_scored", MAX_STEPS_SCORED)
             ),
+            layer=layer,
             device=device,
             out=out,
         )
@@ -75,17 +78,36 @@ def evaluate_gradients(result: RunResult, device: str = "cpu") -> dict:
         if not math.isclose(ours, theirs, abs_tol=1e-9):
             raise RuntimeError(
                 f"{result.path}: {key} {ours} here against {theirs} in metrics.json: not the same "
-                f"episodes (delete {FILE} and evaluate with the settings metrics.json was made with)"
+                f"episodes (delete {file} and evaluate with the settings metrics.json was made with)"
             )
     return report
 
 
-def with_gradients(result: RunResult, report: dict) -> RunResult:
-    """``result`` whose metrics also hold the gradient methods' train-variant saliency."""
+def with_saliency(result: RunResult, report: dict, names: Mapping[str, str] | None = None) -> RunResult:
+    """``result`` whose metrics also hold ``report``'s train-variant saliency, each method under
+    ``names[method]`` (default: its own name)."""
     assert result.metrics is not None
     metrics = copy.deepcopy(result.metrics)
-    metrics["variants"]["train"]["saliency"].update(report["variants"]["train"]["saliency"])
+    added = report["variants"]["train"]["saliency"]
+    metrics["variants"]["train"]["saliency"].update(
+        {(names or {}).get(method, method): values for method, values in added.items()}
+    )
     return dataclasses.replace(result, metrics=metrics)
+
+
+def saliency_table(results: Sequence[RunResult], metrics: Sequence[str]) -> str:
+    """Per agent variant the estimate and CI of each metric, then the p-values against the
+    baseline and CAMAL against energy (markdown)."""
+    rows = comparison_table(results, metrics, baseline="none", pairs=(("camal", "energy"),))
+    summary = {(row["label"], row["metric"]): row for row in rows if not row["versus"]}
+    versus = {(row["label"], row["versus"], row["metric"]): row for row in rows if row["versus"]}
+    labels = list(dict.fromkeys(row["label"] for row in rows))
+    lines = ["| agent | seeds | " + " | ".join(metrics) + " |", "|:--|--:|" + "--:|" * len(metrics)]
+    for label in labels:
+        n = summary[(label, metrics[0])]["n"]
+        lines.append(f"| {label} | {n} | " + " | ".join(cell(summary[(label, m)]) for m in metrics) + " |")
+    lines += ["", "p-values (Welch / Mann-Whitney U):", "", *p_value_table(versus, metrics)]
+    return "\n".join(lines) + "\n"
 
 
 def gradient_table(paths: Sequence[Path], device: str = "cpu") -> str:
@@ -93,17 +115,8 @@ def gradient_table(paths: Sequence[Path], device: str = "cpu") -> str:
     results = [r for r in load_results(paths) if r.metrics is not None]
     if not results:
         return "no evaluated run\n"
-    merged = [with_gradients(r, evaluate_gradients(r, device)) for r in results]
-    rows = comparison_table(merged, METRICS, baseline="none", pairs=(("camal", "energy"),))
-    summary = {(row["label"], row["metric"]): row for row in rows if not row["versus"]}
-    versus = {(row["label"], row["versus"], row["metric"]): row for row in rows if row["versus"]}
-    labels = list(dict.fromkeys(row["label"] for row in rows))
-    lines = ["| agent | seeds | " + " | ".join(METRICS) + " |", "|:--|--:|" + "--:|" * len(METRICS)]
-    for label in labels:
-        n = summary[(label, METRICS[0])]["n"]
-        lines.append(f"| {label} | {n} | " + " | ".join(cell(summary[(label, m)]) for m in METRICS) + " |")
-    lines += ["", "p-values (Welch / Mann-Whitney U):", "", *p_value_table(versus, METRICS)]
-    return "\n".join(lines) + "\n"
+    merged = [with_saliency(r, evaluate_again(r, FILE, METHODS, device=device)) for r in results]
+    return saliency_table(merged, METRICS)
 
 
 def main(argv: Sequence[str]) -> None:
