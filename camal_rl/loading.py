@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
+from gymnasium import spaces
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import is_image_space_channels_first
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.dqn.policies import DQNPolicy
 
@@ -63,19 +65,31 @@ class LoadedAgent:
         :param env: a masked env, as :func:`camal_rl.envs.make_masked_env` makes it.
         :raises InputError: the image shape or the number of actions differs.
         """
-        from camal_rl.agents.common.extractors import image_subspace
-
-        channels, height, width = image_subspace(self.model.observation_space).shape
+        space = self.model.observation_space
+        if isinstance(space, spaces.Dict) and IMAGE_KEY in space.spaces:
+            space = space[IMAGE_KEY]
+        if not isinstance(space, spaces.Box) or len(space.shape) != 3:
+            raise InputError(
+                f"the model observes {space}, not images: camal-rl scores agents that act on images"
+            )
+        if is_image_space_channels_first(space):
+            channels, height, width = space.shape
+        else:
+            height, width, channels = space.shape
         image = env.observation_space[IMAGE_KEY].shape  # type: ignore[index]
         n_actions = getattr(self.model.action_space, "n", None)
         env_actions = getattr(env.action_space, "n", None)
         where = f"{self.env_id} with {self.env_kwargs}" if self.env_kwargs else self.env_id
         if tuple(image) != (height, width, channels):
+            stacked = (
+                "; a model trained on stacked frames cannot be scored on single frames"
+                if channels % image[2] == 0 and channels != image[2]
+                else ""
+            )
             raise InputError(
                 f"the model takes {height}x{width} images with {channels} channels, but {where} renders "
                 f"{image[0]}x{image[1]} with {image[2]}: pass the env and keywords it was trained on "
-                "(--env, --env-kwargs: e.g. view=full, tile_size=N, resolution=[H, W]); a model trained "
-                "on stacked frames cannot be evaluated on single frames"
+                f"(--env, --env-kwargs: e.g. view=full, tile_size=N, resolution=[H, W]){stacked}"
             )
         if n_actions != env_actions:
             raise InputError(

@@ -17,6 +17,7 @@ from stable_baselines3 import A2C, DQN, PPO, SAC
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import NatureCNN
+from stable_baselines3.common.vec_env import VecFrameStack
 from torch import nn
 
 from camal_rl.agents import CamalPPO, CamFeaturesExtractor, PolicyScorer
@@ -286,13 +287,18 @@ def test_stock_model_acts_on_the_masked_envs_image(stock_zips: dict[str, Path]) 
 
 
 def test_env_that_does_not_fit_the_model_is_refused(
-    stock_zips: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    stock_zips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["evaluate", str(stock_zips["ppo"]), "--env", DOORKEY, "--env-kwargs", "view=full"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "the model takes 56x56 images with 3 channels, but MiniGrid-DoorKey-5x5-v0 with" in err
     assert "{'view': 'full'} renders 40x40 with 3" in err
+    assert "stacked" not in err
+    stacked = VecFrameStack(make_vec_env(image_env, n_envs=1), n_stack=4)
+    PPO("CnnPolicy", stacked, n_steps=16, batch_size=16, device="cpu").save(tmp_path / "stacked.zip")
+    with pytest.raises(InputError, match=r"takes 56x56 images with 12 channels, .* 3: .*stacked frames"):
+        load_agent(tmp_path / "stacked.zip", env=DOORKEY).check_env(make_masked_env(DOORKEY))
     agent = load_agent(stock_zips["ppo"], env=DOORKEY, device=DEVICE)
     three_actions = gym.Env()
     three_actions.observation_space = spaces.Dict({"image": spaces.Box(0, 255, (56, 56, 3), np.uint8)})
