@@ -22,7 +22,7 @@ import dataclasses
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -119,8 +119,10 @@ def gradient_table(paths: Sequence[Path], device: str = "cpu") -> str:
     return saliency_table(merged, METRICS)
 
 
-def main(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_cells(argv: Sequence[str], description: str, table: Callable[[Sequence[Path], str], str]) -> None:
+    """The command line of these post-hoc scripts: ``[--merge] [--device D] [--threads N] CELL...``,
+    printing ``table(paths, device)`` per cell (or once for the merged cells)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("cells", nargs="+", type=Path, help="sweep folders, each reported as a cell")
     parser.add_argument("--device", default="cpu", help="torch device of the evaluations")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one core)")
@@ -129,7 +131,11 @@ def main(argv: Sequence[str]) -> None:
     torch.set_num_threads(args.threads)
     for paths in [args.cells] if args.merge else [[path] for path in args.cells]:
         print("### " + " + ".join(path.name for path in paths) + "\n")
-        print(gradient_table(paths, args.device))
+        print(table(paths, args.device))
+
+
+def main(argv: Sequence[str]) -> None:
+    run_cells(argv, __doc__.splitlines()[0], gradient_table)
 
 
 if __name__ == "__main__":

@@ -8,23 +8,20 @@ conv layers (each after its ReLU; ``camal-rl evaluate --layer``) into ``RUN/metr
 (kept and reused), checks the episodes are the same ones, and prints per agent variant EPG and
 IoU at each layer with p-values against the baseline and CAMAL against energy.
 
-Run: ``python experiments/camal_study/layer_alignment.py CELL [CELL ...]``.
+Run: ``python experiments/camal_study/layer_alignment.py [--merge] CELL [CELL ...]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
 
 from camal_rl.results import load_results
 
 if not __package__:  # run as a script: the repository root is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from experiments.camal_study.gradient_saliency import evaluate_again, saliency_table, with_saliency
+from experiments.camal_study.gradient_saliency import evaluate_again, run_cells, saliency_table, with_saliency
 
 LAYERS = {"conv1": "to_attention.1", "conv2": "to_attention.3"}
 """Short name -> the MiniGridCNN layer (its first and second conv, after the ReLU); conv3, the
@@ -51,15 +48,7 @@ def layer_table(paths: Sequence[Path], device: str = "cpu") -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cells", nargs="+", type=Path, help="sweep folders, each reported as a cell")
-    parser.add_argument("--device", default="cpu", help="torch device of the evaluations")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one core)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    for path in args.cells:
-        print(f"### {path.name}\n")
-        print(layer_table([path], args.device))
+    run_cells(argv, __doc__.splitlines()[0], layer_table)
 
 
 if __name__ == "__main__":
