@@ -287,3 +287,29 @@ def test_layer_alignment_scores_grad_cam_at_each_conv_layer(tiny_run: Path, tmp_
         assert cells[column] == f"{report['variants']['train']['saliency']['gradcam']['epg']['mean']:.3f}"
     own = json.loads((camal / "metrics.json").read_text())["variants"]["train"]["saliency"]["gradcam"]
     assert cells[4] == f"{own['epg']['mean']:.3f}"  # conv3: the attention layer of metrics.json
+
+
+def test_stock_table_summarises_each_group_by_hand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Means over runs, [min, max], and Welch p of the first group against the second."""
+    import json
+
+    from experiments.stock_sb3 import table
+
+    groups: dict[str, list[Path]] = {}
+    for name, returns in {"stock": [0.9, 1.0], "none": [0.0, 0.5, 1.0], "camal": [1.0]}.items():
+        groups[name] = []
+        for i, ret in enumerate(returns):
+            path = tmp_path / f"{name}{i}.json"
+            path.write_text(json.dumps(metrics_report([ret, ret], saliency={"gradcam": {"epg": [0.1, 0.3]}})))
+            groups[name].append(path)
+    monkeypatch.setattr(table, "GROUPS", groups)
+    monkeypatch.setattr(table, "METRICS", ("return", "gradcam/epg"))
+    table.main()
+    out = capsys.readouterr().out
+    # stock mean 0.95, none 0.5 in [0, 1]; Welch: t = 0.45 / sqrt(0.005 / 2 + 0.25 / 3) = 1.536,
+    # df = 0.0858333^2 / (0.0025^2 / 1 + 0.0833333^2 / 2) = 2.118, two-sided p = 0.258
+    assert "| return | 0.950 [0.900, 1.000] | 0.500 [0.000, 1.000] | 1.000 [1.000, 1.000] | 0.258 |" in out
+    assert "| gradcam/epg | 0.200 [0.200, 0.200] |" in out  # the mean of 0.1 and 0.3 in every run
+    assert "stock: 2 runs, none: 3 runs, camal: 1 runs" in out
