@@ -299,6 +299,50 @@ def changed_settings(run: RunDir, eval_cfg: EvaluateConfig, algo: str) -> dict[s
     return {k: [recorded.get(k), v] for k, v in wanted.items() if recorded.get(k) != v}
 
 
+TRAINING_SETTINGS = (
+    "algo",
+    "env",
+    "method",
+    "camal_coef",
+    "target",
+    "seed",
+    "n_envs",
+    "env_make_kwargs",
+    "reward_scale",
+)
+"""The TrainConfig settings that shape what a run learns (with each resolved hyperparameter)."""
+
+
+def trained_differently(run: RunDir, cfg: TrainConfig) -> dict[str, list[Any]]:
+    """The settings that shape training (:data:`TRAINING_SETTINGS`, each resolved hyperparameter
+    as ``hp NAME``) which the run's saved ``config.json`` sets otherwise than ``cfg``, as
+    ``{name: [saved, wanted]}``; empty for a run not started. The budget is not among them (a
+    raised ``--steps`` trains on), nor the device, logging and checkpoint settings: a resumed run
+    keeps its saved settings, so a sweep would otherwise report them as its own."""
+    if not run.config.exists():
+        return {}
+    saved, wanted = TrainConfig.load(run.config).resolved(), cfg.resolved()
+
+    def plain(value: Any) -> Any:  # tuples and lists alike, as config.json stores them
+        return json.loads(json.dumps(value, default=str))
+
+    changed = {
+        name: [plain(getattr(saved, name)), plain(getattr(wanted, name))]
+        for name in TRAINING_SETTINGS
+        if plain(getattr(saved, name)) != plain(getattr(wanted, name))
+    }
+    saved_hp, wanted_hp = plain(dict(saved.algo_kwargs)), plain(dict(wanted.algo_kwargs))
+    for key in sorted(set(saved_hp) | set(wanted_hp)):
+        if saved_hp.get(key) != wanted_hp.get(key):
+            changed[f"hp {key}"] = [saved_hp.get(key), wanted_hp.get(key)]
+    return changed
+
+
+def describe_changes(changed: Mapping[str, Sequence[Any]]) -> str:
+    """``{"hp gamma": [0.99, 0.9]}`` -> ``"hp gamma 0.99 -> 0.9"`` (saved -> wanted)."""
+    return ", ".join(f"{name} {saved} -> {wanted}" for name, (saved, wanted) in changed.items())
+
+
 def steps_short(run: RunDir, cfg: TrainConfig) -> int:
     """How many env steps a trained run lacks of ``cfg``'s budget: after ``--steps`` is raised, a
     finished run trains on (as ``train --resume --steps`` does) and is evaluated again. 0 for a run
@@ -313,9 +357,13 @@ def steps_short(run: RunDir, cfg: TrainConfig) -> int:
 def unfinished(run: TrainConfig, eval_cfg: EvaluateConfig) -> str:
     """What the run still needs from the sweep, in words ("" when nothing): to start, to train
     (on, to a raised budget), to be evaluated (for the first time, or again with changed
-    settings)."""
+    settings); or that it was trained with other settings than the sweep's (which a sweep
+    refuses to run over, and whose tables leave it out)."""
     run_dir = RunDir(run.run_dir)
     steps = run.resolved().steps
+    changed = trained_differently(run_dir, run)
+    if changed:
+        return f"trained with other settings (saved -> sweep: {describe_changes(changed)})"
     if not run_dir.is_trained():
         status = run_dir.read_status()
         if status["state"] == "missing":
@@ -332,6 +380,26 @@ def unfinished(run: TrainConfig, eval_cfg: EvaluateConfig) -> str:
     if changed_settings(run_dir, eval_cfg, run.algo):
         return "evaluated with other settings"
     return ""
+
+
+def check_same_training(runs: Sequence[TrainConfig], out: Path) -> None:
+    """Refuse, before any run starts, a sweep whose folder holds runs trained with other settings:
+    resuming or skipping them would put their results in this sweep's tables.
+
+    :raises InputError: naming the runs (up to three) and what differs.
+    """
+    clashes = [(run, trained_differently(RunDir(run.run_dir), run)) for run in runs]
+    clashes = [(run, changed) for run, changed in clashes if changed]
+    if clashes:
+        named = "; ".join(
+            f"{run.run_dir.relative_to(out)}: {describe_changes(changed)}" for run, changed in clashes[:3]
+        )
+        more = f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else ""
+        raise InputError(
+            f"{len(clashes)} runs in {out} were trained with other settings than this sweep's "
+            f"(saved -> sweep): {named}{more}. Pass another --out for the new settings, or delete "
+            "those run folders to train them again; --aggregate-only tables the others"
+        )
 
 
 def needs_work(run: TrainConfig, eval_cfg: EvaluateConfig) -> bool:
@@ -500,6 +568,7 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
     jobs = [(run, cfg.evaluate_config(run.run_dir)) for run in runs]
     failed: list[RunOutcome] = []
     if not cfg.aggregate_only:
+        check_same_training(runs, cfg.out)
         todo = sum(needs_work(run, evaluation) for run, evaluation in jobs)
         print(
             f"sweep {cfg.out}: {len(runs)} runs, {todo} to train or evaluate, "

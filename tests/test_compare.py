@@ -184,6 +184,57 @@ def test_aggregation_names_the_runs_not_done_and_leaves_them_out(
     )
 
 
+def test_runs_trained_with_other_settings_are_refused_and_left_out(
+    sweep_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rerunning a sweep with another hyperparameter into the same folder would resume or skip the
+    old runs and table them as the new sweep's: refused before anything runs; tables leave them out."""
+    out = sweep_copy
+    files = {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()}
+    other = tiny_sweep(out, cells=(dataclasses.replace(CELL, hp=(*CELL.hp, "gamma=0.9")),))
+    clash = (
+        "MiniGrid-DoorKey-5x5-v0/ppo-none/seed0: hp gamma 0.99 -> 0.9; MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5"
+    )
+    with pytest.raises(InputError, match=r"2 runs in .* were trained with other settings") as refused:
+        compare(other)
+    assert clash in str(refused.value)
+    assert "Pass another --out for the new settings" in str(refused.value)
+    assert files == {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()}
+    compare(dataclasses.replace(other, aggregate_only=True))
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "Partial sweep: 0 of 2 runs done; not in the tables:",
+        "- trained with other settings (saved -> sweep: hp gamma 0.99 -> 0.9): "
+        "MiniGrid-DoorKey-5x5-v0/ppo-none/seed0, MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed0",
+    ]
+    # what does not shape training is no clash: the device, logging, checkpoints, the budget
+    calm = dataclasses.replace(CELL, eval_freq=64, checkpoint_freq=64, progress_bar=True)
+    compare(tiny_sweep(out, cells=(calm,), device="cpu", aggregate_only=True))
+    assert "Partial" not in capsys.readouterr().out
+
+
+def test_trained_differently_names_each_setting(tmp_path: Path) -> None:
+    from camal_rl.compare import describe_changes, trained_differently
+
+    run = RunDir(tmp_path / "run")
+    saved = dataclasses.replace(CELL, out=run.path).resolved()
+    run.path.mkdir()
+    run.config.write_text(json.dumps(saved.to_json()))
+    assert trained_differently(run, dataclasses.replace(CELL, steps=999, device="cuda")) == {}
+    changed = trained_differently(
+        run, dataclasses.replace(CELL, view="full", reward_scale=0.5, method="energy", hp=("n_steps=32",))
+    )
+    assert changed == {
+        "method": ["camal", "energy"],
+        "env_make_kwargs": [{"view": "partial", "tile_size": 8}, {"view": "full", "tile_size": 8}],
+        "reward_scale": [1.0, 0.5],
+        "hp n_steps": [64, 32],
+        "hp batch_size": [64, 256],  # the default, no longer overridden
+        "hp n_epochs": [1, 4],
+    }
+    assert describe_changes({"hp gamma": [0.99, 0.9], "seed": [0, 1]}) == "hp gamma 0.99 -> 0.9, seed 0 -> 1"
+    assert trained_differently(RunDir(tmp_path / "not-started"), CELL) == {}
+
+
 def test_a_failed_run_is_reported_after_the_others_are_aggregated(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
