@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
-from camal_rl.config import DEFAULT_ENV, Algo, TrainConfig, get_preset
+from camal_rl.config import DEFAULT_ENV, Algo, TrainConfig, describe_changes, get_preset, training_differences
 from camal_rl.errors import InputError, MissingExtraError, Terminated, raise_terminated
 from camal_rl.evaluation import EvaluateConfig, QPolicy
 from camal_rl.rundir import RunDir
@@ -299,48 +299,13 @@ def changed_settings(run: RunDir, eval_cfg: EvaluateConfig, algo: str) -> dict[s
     return {k: [recorded.get(k), v] for k, v in wanted.items() if recorded.get(k) != v}
 
 
-TRAINING_SETTINGS = (
-    "algo",
-    "env",
-    "method",
-    "camal_coef",
-    "target",
-    "seed",
-    "n_envs",
-    "env_make_kwargs",
-    "reward_scale",
-)
-"""The TrainConfig settings that shape what a run learns (with each resolved hyperparameter)."""
-
-
 def trained_differently(run: RunDir, cfg: TrainConfig) -> dict[str, list[Any]]:
-    """The settings that shape training (:data:`TRAINING_SETTINGS`, each resolved hyperparameter
-    as ``hp NAME``) which the run's saved ``config.json`` sets otherwise than ``cfg``, as
-    ``{name: [saved, wanted]}``; empty for a run not started. The budget is not among them (a
-    raised ``--steps`` trains on), nor the device, logging and checkpoint settings: a resumed run
-    keeps its saved settings, so a sweep would otherwise report them as its own."""
+    """:func:`camal_rl.config.training_differences` between the run's saved ``config.json`` and
+    ``cfg`` (empty for a run not started): a resumed run keeps its saved settings, so a sweep
+    would otherwise report such a run as its own."""
     if not run.config.exists():
         return {}
-    saved, wanted = TrainConfig.load(run.config).resolved(), cfg.resolved()
-
-    def plain(value: Any) -> Any:  # tuples and lists alike, as config.json stores them
-        return json.loads(json.dumps(value, default=str))
-
-    changed = {
-        name: [plain(getattr(saved, name)), plain(getattr(wanted, name))]
-        for name in TRAINING_SETTINGS
-        if plain(getattr(saved, name)) != plain(getattr(wanted, name))
-    }
-    saved_hp, wanted_hp = plain(dict(saved.algo_kwargs)), plain(dict(wanted.algo_kwargs))
-    for key in sorted(set(saved_hp) | set(wanted_hp)):
-        if saved_hp.get(key) != wanted_hp.get(key):
-            changed[f"hp {key}"] = [saved_hp.get(key), wanted_hp.get(key)]
-    return changed
-
-
-def describe_changes(changed: Mapping[str, Sequence[Any]]) -> str:
-    """``{"hp gamma": [0.99, 0.9]}`` -> ``"hp gamma 0.99 -> 0.9"`` (saved -> wanted)."""
-    return ", ".join(f"{name} {saved} -> {wanted}" for name, (saved, wanted) in changed.items())
+    return training_differences(TrainConfig.load(run.config), cfg)
 
 
 def steps_short(run: RunDir, cfg: TrainConfig) -> int:

@@ -198,6 +198,67 @@ class TrainConfig:
         return cls.from_json(json.loads(path.read_text()))
 
 
+TRAINING_SETTINGS = (
+    "algo",
+    "env",
+    "method",
+    "camal_coef",
+    "target",
+    "seed",
+    "n_envs",
+    "env_make_kwargs",
+    "reward_scale",
+)
+"""The resolved settings that shape what a run learns (with each resolved hyperparameter); not the
+budget, device, logging or checkpoints."""
+OPTION_SETTINGS = (
+    *("algo", "env", "method", "coef", "target", "seed"),
+    *("n_envs", "view", "tile_size", "env_kwargs", "reward_scale"),
+)
+"""The options that set them (``hp`` aside)."""
+
+
+def training_differences(saved: TrainConfig, wanted: TrainConfig) -> dict[str, list[Any]]:
+    """The settings that shape training (:data:`TRAINING_SETTINGS`, each resolved hyperparameter
+    as ``hp NAME``) that ``wanted`` sets otherwise than ``saved``, as ``{name: [saved, wanted]}``.
+
+    :raises InputError: either config does not resolve (a bad option).
+    """
+    saved, wanted = saved.resolved(), wanted.resolved()
+
+    def plain(value: Any) -> Any:  # tuples and lists alike, as config.json stores them
+        return json.loads(json.dumps(value, default=str))
+
+    changed = {
+        name: [plain(getattr(saved, name)), plain(getattr(wanted, name))]
+        for name in TRAINING_SETTINGS
+        if plain(getattr(saved, name)) != plain(getattr(wanted, name))
+    }
+    saved_hp, wanted_hp = plain(dict(saved.algo_kwargs)), plain(dict(wanted.algo_kwargs))
+    for key in sorted(set(saved_hp) | set(wanted_hp)):
+        if saved_hp.get(key) != wanted_hp.get(key):
+            changed[f"hp {key}"] = [saved_hp.get(key), wanted_hp.get(key)]
+    return changed
+
+
+def describe_changes(changed: Mapping[str, Any]) -> str:
+    """``{"hp gamma": [0.99, 0.9]}`` -> ``"hp gamma 0.99 -> 0.9"`` (saved -> wanted)."""
+    return ", ".join(f"{name} {saved} -> {wanted}" for name, (saved, wanted) in changed.items())
+
+
+def asked_of_resume(cfg: TrainConfig, saved: TrainConfig) -> dict[str, list[Any]]:
+    """What ``train --resume`` is asked to change in a saved run's training: the options of ``cfg``
+    set away from their defaults (``--hp`` on top of the saved run's) where they differ from the
+    saved settings. A resumed run keeps its settings, so these would be ignored."""
+    default = TrainConfig()
+    asked = {
+        name: getattr(cfg, name) for name in OPTION_SETTINGS if getattr(cfg, name) != getattr(default, name)
+    }
+    if cfg.hp:  # over the saved run's resolved hyperparameters
+        asked["algo_kwargs"] = {**saved.algo_kwargs, **parse_assignments(cfg.hp, "--hp")}
+    return training_differences(saved, dataclasses.replace(saved, **asked)) if asked else {}
+
+
 def presets_file() -> Path:
     """``$CAMAL_RL_PRESETS``, else ``experiments/presets.py`` in the working directory, else in
     the source checkout this package was installed from (editable installs)."""

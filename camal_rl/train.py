@@ -22,7 +22,8 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from camal_rl.config import TrainConfig
+from camal_rl.config import TrainConfig, asked_of_resume, describe_changes
+from camal_rl.errors import InputError
 from camal_rl.evaluation import EVAL_SEED, quick_evaluation
 from camal_rl.hyperparams import check_algo_kwargs
 from camal_rl.loading import algorithm_classes
@@ -193,6 +194,13 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
     if cfg.resume:
         run.prepare(overwrite=False, resume=True)
         saved = TrainConfig.load(run.config)
+        asked = asked_of_resume(cfg, saved)
+        if asked:
+            raise InputError(
+                f"--resume continues {run.path} with its saved settings, but the options ask for "
+                f"others (saved -> asked: {describe_changes(asked)}); drop those options to resume, "
+                "or train a new run with them (another --out, or --overwrite)"
+            )
         if cfg.save_replay_buffer and not saved.save_replay_buffer:  # switched on from now on
             saved = dataclasses.replace(saved, save_replay_buffer=True)
             write_json(run.config, saved.to_json())

@@ -140,6 +140,25 @@ def test_resume_trains_longer_with_more_steps(tiny_run: Path, tmp_path: Path) ->
     )  # 2 rollouts of 2 x 64 past 256
 
 
+def test_resume_refuses_the_options_it_would_ignore(tiny_run: Path, tmp_path: Path) -> None:
+    """A resumed run keeps its saved settings: options asking for others are refused, naming them,
+    before anything changes; options equal to the saved ones, the budget and the device pass."""
+    import shutil
+
+    out = Path(shutil.copytree(tiny_run, tmp_path / "copy"))
+    files = {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()}
+    resume = {"out": out, "resume": True, "progress_bar": False, "device": DEVICE}
+    with pytest.raises(InputError, match=r"saved -> asked: hp learning_rate 0.00025 -> 0.001\); drop those"):
+        train(TrainConfig(hp=("learning_rate=1e-3",), steps=320, **resume))  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"method camal -> none, camal_coef 1.0 -> 0.0\)"):
+        train(TrainConfig(method="none", **resume))  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"env_make_kwargs .*'view': 'partial'.* -> .*'view': 'full'"):
+        train(TrainConfig(view="full", **resume))  # type: ignore[arg-type]
+    assert files == {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()}
+    train(TrainConfig(hp=TINY_PPO_HP, n_envs=2, steps=320, **resume))  # type: ignore[arg-type]
+    assert CamalPPO.load(out / "model.zip", device=DEVICE).num_timesteps == 384
+
+
 def test_after_sigkill_resume_starts_from_the_last_checkpoint(tiny_run: Path, tmp_path: Path) -> None:
     """SIGKILL (or a power cut) saves nothing: model.zip is missing and the status still says
     running; --resume continues from the newest checkpoint."""
