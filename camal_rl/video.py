@@ -255,9 +255,9 @@ class RecordConfig:
     """Saliency method of the heatmap: gradcam, gradcam++, gradient, input_x_gradient,
     integrated_gradients or perturbation."""
     layer: str | None = None
-    """Features-extractor layer whose activations Grad-CAM and Grad-CAM++ read (every agent), by module name
-    (e.g. to_attention.1: a CAMAL agent's first conv after its ReLU; cnn.2: NatureCNN's second
-    conv); default: a CAMAL agent's attention layer, another extractor's last conv activation."""
+    """Features-extractor layer whose activations Grad-CAM and Grad-CAM++ read, by module name, in
+    every agent (e.g. to_attention.1: a CAMAL agent's first conv after its ReLU; cnn.2: NatureCNN's
+    second conv); default: a CAMAL agent's attention layer, another extractor's last conv activation."""
     episodes: int = 3
     """Episodes to record (every agent plays the same seeds)."""
     seed: int = EVAL_SEED
