@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import tyro
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.utils import set_random_seed
 
 from camal_rl.adapters import ActionScorer, EpsilonGreedyPolicy, images_to_tensor
 from camal_rl.errors import InputError
@@ -96,8 +97,12 @@ def collect_episodes(
     :param make_env: builds one masked env (closed afterwards).
     :param n_episodes: number of episodes.
     :param seed: seed of the first episode.
-    :param deterministic: use the deterministic policy.
+    :param deterministic: use the deterministic policy; otherwise actions are sampled (DQN:
+        epsilon-greedy at the model's exploration rate), from random generators seeded with
+        ``seed``, so the episodes are the same on every call.
     """
+    if not deterministic:
+        set_random_seed(seed)
     env = make_env()
     episodes = []
     try:
@@ -221,11 +226,13 @@ def evaluate_model(
     max_steps_scored: int | None = 64,
     deletion_step: int = 64,
     policy: ActionScorer | None = None,
+    deterministic: bool = True,
 ) -> dict[str, Any]:
     """Returns and attention metrics of ``model`` on ``episodes`` held-out episodes.
 
     :param policy: the action distribution of the faithfulness and behaviour metrics (default:
         softmax of ``scorer``'s scores; see :func:`score_steps`).
+    :param deterministic: act with the deterministic policy, else sample (:func:`collect_episodes`).
     :return: JSON-ready dict: ``return``, ``length``, ``success_rate`` summaries over episodes,
         ``per_episode_return``, and for each saliency method each metric's summary (per step ->
         per episode -> mean, IQM, 95% bootstrap CI, coverage), plus ``behaviour``.
@@ -233,7 +240,7 @@ def evaluate_model(
     unknown = [m for m in methods if m not in SALIENCY_METHODS]
     if unknown:
         raise InputError(f"unknown saliency method(s) {unknown}; choose from {', '.join(SALIENCY_METHODS)}")
-    recorded = collect_episodes(model, make_env, episodes, seed=seed)
+    recorded = collect_episodes(model, make_env, episodes, seed=seed, deterministic=deterministic)
     returns = np.array([e.total_return for e in recorded])
     result: dict[str, Any] = {
         "episodes": episodes,
@@ -301,6 +308,9 @@ class EvaluateConfig:
     """Features-extractor layer whose activations Grad-CAM and Grad-CAM++ read, by module name
     (e.g. to_attention.1: a CAMAL agent's first conv after its ReLU; cnn.2: NatureCNN's second
     conv); default: a CAMAL agent's attention layer, another extractor's last conv activation."""
+    stochastic: bool = False
+    """Sample each action from the policy (seeded) instead of taking the most likely one (DQN:
+    epsilon-greedy at its final exploration rate); a greedy policy can loop where sampling does not."""
     faithfulness: bool = True
     """Also score faithfulness (deletion / insertion AUC, comprehensiveness, sufficiency, occlusion KL)."""
     max_steps_scored: int = 64
@@ -335,6 +345,8 @@ class EvaluateConfig:
             settings["env_kwargs"] = list(self.env_kwargs)
         if self.layer is not None:
             settings["layer"] = self.layer
+        if self.stochastic:
+            settings["stochastic"] = True
         if algo == "dqn":
             settings["q_policy"] = self.q_policy
             if self.q_policy == "epsilon-greedy":
@@ -391,6 +403,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             max_steps_scored=cfg.max_steps_scored,
             deletion_step=tile * tile,
             policy=policy,
+            deterministic=not cfg.stochastic,
         )
         report["variants"][name] = {"env_kwargs": kwargs, **result}
     out = cfg.out or agent.metrics_path
@@ -417,6 +430,8 @@ def format_metrics_table(report: Mapping[str, Any], metrics: Iterable[str] | Non
     lines = [f"{report.get('label', '')}  {report.get('env', '')}  steps={report.get('num_timesteps', '?')}"]
     if "faithfulness_policy" in report:
         lines[0] += f"  faithfulness on {report['faithfulness_policy']}"
+    if report.get("settings", {}).get("stochastic"):
+        lines[0] += "  actions sampled"
     for variant, result in report["variants"].items():
         r = result["return"]
         lines.append(

@@ -120,8 +120,10 @@ def record_agent(
     distractors: int = 0,
     max_steps: int | None = None,
     layer: str | None = None,
+    stochastic: bool = False,
 ) -> AgentRecording:
-    """Roll out an agent's deterministic policy (acting on the image only) and score each step.
+    """Roll out an agent's policy (deterministic, or sampled with ``stochastic``; acting on the
+    image only) and score each step.
 
     :param agent: from :func:`camal_rl.loading.load_agent`.
     :param method: saliency method of the heatmap.
@@ -130,6 +132,7 @@ def record_agent(
     :param distractors: extra non-relevant objects (MiniGrid distractor variant; 0: none).
     :param max_steps: cut each episode after this many steps (None: the env's own limit).
     :param layer: the extractor layer of Grad-CAM's maps (see :class:`~camal_rl.agents.PolicyScorer`).
+    :param stochastic: sample the actions (seeded) instead of the deterministic policy.
     """
     from camal_rl.agents import PolicyScorer
     from camal_rl.envs import make_masked_env
@@ -151,7 +154,7 @@ def record_agent(
     finally:
         probe.close()
     scorer = PolicyScorer(agent.model, layer=layer)
-    played = collect_episodes(agent.model, make_env, episodes, seed=seed)
+    played = collect_episodes(agent.model, make_env, episodes, seed=seed, deterministic=not stochastic)
     return AgentRecording(
         label=agent_label(agent),
         method=method,
@@ -260,6 +263,8 @@ class RecordConfig:
     second conv); default: a CAMAL agent's attention layer, another extractor's last conv activation."""
     episodes: int = 3
     """Episodes to record (every agent plays the same seeds)."""
+    stochastic: bool = False
+    """Sample each action from the policy (seeded) instead of taking the most likely one."""
     seed: int = EVAL_SEED
     """Seed of the first episode."""
     env: str | None = None
@@ -344,6 +349,7 @@ def record(cfg: RecordConfig) -> list[Path]:
             distractors=cfg.distractors,
             max_steps=cfg.max_steps,
             layer=cfg.layer,
+            stochastic=cfg.stochastic,
         )
         for agent in agents
     ]

@@ -226,3 +226,35 @@ def test_bare_zip_needs_an_env(tiny_run: Path) -> None:
     assert agent.algo == "ppo"
     assert agent.describe()["num_timesteps"] == 256
     assert isinstance(make_masked_env(agent.env_id), gym.Env)
+
+
+def test_stochastic_rollouts_are_sampled_and_seeded(tiny_run: Path, tmp_path: Path) -> None:
+    """The 256-step agent's policy is far from deterministic: sampled actions differ from the
+    greedy ones, and the same seed samples the same episodes again."""
+    agent = load_agent(tiny_run, device=DEVICE)
+
+    def make_env() -> gym.Env:
+        return gym.wrappers.TimeLimit(make_masked_env("MiniGrid-DoorKey-5x5-v0"), 40)
+
+    greedy = collect_episodes(agent.model, make_env, 2, seed=5)
+    sampled = collect_episodes(agent.model, make_env, 2, seed=5, deterministic=False)
+    again = collect_episodes(agent.model, make_env, 2, seed=5, deterministic=False)
+    other = collect_episodes(agent.model, make_env, 2, seed=6, deterministic=False)
+    assert [e.actions.tolist() for e in sampled] == [e.actions.tolist() for e in again]
+    assert [e.actions.tolist() for e in sampled] != [e.actions.tolist() for e in greedy]
+    assert sampled[0].actions.tolist() != other[0].actions.tolist()
+    out = tmp_path / "sampled.json"
+    cfg = EvaluateConfig(
+        run=tiny_run,
+        episodes=1,
+        methods=("gradcam",),
+        faithfulness=False,
+        max_steps_scored=2,
+        stochastic=True,
+        device=DEVICE,
+        out=out,
+    )
+    report = evaluate(cfg)
+    assert report["settings"]["stochastic"] is True
+    assert "stochastic" not in EvaluateConfig(run=tiny_run).settings("ppo")
+    assert format_metrics_table(report).splitlines()[0].endswith("actions sampled")
