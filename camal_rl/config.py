@@ -212,8 +212,17 @@ TRAINING_SETTINGS = (
 """The resolved settings that shape what a run learns (with each resolved hyperparameter); not the
 budget, device, logging or checkpoints."""
 OPTION_SETTINGS = (
-    *("algo", "env", "method", "coef", "target", "seed"),
-    *("n_envs", "view", "tile_size", "env_kwargs", "reward_scale"),
+    "algo",
+    "env",
+    "method",
+    "coef",
+    "target",
+    "seed",
+    "n_envs",
+    "view",
+    "tile_size",
+    "env_kwargs",
+    "reward_scale",
 )
 """The options that set them (``hp`` aside)."""
 

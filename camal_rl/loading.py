@@ -14,7 +14,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import is_image_space_channels_first
-from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.save_util import json_to_data
 from stable_baselines3.dqn.policies import DQNPolicy
 
 from camal_rl.config import TrainConfig
@@ -145,14 +145,14 @@ def read_zip_model(path: Path) -> ZipModel:
     """
     from camal_rl.agents.common.algorithm import CamPolicy
 
-    try:
-        data, _, _ = load_from_zip_file(path, device="cpu", load_data=True)
+    try:  # the saved data alone: the parameters are loaded once, by the algorithm's load()
+        with zipfile.ZipFile(path) as archive:
+            data = json_to_data(archive.read("data").decode())
     except (zipfile.BadZipFile, ValueError, KeyError, OSError, RuntimeError) as error:
         raise InputError(
             f"cannot read model zip {path}: {error}; "
             "pass a run directory, or a model zip saved by camal-rl or Stable-Baselines3"
         ) from error
-    data = data or {}
     policy_class = data.get("policy_class")
     if not isinstance(policy_class, type):
         raise InputError(
