@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,15 @@ class Tuning:
     """Methods none of whose coefficients qualified: chosen by mean return alone."""
 
 
+def variant_groups(results: Iterable[RunResult]) -> dict[tuple[str, float], list[RunResult]]:
+    """The evaluated runs by ``(method, coefficient)`` (the baseline's coefficient is 0)."""
+    groups: dict[tuple[str, float], list[RunResult]] = defaultdict(list)
+    for result in results:
+        if result.metrics is not None:
+            groups[(result.method, float(result.coef))].append(result)
+    return groups
+
+
 def select_coefficients(
     results: Sequence[RunResult], criterion: str = "gradcam/epg", return_tolerance: float = 0.05
 ) -> Tuning:
@@ -190,10 +199,7 @@ def select_coefficients(
     :raises InputError: no evaluated baseline run, or no run of any other method.
     """
     direction = "higher" if criterion == "return" else better_direction(criterion)
-    groups: dict[tuple[str, float], list[RunResult]] = defaultdict(list)
-    for result in results:
-        if result.metrics is not None:
-            groups[(result.method, float(result.coef))].append(result)  # the baseline's coef is 0
+    groups = variant_groups(results)
     baseline_runs = [run for (method, _), runs in groups.items() if method == BASELINE for run in runs]
     if not baseline_runs:
         raise InputError(f"no evaluated baseline ({BASELINE}) run to compare returns with")

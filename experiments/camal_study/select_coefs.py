@@ -14,13 +14,12 @@ Run: ``python experiments/camal_study/select_coefs.py [experiments/camal_study/r
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from camal_rl.metrics import mean_or_nan
-from camal_rl.results import RunResult, load_results, metric_values
-from camal_rl.tune import select_coefficients
+from camal_rl.results import load_results, metric_values
+from camal_rl.tune import select_coefficients, variant_groups
 
 TUNE = Path("experiments/camal_study/runs/tune")
 RETURN_FRACTION = 0.95
@@ -41,10 +40,7 @@ class Row:
 def tuning_table(path: Path) -> tuple[list[Row], dict[str, float]]:
     """The tuning rows and the chosen coefficient per method (the rule is
     :func:`camal_rl.tune.select_coefficients`', which ``camal-rl tune`` applies)."""
-    results = [r for r in load_results([path]) if r.metrics is not None]
-    groups: dict[tuple[str, float], list[RunResult]] = defaultdict(list)
-    for result in results:
-        groups[(result.method, float(result.coef or 0.0))].append(result)
+    results = load_results([path])
     rows = [
         Row(
             method,
@@ -54,7 +50,7 @@ def tuning_table(path: Path) -> tuple[list[Row], dict[str, float]]:
             mean_or_nan(metric_values(runs, "gradcam/epg")),
             mean_or_nan(metric_values(runs, "perturbation/epg")),
         )
-        for (method, coef), runs in sorted(groups.items())
+        for (method, coef), runs in sorted(variant_groups(results).items())
     ]
     tuning = select_coefficients(results, "gradcam/epg", return_tolerance=1 - RETURN_FRACTION)
     return rows, tuning.chosen
