@@ -312,7 +312,7 @@ def steps_short(run: RunDir, cfg: TrainConfig) -> int:
     """How many env steps a trained run lacks of ``cfg``'s budget: after ``--steps`` is raised, a
     finished run trains on (as ``train --resume --steps`` does) and is evaluated again. 0 for a run
     not trained yet, or trained as long or longer (kept as it is)."""
-    if not run.is_trained():
+    if not run.is_complete():
         return 0
     steps = cfg.resolved().steps
     assert steps is not None
@@ -329,21 +329,23 @@ def unfinished(run: TrainConfig, eval_cfg: EvaluateConfig) -> str:
     changed = trained_differently(run_dir, run)
     if changed:
         return f"trained with other settings (saved -> sweep: {describe_changes(changed)})"
-    if not run_dir.is_trained():
+    gone = "" if run_dir.has_model() else " (its model is gone: it trains again from step 0)"
+    if not run_dir.is_complete():
         status = run_dir.read_status()
         if status["state"] == "missing":
             return "not started"
         # status.json holds the step of the last save; a running run's evaluations go further
         evaluated = [row["step"] for row in run_dir.read_evaluations()]
         reached = int(max([status.get("num_timesteps", 0), *evaluated]))
-        state = "running (or killed)" if status["state"] == "running" else status["state"]
-        return f"{state} at {reached:,} of {steps:,} steps"
+        if status["state"] == "running":  # may not have saved yet
+            return f"running (or killed) at {reached:,} of {steps:,} steps"
+        return f"{status['state']} at {reached:,} of {steps:,} steps{gone}"
     if steps_short(run_dir, run) > 0:
-        return f"to train on to {steps:,} steps"
+        return f"to train on to {steps:,} steps{gone}"
     if not run_dir.metrics.exists():
-        return "not evaluated"
+        return f"not evaluated{gone}"
     if changed_settings(run_dir, eval_cfg, run.algo):
-        return "evaluated with other settings"
+        return f"evaluated with other settings{gone}"
     return ""
 
 

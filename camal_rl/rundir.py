@@ -114,13 +114,23 @@ class RunDir:
         record = {"state": state, "updated": _now(), **fields}
         write_json(self.status, record)
 
+    def is_complete(self) -> bool:
+        """The status says training finished. Its model may be gone: a study's committed run
+        folders hold the records (status, config, metrics, curves), not the model zips."""
+        return self.read_status().get("state") == "complete"
+
+    def has_model(self) -> bool:
+        """A saved model is here: ``model.zip`` or a checkpoint."""
+        return self.model.exists() or any(self.checkpoints.glob("step_*.zip"))
+
     def is_trained(self) -> bool:
         """Training finished and the final model is saved."""
-        return self.read_status().get("state") == "complete" and self.model.exists()
+        return self.is_complete() and self.model.exists()
 
     def is_evaluated(self) -> bool:
-        """Trained and ``metrics.json`` written for the final model."""
-        return self.is_trained() and self.metrics.exists()
+        """Training finished and ``metrics.json`` written for the final model (which may be gone
+        since: the results stand)."""
+        return self.is_complete() and self.metrics.exists()
 
     def latest_model(self) -> Path:
         """The newest saved model: ``model.zip`` or the last checkpoint, whichever has more steps."""

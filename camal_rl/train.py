@@ -167,11 +167,12 @@ class ResumedTensorBoardOutputFormat(TensorBoardOutputFormat):
 
 def make_logger(run: RunDir, session: int, verbose: int, *, resumed_at: int = 0) -> Logger:
     """CSV (``progress.csv``, then ``progress.<k>.csv`` per resumed session) and TensorBoard (a
-    session resumed at step ``resumed_at`` > 0 hides the earlier sessions' events after it)."""
+    resumed session hides the earlier sessions' events after step ``resumed_at``; 0 when the run
+    lost its model and trains again from the start)."""
     suffix = "" if session == 0 else f".{session}"
     tensorboard = (
         ResumedTensorBoardOutputFormat(str(run.path), resumed_at)
-        if resumed_at
+        if session
         else make_output_format("tensorboard", str(run.path))
     )
     formats = [make_output_format("csv", str(run.path), suffix), tensorboard]
@@ -261,8 +262,10 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
 def _build_model(
     cfg: TrainConfig, run: RunDir, algo_class: type[CamalPPO] | type[CamalDQN]
 ) -> tuple[BaseAlgorithm, int]:
-    """A fresh model, or the newest saved one of a resumed run, on the run's envs."""
-    if cfg.resume and (run.model.exists() or any(run.checkpoints.glob("step_*.zip"))):
+    """A fresh model, or the newest saved one of a resumed run, on the run's envs. A resumed run
+    that holds no saved model (deleted, or killed before its first save) trains from step 0: what it
+    recorded, its metrics too, belonged to a model that no longer exists and is dropped."""
+    if cfg.resume and run.has_model():
         path = run.latest_model()
         model = algo_class.load(path, device=cfg.device)
         steps = int(model.num_timesteps)
@@ -287,6 +290,16 @@ def _build_model(
                 f"gradient updates wait until step {model.updates_resume_at}"
             )
         return model, steps
+    if cfg.resume:
+        assert cfg.n_envs is not None
+        dropped = run.rewind(0, cfg.n_envs)
+        run.metrics.unlink(missing_ok=True)
+        print(
+            f"{run.path} holds no saved model (model.zip or checkpoints/step_*.zip): training it from "
+            f"step 0 with its saved settings; dropped what the run recorded before "
+            f"({dropped['evaluations']} evaluations, {dropped['episodes']} training episodes, "
+            f"{dropped['progress']} logger rows)"
+        )
     venv = make_training_envs(cfg, run, resumed_at=0)
     model = algo_class(
         "MultiInputPolicy",

@@ -143,7 +143,8 @@ def test_aggregation_names_the_runs_not_done_and_leaves_them_out(
     compare(tiny_sweep(out, seeds=(0, 1, 2), aggregate_only=True))
     note = [
         "Partial sweep: 2 of 6 runs done; not in the tables:",
-        "- interrupted at 64 of 128 steps: MiniGrid-DoorKey-5x5-v0/ppo-none/seed1",
+        "- interrupted at 64 of 128 steps (its model is gone: it trains again from step 0): "
+        "MiniGrid-DoorKey-5x5-v0/ppo-none/seed1",
         "- not started: MiniGrid-DoorKey-5x5-v0/ppo-none/seed2, "
         "MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed1, MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed2",
     ]
@@ -182,6 +183,37 @@ def test_aggregation_names_the_runs_not_done_and_leaves_them_out(
     assert (
         (out / "comparison.md").read_text().startswith(f"# camal-rl compare: {out}\n\n### MiniGrid-DoorKey")
     )
+
+
+def test_runs_whose_models_are_gone_keep_their_results(
+    sweep_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A study's committed run folders hold the records, not the model zips: on a fresh clone the
+    finished runs still count (tabled, skipped); work that needs a model (evaluating again with
+    other settings) trains the run again from step 0, saying so."""
+    out = sweep_copy
+    compare(tiny_sweep(out, aggregate_only=True))
+    before = (out / "comparison.md").read_text()
+    for model in out.rglob("model.zip"):
+        model.unlink()
+    compare(tiny_sweep(out, aggregate_only=True))
+    assert "Partial" not in capsys.readouterr().out
+    assert (out / "comparison.md").read_text() == before
+    compare(tiny_sweep(out))
+    assert "2 runs, 0 to train or evaluate" in capsys.readouterr().out
+    compare(tiny_sweep(out, episodes=2, aggregate_only=True))
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "- evaluated with other settings (its model is gone: it trains again from step 0): "
+        "MiniGrid-DoorKey-5x5-v0/ppo-none/seed0, MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed0"
+    )
+    compare(tiny_sweep(out, episodes=2))
+    assert "2 runs, 2 to train or evaluate" in capsys.readouterr().out
+    run = RunDir(out / "MiniGrid-DoorKey-5x5-v0" / "ppo-none" / "seed0")
+    assert "holds no saved model" in (run.path.parent / "seed0.log").read_text()
+    assert run.is_trained()
+    assert run.read_status()["num_timesteps"] == 128
+    assert json.loads(run.metrics.read_text())["settings"]["episodes"] == 2
+    assert [row["step"] for row in run.read_evaluations()] == []  # eval_freq=0: none, before or after
 
 
 def test_runs_trained_with_other_settings_are_refused_and_left_out(

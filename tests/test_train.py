@@ -9,6 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -192,6 +193,50 @@ def test_after_sigkill_resume_starts_from_the_last_checkpoint(tiny_run: Path, tm
     events = EventAccumulator(str(out))
     events.Reload()
     assert [e.step for e in events.Scalars("time/fps")] == [128, 256]  # the lost session's 256 purged
+
+
+def test_resume_without_a_saved_model_trains_again_from_the_start(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run folder that lost its model and checkpoints (deleted, or a fresh clone of a study that
+    commits only the records) resumes from step 0 with its saved settings, as the fresh run it
+    was: the old records belong to a model that no longer exists and are dropped, not mixed with
+    the new ones (evaluations at 0, 128, 256 once, not twice)."""
+    import shutil
+
+    out = tmp_path / "lost"
+    shutil.copytree(tiny_run, out)
+    run = RunDir(out)
+    run.model.unlink()
+    shutil.rmtree(run.checkpoints)
+    run.write_status("interrupted", num_timesteps=256)
+    run.append_evaluation({"step": 300, "return_mean": 123.0})
+    train(TrainConfig(out=out, resume=True, progress_bar=False, device=DEVICE))
+    said = capsys.readouterr().out
+    assert "holds no saved model" in said
+    assert "training it from step 0" in said
+    assert "dropped what the run recorded before (3 evaluations," in said
+    status = run.read_status()
+    assert (status["state"], status["num_timesteps"]) == ("complete", 256)
+    assert [row["step"] for row in run.read_evaluations()] == [0, 128, 256]
+    assert 123.0 not in [row["return_mean"] for row in run.read_evaluations()]
+    restarted = CamalPPO.load(run.model, device=DEVICE)
+    fresh = CamalPPO.load(tiny_run / "model.zip", device=DEVICE)
+    assert restarted.num_timesteps == 256
+    fresh_params = fresh.policy.state_dict()
+    for name, value in restarted.policy.state_dict().items():
+        assert torch.equal(value, fresh_params[name]), name  # the same seeds: the fresh run again
+    logged = []
+    for file in run.progress_files():
+        with file.open() as f:
+            logged += [int(row["time/total_timesteps"]) for row in csv.DictReader(f)]
+    assert logged == sorted(set(logged))  # no step logged twice
+    assert logged[-1] == 256
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out))
+    events.Reload()
+    assert [e.step for e in events.Scalars("time/fps")] == [128, 256]  # the lost ones purged
 
 
 def write_lines(path: Path, lines: list[str]) -> None:
