@@ -136,7 +136,11 @@ class RunDir:
         """The newest saved model: ``model.zip`` or the last checkpoint, whichever has more steps."""
         candidates = [p for p in [self.model, *self.checkpoints.glob("step_*.zip")] if p.exists()]
         if not candidates:
-            raise InputError(f"{self.path} holds no saved model (model.zip or checkpoints/step_*.zip)")
+            raise InputError(
+                f"{self.path} holds no saved model (model.zip or checkpoints/step_*.zip): deleted, or "
+                "never saved (a study's committed run folders keep the records, not the models); "
+                f"`camal-rl train --resume --out {self.path}` trains it again with its saved settings"
+            )
         return max(candidates, key=lambda p: (_steps_of(p, self), p == self.model))
 
     def progress_files(self) -> list[Path]:

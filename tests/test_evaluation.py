@@ -219,6 +219,17 @@ def test_load_agent_refusals(tmp_path: Path) -> None:
         load_agent(garbage)
 
 
+def test_a_run_without_its_model_says_how_to_train_it_again(tiny_run: Path, tmp_path: Path) -> None:
+    """A study's run folder on a fresh clone: the records are there, the model zips are not."""
+    run = tmp_path / "records-only"
+    run.mkdir()
+    for name in ("config.json", "status.json"):
+        (run / name).write_bytes((tiny_run / name).read_bytes())
+    hint = rf"no saved model .*`camal-rl train --resume --out {run}` trains it again"
+    with pytest.raises(InputError, match=hint):
+        load_agent(run)
+
+
 def test_bare_zip_needs_an_env(tiny_run: Path) -> None:
     with pytest.raises(InputError, match="pass --env"):
         load_agent(tiny_run / "model.zip")
