@@ -28,7 +28,7 @@ import numpy as np
 from camal_rl.compare import SweepConfig, compare, unfinished
 from camal_rl.config import DEFAULT_ENV, Algo
 from camal_rl.errors import InputError
-from camal_rl.evaluation import ALIGNMENT_METRICS
+from camal_rl.evaluation import ALIGNMENT_METRICS, QPolicy
 from camal_rl.metrics import mean_or_nan
 from camal_rl.results import RunResult, load_results, metric_name, metric_values, parse_metric
 from camal_rl.rundir import write_json
@@ -73,6 +73,12 @@ class TuneConfig:
     """Evaluation episodes per run."""
     max_steps_scored: int = 32
     """Evaluation: attention metrics on at most this many steps per episode."""
+    q_policy: QPolicy = "softmax"
+    """Evaluation of DQN runs: the action distribution of a faithfulness criterion, softmax (of the
+    Q-values; near uniform when they are close, as at small reward scales) or epsilon-greedy (the
+    policy the agent acts with)."""
+    q_epsilon: float = 0.05
+    """Evaluation of DQN runs: epsilon of --q-policy epsilon-greedy."""
     out: Path = Path("runs/tune")
     """Sweep folder: runs, comparison.md, tuning.md and tuning.json."""
     workers: int = 2
@@ -99,6 +105,7 @@ class TuneConfig:
         if not 0 <= self.return_tolerance <= 1:
             raise InputError(f"--return-tolerance must lie in [0, 1], got {self.return_tolerance}")
         criterion_settings(self.criterion)
+        self.sweep().evaluate_config(self.out).check()
 
     def sweep(self) -> SweepConfig:
         """The compare sweep behind the tuning: the baseline and every method x coefficient."""
@@ -119,6 +126,8 @@ class TuneConfig:
             saliency=methods,
             faithfulness=faithfulness,
             max_steps_scored=self.max_steps_scored,
+            q_policy=self.q_policy,
+            q_epsilon=self.q_epsilon,
             pairs=(),
             device=self.device,
             threads=self.threads,
@@ -294,9 +303,21 @@ def format_tuning(tuning: Tuning, cfg: TuneConfig) -> str:
         *([""] if tuning.by_return_alone else []),
         f"Chosen: {', '.join(f'{method} {coef:g}' for method, coef in tuning.chosen.items())}. Evaluate them "
         f"on fresh seeds, not the tuning seeds: `camal-rl compare --envs {cfg.env} --algo {cfg.algo} "
-        f"--methods none {variants} --seeds 0 1 2 3 4`.",
+        f"--methods none {variants} --seeds 0 1 2 3 4{''.join(' ' + o for o in same_settings(cfg))}`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def same_settings(cfg: TuneConfig) -> list[str]:
+    """The compare options that train and evaluate fresh seeds as the tuning runs were (those
+    set away from their defaults)."""
+    options = [f"--steps {cfg.steps}"] if cfg.steps is not None else []
+    options += [f"--train-preset {cfg.train_preset}"] if cfg.train_preset else []
+    options += [f"--hp {' '.join(cfg.hp)}"] if cfg.hp else []
+    options += [f"--reward-scale {cfg.reward_scale:g}"] if cfg.reward_scale is not None else []
+    if cfg.algo == "dqn" and cfg.q_policy != "softmax":
+        options += [f"--q-policy {cfg.q_policy} --q-epsilon {cfg.q_epsilon:g}"]
+    return options
 
 
 def tune(cfg: TuneConfig) -> Tuning:
@@ -333,6 +354,8 @@ def _tuning_json(tuning: Tuning, cfg: TuneConfig) -> dict[str, Any]:
         "algo": cfg.algo,
         "seeds": list(cfg.seeds),
         "return_tolerance": cfg.return_tolerance,
+        "q_policy": cfg.q_policy,
+        "q_epsilon": cfg.q_epsilon,
         **{key: value for key, value in asdict(tuning).items() if key != "rows"},
         "rows": [
             {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in asdict(row).items()}

@@ -11,7 +11,7 @@ import pytest
 from camal_rl.cli import main
 from camal_rl.errors import InputError
 from camal_rl.results import load_results
-from camal_rl.tune import TuneConfig, criterion_settings, select_coefficients
+from camal_rl.tune import TuneConfig, criterion_settings, same_settings, select_coefficients
 from tests.synthetic_runs import metrics_report, write_run
 
 EPISODES = 2
@@ -108,6 +108,7 @@ def test_criterion_settings() -> None:
         ({"seeds": ()}, "at least one tuning seed"),
         ({"return_tolerance": 1.5}, r"--return-tolerance must lie in \[0, 1\]"),
         ({"criterion": "gradcam/nope"}, "not a metric tune can choose by"),
+        ({"q_epsilon": 0.0}, r"--q-epsilon must be in \(0, 1\], got 0.0"),
     ],
 )
 def test_bad_options_fail_before_any_run(options: dict[str, object], message: str, tmp_path: Path) -> None:
@@ -141,6 +142,22 @@ def test_sweep_holds_the_baseline_and_every_coefficient(tmp_path: Path) -> None:
     ]
 
 
+def test_a_dqn_faithfulness_criterion_can_read_the_epsilon_greedy_policy() -> None:
+    """softmax(Q) is near uniform at MiniGrid's reward scale; the study's DQN cell read the
+    epsilon-greedy policy. The option reaches every run's evaluation and the suggested command."""
+    cfg = TuneConfig(algo="dqn", criterion="gradcam/deletion_auc", q_policy="epsilon-greedy", q_epsilon=0.1)
+    evaluation = cfg.sweep().evaluate_config(Path("run"))
+    assert (evaluation.q_policy, evaluation.q_epsilon) == ("epsilon-greedy", 0.1)
+    assert evaluation.faithfulness
+    assert same_settings(cfg) == ["--q-policy epsilon-greedy --q-epsilon 0.1"]
+    assert same_settings(TuneConfig(q_policy="epsilon-greedy")) == []  # PPO: no Q-policy
+    assert same_settings(TuneConfig(steps=150_000, reward_scale=0.5, train_preset="study-doorkey-ppo")) == [
+        "--steps 150000",
+        "--train-preset study-doorkey-ppo",
+        "--reward-scale 0.5",
+    ]
+
+
 def test_tune_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Three tiny runs on the toy env, then the rule on their metrics; a partial sweep chooses nothing."""
     out = tmp_path / "tune"
@@ -158,4 +175,7 @@ def test_tune_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     text = (out / "tuning.md").read_text()
     assert "| none | - | 1 |" in text
     assert f"Chosen: camal {again.chosen['camal']:g}." in text
+    assert text.rstrip().endswith(  # fresh seeds trained as the tuning runs were
+        "--seeds 0 1 2 3 4 --steps 128 --hp n_steps=32 batch_size=64 n_epochs=1`."
+    )
     assert (out / "comparison.md").exists()
