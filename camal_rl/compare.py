@@ -333,7 +333,8 @@ def unfinished(run: TrainConfig, eval_cfg: EvaluateConfig) -> str:
     if not run_dir.is_complete():
         status = run_dir.read_status()
         if status["state"] == "missing":
-            return "not started"
+            attempted = sweep_log(run_dir).exists()  # failed before its folder was written, or removed
+            return "not started (an earlier attempt's output is in its .log)" if attempted else "not started"
         # status.json holds the step of the last save; a running run's evaluations go further
         evaluated = [row["step"] for row in run_dir.read_evaluations()]
         reached = int(max([status.get("num_timesteps", 0), *evaluated]))

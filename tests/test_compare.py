@@ -282,6 +282,15 @@ def test_a_failed_run_is_reported_after_the_others_are_aggregated(
     table = (sweep_copy / "comparison.md").read_text()
     assert "| ppo-none | 1 |" in table
     assert "| ppo-camal-c0.5 |" not in table
+    # a run that failed before writing its folder (a train error) has only its log to show
+    (sweep_copy / "MiniGrid-DoorKey-5x5-v0" / "ppo-none" / "seed1.log").write_text("Traceback ...\n")
+    compare(tiny_sweep(sweep_copy, seeds=(0, 1), aggregate_only=True))
+    printed = capsys.readouterr().out
+    assert (
+        "- not started (an earlier attempt's output is in its .log): MiniGrid-DoorKey-5x5-v0/ppo-none/seed1\n"
+        in printed
+    )
+    assert "- not started: MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed1\n" in printed
 
 
 def test_ray_backend_writes_the_same_files(pool_sweep: Path, tmp_path: Path) -> None:
