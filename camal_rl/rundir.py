@@ -139,7 +139,8 @@ class RunDir:
             raise InputError(
                 f"{self.path} holds no saved model (model.zip or checkpoints/step_*.zip): deleted, or "
                 "never saved (a study's committed run folders keep the records, not the models); "
-                f"`camal-rl train --resume --out {self.path}` trains it again with its saved settings"
+                f"`camal-rl train --resume --out {self.path}` trains it again with its saved settings, "
+                "replacing its records (copy the folder first to keep them)"
             )
         return max(candidates, key=lambda p: (_steps_of(p, self), p == self.model))
 
