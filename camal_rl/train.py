@@ -172,7 +172,7 @@ def make_logger(run: RunDir, session: int, verbose: int, *, resumed_at: int = 0)
     suffix = "" if session == 0 else f".{session}"
     tensorboard = (
         ResumedTensorBoardOutputFormat(str(run.path), resumed_at)
-        if session
+        if session or resumed_at
         else make_output_format("tensorboard", str(run.path))
     )
     formats = [make_output_format("csv", str(run.path), suffix), tensorboard]
