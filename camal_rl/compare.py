@@ -124,6 +124,10 @@ class SweepConfig:
     """Torch threads per run."""
     aggregate_only: bool = False
     """Skip training and evaluation: only re-aggregate the runs already in OUT."""
+    max_runs: int | None = None
+    """Train or evaluate at most this many runs in this call: the first, in run order, of those
+    that need work; then aggregate. In time-limited sessions or jobs (a scheduler's time limit),
+    start only the runs that can finish; the same command again takes the next ones."""
 
     def table_metrics(self) -> tuple[str, ...]:
         """``metrics``, or the default for the saliency methods this sweep scores."""
@@ -524,6 +528,8 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
     """
     if cfg.workers < 1 or cfg.episodes < 1 or cfg.threads < 1:
         raise InputError("--workers, --episodes and --threads must be >= 1")
+    if cfg.max_runs is not None and cfg.max_runs < 1:
+        raise InputError(f"--max-runs must be >= 1 (leave it out to run them all), got {cfg.max_runs}")
     cfg.evaluate_config(cfg.out).check()  # evaluation settings fail here, not after training
     runs = cfg.run_configs()
     for run in runs:
@@ -537,14 +543,17 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
     failed: list[RunOutcome] = []
     if not cfg.aggregate_only:
         check_same_training(runs, cfg.out)
-        todo = sum(needs_work(run, evaluation) for run, evaluation in jobs)
+        pending = [job for job in jobs if needs_work(*job)]
+        now = pending[: cfg.max_runs]  # None: all
+        later = {id(job) for job in pending[len(now) :]}
+        limited = f", {len(now)} in this call (--max-runs)" if later else ""
         print(
-            f"sweep {cfg.out}: {len(runs)} runs, {todo} to train or evaluate, "
+            f"sweep {cfg.out}: {len(runs)} runs, {len(pending)} to train or evaluate{limited}, "
             f"{cfg.workers} at a time ({cfg.backend})"
         )
         execute = run_ray if cfg.backend == "ray" else run_process_pool
         try:
-            outcomes = execute(jobs, cfg)
+            outcomes = execute([job for job in jobs if id(job) not in later], cfg)
         except KeyboardInterrupt:
             print(
                 "\ninterrupted: the runs in progress saved their models; "

@@ -85,6 +85,26 @@ def test_finished_runs_are_skipped_and_unfinished_ones_resumed(
     assert "resuming" in (unfinished.path.parent / "seed0.log").read_text()
 
 
+def test_max_runs_takes_the_next_runs_in_order_and_leaves_the_rest(
+    sweep_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--max-runs 1 on a sweep of 6 runs, 2 done: the first pending run in run order (ppo-none
+    seed 1) is trained, the other 3 are left for the next call and named in the partial note."""
+    out = sweep_copy
+    with pytest.raises(InputError, match="--max-runs must be >= 1"):
+        compare(tiny_sweep(out, max_runs=0))
+    compare(tiny_sweep(out, seeds=(0, 1, 2), max_runs=1))
+    printed = capsys.readouterr().out
+    assert "6 runs, 4 to train or evaluate, 1 in this call (--max-runs), 2 at a time" in printed
+    cell = out / "MiniGrid-DoorKey-5x5-v0"
+    assert RunDir(cell / "ppo-none" / "seed1").is_evaluated()
+    assert not (cell / "ppo-none" / "seed2").exists()
+    assert "Partial sweep: 3 of 6 runs done; not in the tables:\n- not started: " in printed
+    compare(tiny_sweep(out, seeds=(0, 1, 2), max_runs=5))  # more than are left: all of them
+    assert "6 runs, 3 to train or evaluate, 2 at a time" in capsys.readouterr().out
+    assert RunDir(cell / "ppo-camal-c0.5" / "seed2").is_evaluated()
+
+
 def test_a_raised_budget_trains_finished_runs_on_and_evaluates_them_again(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
