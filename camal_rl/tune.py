@@ -17,6 +17,7 @@ chosen coefficients on fresh seeds (``camal-rl compare --methods none camal:COEF
 from __future__ import annotations
 
 import math
+import shlex
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -302,8 +303,9 @@ def format_tuning(tuning: Tuning, cfg: TuneConfig) -> str:
         ),
         *([""] if tuning.by_return_alone else []),
         f"Chosen: {', '.join(f'{method} {coef:g}' for method, coef in tuning.chosen.items())}. Evaluate them "
-        f"on fresh seeds, not the tuning seeds: `camal-rl compare --envs {cfg.env} --algo {cfg.algo} "
-        f"--methods none {variants} --seeds 0 1 2 3 4{''.join(' ' + o for o in same_settings(cfg))}`.",
+        f"on fresh seeds, not the tuning seeds: `camal-rl compare --envs {shlex.quote(cfg.env)} "
+        f"--algo {cfg.algo} --methods none {variants} --seeds 0 1 2 3 4"
+        f"{''.join(' ' + o for o in same_settings(cfg))}`.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -313,7 +315,7 @@ def same_settings(cfg: TuneConfig) -> list[str]:
     set away from their defaults)."""
     options = [f"--steps {cfg.steps}"] if cfg.steps is not None else []
     options += [f"--train-preset {cfg.train_preset}"] if cfg.train_preset else []
-    options += [f"--hp {' '.join(cfg.hp)}"] if cfg.hp else []
+    options += [f"--hp {' '.join(map(shlex.quote, cfg.hp))}"] if cfg.hp else []
     options += [f"--reward-scale {cfg.reward_scale:g}"] if cfg.reward_scale is not None else []
     if cfg.algo == "dqn" and cfg.q_policy != "softmax":
         options += [f"--q-policy {cfg.q_policy} --q-epsilon {cfg.q_epsilon:g}"]

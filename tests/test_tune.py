@@ -151,6 +151,8 @@ def test_a_dqn_faithfulness_criterion_can_read_the_epsilon_greedy_policy() -> No
     assert evaluation.faithfulness
     assert same_settings(cfg) == ["--q-policy epsilon-greedy --q-epsilon 0.1"]
     assert same_settings(TuneConfig(q_policy="epsilon-greedy")) == []  # PPO: no Q-policy
+    quoted = same_settings(TuneConfig(hp=("policy_kwargs=dict(net_arch=[64, 64])", "gamma=0.9")))
+    assert quoted == ["--hp 'policy_kwargs=dict(net_arch=[64, 64])' gamma=0.9"]  # as a shell reads it
     assert same_settings(TuneConfig(steps=150_000, reward_scale=0.5, train_preset="study-doorkey-ppo")) == [
         "--steps 150000",
         "--train-preset study-doorkey-ppo",
