@@ -366,17 +366,16 @@ class EvaluateConfig:
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """``camal-rl evaluate``: evaluate a run or model zip, print a table, write ``metrics.json``."""
     from camal_rl.agents import PolicyScorer
-    from camal_rl.envs import make_masked_env
     from camal_rl.loading import load_agent
 
     cfg.check()
     overrides = parse_assignments(cfg.env_kwargs, "--env-kwargs")
     agent = load_agent(cfg.run, device=cfg.device, env=cfg.env, env_kwargs=overrides)
-    env_id, env_kwargs = agent.env_id, agent.env_kwargs
+    env_kwargs = agent.env_kwargs
     variants: dict[str, dict[str, Any]] = {"train": env_kwargs}
     if cfg.distractors:
         variants["distractors"] = {**env_kwargs, "distractors": cfg.distractors}
-    probe = make_masked_env(env_id, **env_kwargs)
+    probe = agent.make_env(env_kwargs)
     try:
         agent.check_env(probe)
     finally:
@@ -395,7 +394,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         result = evaluate_model(
             agent.model,
             scorer,
-            partial(make_masked_env, env_id, **kwargs),
+            partial(agent.make_env, kwargs),
             episodes=cfg.episodes,
             seed=cfg.seed,
             methods=cfg.methods,
@@ -432,6 +431,8 @@ def format_metrics_table(report: Mapping[str, Any], metrics: Iterable[str] | Non
         lines[0] += f"  faithfulness on {report['faithfulness_policy']}"
     if report.get("settings", {}).get("stochastic"):
         lines[0] += "  actions sampled"
+    if report.get("frame_stack", 1) > 1:
+        lines[0] += f"  {report['frame_stack']} frames stacked"
     for variant, result in report["variants"].items():
         r = result["return"]
         lines.append(

@@ -58,12 +58,11 @@ class LoadedAgent:
 
         return not isinstance(self.model, CamalAlgorithm)
 
-    def check_env(self, env: gym.Env) -> None:
-        """Refuse an env whose images or actions the model was not built for (an env id or
-        keywords other than the training env's, a frame-stacked model), before any rollout.
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the images the model takes.
 
-        :param env: a masked env, as :func:`camal_rl.envs.make_masked_env` makes it.
-        :raises InputError: the image shape or the number of actions differs.
+        :raises InputError: the model does not observe images.
         """
         space = self.model.observation_space
         if isinstance(space, spaces.Dict) and IMAGE_KEY in space.spaces:
@@ -74,16 +73,43 @@ class LoadedAgent:
             )
         if is_image_space_channels_first(space):
             channels, height, width = space.shape
-        else:
-            height, width, channels = space.shape
+            return height, width, channels
+        height, width, channels = space.shape
+        return height, width, channels
+
+    @property
+    def frame_stack(self) -> int:
+        """Frames the model sees at once: a stock model whose images have 3 x k channels (k > 1)
+        was trained on k RGB frames stacked by SB3's ``VecFrameStack``; 1 for CAMAL agents and
+        single-frame models."""
+        channels = self.image_shape[2]
+        return channels // 3 if self.stock and channels > 3 and channels % 3 == 0 else 1
+
+    def make_env(self, env_kwargs: Mapping[str, Any]) -> gym.Env:
+        """A masked env of the agent's env id with ``env_kwargs``, its images stacked as the model
+        was trained on them (:class:`~camal_rl.envs.StackedImages`) when it takes several frames."""
+        from camal_rl.envs import StackedImages, make_masked_env
+
+        env = make_masked_env(self.env_id, **env_kwargs)
+        return StackedImages(env, self.frame_stack) if self.frame_stack > 1 else env
+
+    def check_env(self, env: gym.Env) -> None:
+        """Refuse an env whose images or actions the model was not built for (an env id or
+        keywords other than the training env's), before any rollout.
+
+        :param env: a masked env, as :meth:`make_env` makes it.
+        :raises InputError: the image shape or the number of actions differs.
+        """
+        height, width, channels = self.image_shape
         image = env.observation_space[IMAGE_KEY].shape  # type: ignore[index]
         n_actions = getattr(self.model.action_space, "n", None)
         env_actions = getattr(env.action_space, "n", None)
         where = f"{self.env_id} with {self.env_kwargs}" if self.env_kwargs else self.env_id
         if tuple(image) != (height, width, channels):
             stacked = (
-                "; a model trained on stacked frames cannot be scored on single frames"
-                if channels % image[2] == 0 and channels != image[2]
+                "; camal-rl's envs render RGB, so a model trained on grayscale or otherwise converted "
+                "frames cannot be scored (stacked RGB frames can)"
+                if channels % 3
                 else ""
             )
             raise InputError(
@@ -112,7 +138,9 @@ class LoadedAgent:
     def describe(self) -> dict[str, Any]:
         """Identity of the agent for result files (a stock SB3 model's says ``trained_by``)."""
         cfg = self.config
-        stock = {"trained_by": "stable-baselines3"} if self.stock else {}
+        stock: dict[str, Any] = {"trained_by": "stable-baselines3"} if self.stock else {}
+        if self.frame_stack > 1:
+            stock["frame_stack"] = self.frame_stack
         return {
             "run": str(self.run.path) if self.run is not None else None,
             "model": str(self.model_path),

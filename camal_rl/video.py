@@ -100,7 +100,7 @@ def score_episode(
             values.append(scorer.state_values(x).float().cpu().numpy())
     saliency_np = np.concatenate(saliency).astype(np.float32)
     return RecordedEpisode(
-        images=episode.images,
+        images=episode.images[..., -3:],  # the newest frame of stacked ones
         masks=episode.masks,
         saliency=saliency_np,
         actions=episode.actions,
@@ -135,7 +135,6 @@ def record_agent(
     :param stochastic: sample the actions (seeded) instead of the deterministic policy.
     """
     from camal_rl.agents import PolicyScorer
-    from camal_rl.envs import make_masked_env
 
     if method not in SALIENCY_METHODS:
         raise InputError(f"unknown saliency method {method!r}; choose one of: {', '.join(SALIENCY_METHODS)}")
@@ -144,7 +143,7 @@ def record_agent(
         kwargs["distractors"] = distractors
 
     def make_env() -> gym.Env:
-        env = make_masked_env(agent.env_id, **kwargs)
+        env = agent.make_env(kwargs)
         return gym.wrappers.TimeLimit(env, max_steps) if max_steps is not None else env
 
     probe = make_env()

@@ -23,6 +23,7 @@ from camal_rl.envs.registry import (
     register_envs,
     registered_ids,
 )
+from camal_rl.envs.stacking import StackedImages
 
 register_envs()
 
@@ -34,6 +35,7 @@ __all__ = [
     "EnvInfo",
     "RGBMaskObsWrapper",
     "RGBMaskPartialObsWrapper",
+    "StackedImages",
     "default_classes",
     "family_of",
     "format_env_table",

@@ -23,7 +23,7 @@ from torch import nn
 from camal_rl.agents import CamalPPO, CamFeaturesExtractor, PolicyScorer
 from camal_rl.agents.common.scorer import LayerMaps, default_attention_layer
 from camal_rl.cli import main
-from camal_rl.envs import make_masked_env
+from camal_rl.envs import StackedImages, make_masked_env
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EvaluateConfig, collect_episodes
 from camal_rl.loading import load_agent, read_zip_model
@@ -56,6 +56,21 @@ def stock_zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         model.save(paths[name])
     venv.close()
     return paths
+
+
+def grey_image_env() -> gym.Env:
+    """The same view in greyscale, (56, 56, 1)."""
+    return gym.wrappers.GrayscaleObservation(image_env(), keep_dim=True)
+
+
+@pytest.fixture(scope="module")
+def stacked_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PPO with CnnPolicy on 2 RGB frames stacked by SB3's VecFrameStack (6 channels), 64 steps."""
+    path = tmp_path_factory.mktemp("stacked") / "stacked.zip"
+    venv = VecFrameStack(make_vec_env(image_env, n_envs=2, seed=0), n_stack=2)
+    PPO("CnnPolicy", venv, n_steps=32, batch_size=32, n_epochs=1, seed=0, device=DEVICE).learn(64).save(path)
+    venv.close()
+    return path
 
 
 def first_image() -> tuple[np.ndarray, torch.Tensor]:
@@ -295,10 +310,11 @@ def test_env_that_does_not_fit_the_model_is_refused(
     assert "the model takes 56x56 images with 3 channels, but MiniGrid-DoorKey-5x5-v0 with" in err
     assert "{'view': 'full'} renders 40x40 with 3" in err
     assert "stacked" not in err
-    stacked = VecFrameStack(make_vec_env(image_env, n_envs=1), n_stack=4)
-    PPO("CnnPolicy", stacked, n_steps=16, batch_size=16, device="cpu").save(tmp_path / "stacked.zip")
-    with pytest.raises(InputError, match=r"takes 56x56 images with 12 channels, .* 3: .*stacked frames"):
-        load_agent(tmp_path / "stacked.zip", env=DOORKEY).check_env(make_masked_env(DOORKEY))
+    grey = VecFrameStack(make_vec_env(grey_image_env, n_envs=1), n_stack=4)
+    PPO("CnnPolicy", grey, n_steps=16, batch_size=16, device="cpu").save(tmp_path / "grey.zip")
+    grey_agent = load_agent(tmp_path / "grey.zip", env=DOORKEY)
+    with pytest.raises(InputError, match=r"takes 56x56 images with 4 channels, .* 3: .*render RGB"):
+        grey_agent.check_env(grey_agent.make_env({}))
     agent = load_agent(stock_zips["ppo"], env=DOORKEY, device=DEVICE)
     three_actions = gym.Env()
     three_actions.observation_space = spaces.Dict({"image": spaces.Box(0, 255, (56, 56, 3), np.uint8)})
@@ -349,3 +365,65 @@ def test_layer_from_the_command_line(
     video = tmp_path / "first.mp4"
     main(["record", str(tiny_run), "--layer", "to_attention.3", "--max-steps", "2", "--out", str(video)])
     assert video.stat().st_size > 0
+
+
+def test_stacked_images_by_hand() -> None:
+    """Zeros before the first frame, oldest first, the newest frame's mask, a new array each step."""
+    inner, stacked = make_masked_env(DOORKEY), StackedImages(make_masked_env(DOORKEY), 3)
+    assert stacked.observation_space["image"].shape == (56, 56, 9)
+    first, _ = inner.reset(seed=5)
+    obs, _ = stacked.reset(seed=5)
+    assert not obs["image"][..., :6].any()
+    assert np.array_equal(obs["image"][..., 6:], first["image"])
+    held = obs["image"]
+    second, *_ = inner.step(2)  # forward
+    obs, *_ = stacked.step(2)
+    assert not obs["image"][..., :3].any()
+    assert np.array_equal(obs["image"][..., 3:6], first["image"])
+    assert np.array_equal(obs["image"][..., 6:], second["image"])
+    assert np.array_equal(obs["mask"], second["mask"])
+    assert not held[..., :6].any()  # the earlier observation is not overwritten
+    obs, _ = stacked.reset(seed=5)
+    assert not obs["image"][..., :6].any()  # a new episode starts from zeros again
+    with pytest.raises(InputError, match="frames to stack must be >= 1"):
+        StackedImages(inner, 0)
+
+
+def test_a_frame_stacked_model_sees_what_sb3_showed_it(stacked_zip: Path) -> None:
+    """Rolled out in SB3's own VecFrameStack and in the masked env with StackedImages, from the
+    same seed, the model gets the same stacked images and takes the same actions."""
+    agent = load_agent(stacked_zip, env=DOORKEY, device=DEVICE)
+    assert agent.frame_stack == 2
+    assert agent.describe()["frame_stack"] == 2
+    (episode,) = collect_episodes(
+        agent.model, lambda: gym.wrappers.TimeLimit(agent.make_env({}), 6), 1, seed=11
+    )
+    venv = VecFrameStack(make_vec_env(image_env, n_envs=1), n_stack=2)
+    venv.seed(11)
+    obs = venv.reset()
+    for image, action in zip(episode.images, episode.actions, strict=True):
+        assert np.array_equal(obs[0], image)
+        assert int(agent.model.predict(obs, deterministic=True)[0][0]) == action
+        obs, *_ = venv.step(np.array([action]))
+    venv.close()
+    assert episode.images.shape == (6, 56, 56, 6)
+
+
+def test_evaluate_and_record_a_frame_stacked_model(
+    stacked_zip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "metrics.json"
+    argv = ["evaluate", str(stacked_zip), "--env", DOORKEY, "--episodes", "1", "--max-steps-scored", "2"]
+    assert main([*argv, "--device", DEVICE, "--out", str(out)]) == 0
+    assert "steps=64  faithfulness on pi(a|x)  2 frames stacked\n" in capsys.readouterr().out
+    report: dict[str, Any] = json.loads(out.read_text())
+    assert (report["trained_by"], report["frame_stack"]) == ("stable-baselines3", 2)
+    for method in ("gradcam", "perturbation"):
+        scored = report["variants"]["train"]["saliency"][method]
+        assert 0.0 <= scored["epg"]["mean"] <= 1.0
+        assert np.isfinite(scored["deletion_auc"]["mean"])
+    video = tmp_path / "stacked.mp4"
+    argv = ["record", str(stacked_zip), "--env", DOORKEY, "--episodes", "1", "--max-steps", "3"]
+    assert main([*argv, "--device", DEVICE, "--out", str(video), "--frame-png"]) == 0
+    assert video.stat().st_size > 0
+    assert video.with_suffix(".png").stat().st_size > 0

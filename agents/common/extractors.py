@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecEnv
 from torch import Tensor, nn
@@ -22,9 +22,13 @@ from camal_rl.envs.base import IMAGE_KEY
 from camal_rl.errors import InputError
 
 
-def image_subspace(observation_space: spaces.Space) -> spaces.Box:
+def image_subspace(observation_space: spaces.Space, *, any_channels: bool = False) -> spaces.Box:
     """The channel-first image space inside a ``{"image", "mask"}`` Dict space, or the space
-    itself when it is an image Box (a deployment without masks)."""
+    itself when it is an image Box (a deployment without masks).
+
+    :param any_channels: accept any number of channels (a stock model's stacked frames), not
+        only SB3's 1, 3 or 4.
+    """
     space: spaces.Space | None = observation_space
     if isinstance(observation_space, spaces.Dict):
         space = observation_space.spaces.get(IMAGE_KEY)
@@ -33,7 +37,8 @@ def image_subspace(observation_space: spaces.Space) -> spaces.Box:
             f"the features extractor needs an image observation (Box of rank 3, or a Dict with an "
             f"'{IMAGE_KEY}' entry); got {observation_space}. Wrap the env with camal_rl.envs.make_masked_env."
         )
-    if not is_image_space(space, check_channels=True):
+    channels_first = is_image_space_channels_first(space) if any_channels else True
+    if not (channels_first and is_image_space(space, check_channels=not any_channels)):
         raise InputError(
             f"image space {space} is not a channel-first uint8 image; let SB3's VecTransposeImage "
             "transpose it (do not pass channel-last images to the policy directly)"
