@@ -68,8 +68,13 @@ class TestExtractors:
             MiniGridCNN(dict_space(), attention_layer=3)
 
     def test_small_frames_refused_by_nature_cnn(self) -> None:
-        with pytest.raises(InputError, match="MiniGridCNN"):
-            NatureCamCNN(dict_space(3, 24, 24))
+        """43 px: (43 - 8) // 4 + 1 = 9 -> (9 - 4) // 2 + 1 = 3 -> 1, a uniform Grad-CAM; 44 px:
+        10 -> 4 -> 2."""
+        for side in (24, 43):
+            with pytest.raises(InputError, match=f"at least 44x44 pixels, got {side}x{side}: .*MiniGridCNN"):
+                NatureCamCNN(dict_space(3, side, side))
+        _, maps = NatureCamCNN(dict_space(3, 44, 44)).forward_with_maps({"image": torch.rand(1, 3, 44, 44)})
+        assert maps.shape == (1, 64, 2, 2)
 
     def test_non_image_space_refused(self) -> None:
         with pytest.raises(InputError, match="make_masked_env"):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
+from camal_rl.agents import CamalPPO, MiniGridCNN
 from camal_rl.cli import main
 from camal_rl.compare import SweepConfig, compare
 from camal_rl.config import TrainConfig
@@ -226,7 +227,7 @@ def test_the_documented_example_env_passes_the_check_and_trains(
     report = check_env("my_envs:my_envs/FindTheKey-v0", steps=300)
     assert report.mask_classes == ("key",)
     assert report.coverage > 0.9  # the key is hidden only under the agent, at the episode's end
-    assert report.class_shares[0] == pytest.approx(report.coverage / 64)  # one 8 x 8 cell of 64 x 64
+    assert report.class_shares[0] == pytest.approx(report.coverage / 25)  # one 8 x 8 cell of 40 x 40
     env = make_masked_env("my_envs/FindTheKey-v0")
     assert action_names(env) == ("right", "down", "left", "up")  # the env's own, for record
     env.close()
@@ -235,6 +236,9 @@ def test_the_documented_example_env_passes_the_check_and_trains(
     train += ["--hp", "n_steps=64", "batch_size=64", "n_epochs=1", "--eval-freq", "0"]
     assert main([*train, "--no-progress-bar", "--device", DEVICE, "--out", str(out)]) == 0
     assert RunDir(out).is_trained()
+    extractor = CamalPPO.load(out / "model.zip", device=DEVICE).policy.features_extractor
+    assert isinstance(extractor, MiniGridCNN)  # its tile_size attribute: one map position a cell
+    assert extractor.tile_size == 8
 
 
 def test_a_sweep_asking_an_own_env_for_distractors_fails_before_training(tmp_path: Path) -> None:

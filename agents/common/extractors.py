@@ -131,7 +131,8 @@ class NatureCamCNN(CamFeaturesExtractor):
     """NatureCNN (Mnih et al., Nature 2015) for larger frames such as ViZDoom's, with its last
     conv layer (or another) as the attention layer.
 
-    :param observation_space: Dict with an ``image`` entry (C, H, W), H and W >= 36.
+    :param observation_space: Dict with an ``image`` entry (C, H, W), H and W >= 44 (the
+        attention maps of the last conv layer are then at least 2 x 2).
     :param attention_layer: index of the conv layer used as the attention map (default: last).
     :param features_dim: size of the output features.
     """
@@ -143,10 +144,12 @@ class NatureCamCNN(CamFeaturesExtractor):
         features_dim: int = 512,
     ) -> None:
         n_channels, height, width = image_subspace(observation_space).shape
-        if min(height, width) < 36:
+        if min(height, width) < 44:  # 8/4, 4/2, 3/1 convs: 36 -> 1, 44 -> 2, 52 -> 3 positions
             raise InputError(
-                f"NatureCamCNN needs frames of at least 36x36 pixels, got {height}x{width}; "
-                "use MiniGridCNN for small grid frames"
+                f"NatureCamCNN needs frames of at least 44x44 pixels, got {height}x{width}: below that "
+                "its last conv layer's maps are 1 position wide, so Grad-CAM is uniform and the "
+                "attention losses have nothing to move. Render larger frames, or for a grid env give "
+                "it a tile_size attribute (pixels per cell), which selects the cell-aligned MiniGridCNN"
             )
         convs = [
             nn.Conv2d(n_channels, 32, kernel_size=8, stride=4),
