@@ -46,6 +46,10 @@ class EnvCheck:
     """gymnasium's checker's warnings."""
     example: dict[str, np.ndarray]
     """The first observation whose mask marks something (else the first observation)."""
+    extractor: str
+    """The features extractor agents pick by default (MiniGridCNN when the env has a tile_size)."""
+    attention_maps: tuple[int, int]
+    """(h, w) of its attention maps: Grad-CAM's resolution."""
 
     def format(self) -> str:
         h, w = self.image_shape[:2]
@@ -57,6 +61,11 @@ class EnvCheck:
         ]
         shares = zip(self.mask_classes, self.class_shares, strict=True)
         lines += [f"    {name}: {share:.2%} of the pixels" for name, share in shares]
+        h_maps, w_maps = self.attention_maps
+        lines.append(
+            f"  agents use {self.extractor} by default: attention maps {h_maps}x{w_maps} (Grad-CAM's "
+            f"resolution, {h / h_maps:.3g}x{w / w_maps:.3g} pixels a position)"
+        )
         if self.coverage == 0:
             lines.append(
                 "  warning: the mask is empty in every observation: the attention losses have nothing "
@@ -88,6 +97,7 @@ def check_env(
             except (AssertionError, AttributeError, TypeError, ValueError) as error:
                 raise InputError(f"{env_id} fails gymnasium's env checker: {error}") from error
         classes = get_mask_classes(env)
+        extractor, maps = _default_attention_maps(env)
         tally = _MaskTally(env_id, env.observation_space, len(classes))
         env.action_space.seed(seed)
         tally.add(env.reset(seed=seed)[0])
@@ -110,9 +120,26 @@ def check_env(
             class_shares=tuple(float(share) for share in tally.shares / tally.count),
             warnings=tuple(dict.fromkeys(str(w.message) for w in caught if WRAPPED not in str(w.message))),
             example=tally.example,
+            extractor=extractor,
+            attention_maps=maps,
         )
     finally:
         env.close()
+
+
+def _default_attention_maps(env: Any) -> tuple[str, tuple[int, int]]:
+    """The extractor training would pick for the env's frames (the cell-aligned MiniGridCNN when
+    the env, or a wrapper, has a ``tile_size`` attribute) and its attention maps' (h, w).
+
+    :raises InputError: frames that extractor refuses, with its message.
+    """
+    from camal_rl.agents.common.extractors import default_attention_maps
+
+    try:
+        tile_size: int | None = int(env.get_wrapper_attr("tile_size"))
+    except AttributeError:
+        tile_size = None
+    return default_attention_maps(env.observation_space[IMAGE_KEY].shape, tile_size)
 
 
 class _MaskTally:

@@ -182,15 +182,39 @@ def test_check_reports_what_the_losses_will_see(tmp_path: Path, capsys: pytest.C
     assert report.coverage == 1.0
     assert report.class_shares == pytest.approx((64 / 576,))  # one 8 x 8 cell of 24 x 24
     assert report.warnings == ()
+    assert (report.extractor, report.attention_maps) == ("MiniGridCNN", (3, 3))  # its tile_size: 8
     doorkey = check_env("MiniGrid-DoorKey-5x5-v0", steps=20)  # a built-in env passes too
     assert doorkey.mask_classes == ("key", "door", "goal")
     assert doorkey.coverage > 0
+    assert (doorkey.extractor, doorkey.attention_maps) == ("MiniGridCNN", (7, 7))  # 56 px, 8 a cell
     png = tmp_path / "check.png"
     assert main(["envs", "--check", BY_MODULE, "--steps", "9", "--png", str(png)]) == 0
     printed = capsys.readouterr().out
     assert "object: 11.11% of the pixels" in printed
+    assert "agents use MiniGridCNN by default: attention maps 3x3 (Grad-CAM's resolution, 8x8" in printed
     assert "9 steps, 9 episode(s) ended, 19 observations; the mask marks something in 100%" in printed
     assert png.exists()
+
+
+class Untiled(FindObjectEnv):
+    """Grid frames without a tile_size attribute: agents take NatureCamCNN for them."""
+
+    def __init__(self, cells: int) -> None:
+        super().__init__(cells=cells, tile=8)
+        del self.tile_size
+
+
+def test_check_names_the_attention_maps_and_refuses_frames_too_small_for_them(broken_ids: str) -> None:
+    """NatureCamCNN on 48 px: (48 - 8) // 4 + 1 = 11 -> (11 - 4) // 2 + 1 = 4 -> 2 positions; on 40
+    px one position, which training refuses: so does the check."""
+    gym.register(broken_ids, entry_point=Untiled, kwargs={"cells": 6})
+    report = check_env(broken_ids, steps=5)
+    assert (report.extractor, report.attention_maps) == ("NatureCamCNN", (2, 2))
+    assert "attention maps 2x2 (Grad-CAM's resolution, 24x24 pixels a position)" in report.format()
+    gym.registry.pop(broken_ids)
+    gym.register(broken_ids, entry_point=Untiled, kwargs={"cells": 5})
+    with pytest.raises(InputError, match=r"at least 44x44 pixels, got 40x40: .*a tile_size attribute"):
+        check_env(broken_ids, steps=5)
 
 
 def test_check_finds_what_breaks_the_contract(broken_ids: str, capsys: pytest.CaptureFixture[str]) -> None:

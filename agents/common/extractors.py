@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any, cast
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
@@ -168,6 +170,24 @@ def default_extractor_kwargs(tile_size: int | None) -> dict[str, object]:
     if tile_size is None:
         return {"features_extractor_class": NatureCamCNN}
     return {"features_extractor_class": MiniGridCNN, "features_extractor_kwargs": {"tile_size": tile_size}}
+
+
+def default_attention_maps(
+    image_shape: tuple[int, ...], tile_size: int | None
+) -> tuple[str, tuple[int, int]]:
+    """The features extractor agents pick by default for (H, W, C) frames and the (h, w) of its
+    attention maps, the resolution of Grad-CAM (built and run once on a blank frame).
+
+    :raises InputError: frames the extractor cannot take (too small, tile_size not dividing them).
+    """
+    height, width, channels = image_shape
+    kwargs = default_extractor_kwargs(tile_size)
+    extractor_class = cast(type[CamFeaturesExtractor], kwargs["features_extractor_class"])
+    options = cast(dict[str, Any], kwargs.get("features_extractor_kwargs", {}))
+    extractor = extractor_class(spaces.Box(0, 255, (channels, height, width), np.uint8), **options)
+    with torch.no_grad():
+        _, maps = extractor.forward_with_maps({IMAGE_KEY: torch.zeros(1, channels, height, width)})
+    return extractor_class.__name__, (int(maps.shape[2]), int(maps.shape[3]))
 
 
 def check_cam_extractor(extractor_class: type[BaseFeaturesExtractor]) -> None:
