@@ -73,8 +73,8 @@ class LoadedAgent:
             )
         if is_image_space_channels_first(space):
             channels, height, width = space.shape
-            return height, width, channels
-        height, width, channels = space.shape
+        else:
+            height, width, channels = space.shape
         return height, width, channels
 
     @property

@@ -427,7 +427,14 @@ def stop_sweep(out: Path, options: list[str], stop: str, training: int) -> str:
         "--steps", "100000", "--hp", "n_steps=64", "batch_size=64", "n_epochs=1",
     ]  # fmt: skip
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        # as from a terminal: a shell runs background jobs with SIGINT ignored, and a child
+        # inherits that (pytest started with `&` would see Ctrl-C ignored by the sweep)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
