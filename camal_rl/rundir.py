@@ -119,9 +119,13 @@ class RunDir:
         folders hold the records (status, config, metrics, curves), not the model zips."""
         return self.read_status().get("state") == "complete"
 
+    def saved_models(self) -> list[Path]:
+        """The saved models here: ``model.zip`` and the checkpoints that exist."""
+        return [p for p in [self.model, *self.checkpoints.glob("step_*.zip")] if p.exists()]
+
     def has_model(self) -> bool:
         """A saved model is here: ``model.zip`` or a checkpoint."""
-        return self.model.exists() or any(self.checkpoints.glob("step_*.zip"))
+        return bool(self.saved_models())
 
     def is_trained(self) -> bool:
         """Training finished and the final model is saved."""
@@ -134,7 +138,7 @@ class RunDir:
 
     def latest_model(self) -> Path:
         """The newest saved model: ``model.zip`` or the last checkpoint, whichever has more steps."""
-        candidates = [p for p in [self.model, *self.checkpoints.glob("step_*.zip")] if p.exists()]
+        candidates = self.saved_models()
         if not candidates:
             raise InputError(
                 f"{self.path} holds no saved model (model.zip or checkpoints/step_*.zip): deleted, or "
