@@ -544,9 +544,8 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
     if not cfg.aggregate_only:
         check_same_training(runs, cfg.out)
         pending = [job for job in jobs if needs_work(*job)]
-        now = pending[: cfg.max_runs]  # None: all
-        later = {id(job) for job in pending[len(now) :]}
-        limited = f", {len(now)} in this call (--max-runs)" if later else ""
+        later = {id(job) for job in pending[cfg.max_runs :]} if cfg.max_runs is not None else set()
+        limited = f", {cfg.max_runs} in this call (--max-runs)" if later else ""
         print(
             f"sweep {cfg.out}: {len(runs)} runs, {len(pending)} to train or evaluate{limited}, "
             f"{cfg.workers} at a time ({cfg.backend})"
