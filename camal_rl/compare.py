@@ -20,6 +20,7 @@ import dataclasses
 import itertools
 import json
 import signal
+import statistics
 import sys
 import time
 import traceback
@@ -127,7 +128,8 @@ class SweepConfig:
     max_runs: int | None = None
     """Train or evaluate at most this many runs in this call: the first, in run order, of those
     that need work; then aggregate. In time-limited sessions or jobs (a scheduler's time limit),
-    start only the runs that can finish; the same command again takes the next ones."""
+    start only the runs that can finish (the sweep's first line estimates their training time from
+    its finished runs); the same command again takes the next ones."""
 
     def table_metrics(self) -> tuple[str, ...]:
         """``metrics``, or the default for the saliency methods this sweep scores."""
@@ -321,6 +323,48 @@ def steps_short(run: RunDir, cfg: TrainConfig) -> int:
     steps = cfg.resolved().steps
     assert steps is not None
     return max(0, steps - int(run.read_status().get("num_timesteps", steps)))
+
+
+def steps_to_train(run: TrainConfig) -> int:
+    """Env steps a sweep will train the run for: from its last saved model to the budget, or the
+    whole budget when it has no saved model (never started, or its model is gone); 0 when it is
+    trained to the budget."""
+    run_dir = RunDir(run.run_dir)
+    steps = run.resolved().steps
+    assert steps is not None
+    if not run_dir.has_model():
+        return steps
+    return max(0, steps - int(run_dir.read_status().get("num_timesteps", 0)))
+
+
+def training_estimate(jobs: Sequence[Job], runs: Sequence[TrainConfig], workers: int) -> float | None:
+    """Wall seconds the jobs' training should take, ``workers`` at a time (each to the first free
+    worker, in order), at the pace of the sweep's finished ``runs`` of the same env and variant
+    (the median of their logged seconds per env step, periodic evaluations included; final
+    evaluations not). None when a job that trains has no finished run to go by."""
+    paces: dict[tuple[str, str], list[float]] = {}
+    for run in runs:
+        run_dir = RunDir(run.run_dir)
+        steps, seconds = run_dir.training_time() if run_dir.is_complete() else (0.0, 0.0)
+        if steps > 0:
+            paces.setdefault((run.env_name, run.label), []).append(seconds / steps)
+    loads = [0.0] * workers
+    for run, _ in jobs:
+        left = steps_to_train(run)
+        pace = paces.get((run.env_name, run.label))
+        if left and not pace:
+            return None
+        if left and pace:
+            loads[loads.index(min(loads))] += statistics.median(pace) * left
+    return max(loads)
+
+
+def format_duration(seconds: float) -> str:
+    """``5400`` -> ``"1 h 30 min"``, ``720`` -> ``"12 min"``, ``40`` -> ``"40 s"``."""
+    if seconds < 59.5:
+        return f"{round(seconds)} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
 def unfinished(run: TrainConfig, eval_cfg: EvaluateConfig) -> str:
@@ -546,9 +590,17 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
         pending = [job for job in jobs if needs_work(*job)]
         later = {id(job) for job in pending[cfg.max_runs :]} if cfg.max_runs is not None else set()
         limited = f", {cfg.max_runs} in this call (--max-runs)" if later else ""
+        now = [job for job in pending if id(job) not in later]
+        # on a Ray cluster, --workers does not say how many run at once
+        estimate = training_estimate(now, runs, cfg.workers) if cfg.address is None else None
+        expected = (
+            f"; training them takes about {format_duration(estimate)} at the pace of the runs done"
+            if estimate
+            else ""
+        )
         print(
             f"sweep {cfg.out}: {len(runs)} runs, {len(pending)} to train or evaluate{limited}, "
-            f"{cfg.workers} at a time ({cfg.backend})"
+            f"{cfg.workers} at a time ({cfg.backend}){expected}"
         )
         execute = run_ray if cfg.backend == "ray" else run_process_pool
         try:

@@ -153,6 +153,21 @@ class RunDir:
         extra = sorted(self.path.glob("progress.*.csv"), key=lambda p: int(p.suffixes[0][1:]))
         return ([self.path / "progress.csv"] if (self.path / "progress.csv").exists() else []) + extra
 
+    def training_time(self) -> tuple[float, float]:
+        """(env steps, seconds) of training the progress files log, over all sessions: SB3 logs
+        ``time/fps`` and ``time/time_elapsed`` since the start of each session (``learn`` call), so
+        each file adds fps x elapsed steps over elapsed seconds (periodic evaluations included);
+        (0, 0) when none is logged."""
+        steps = seconds = 0.0
+        for path in self.progress_files():
+            with path.open() as f:
+                timed = [r for r in csv.DictReader(f) if r.get("time/fps") and r.get("time/time_elapsed")]
+            if timed:
+                elapsed = float(timed[-1]["time/time_elapsed"])
+                steps += float(timed[-1]["time/fps"]) * elapsed
+                seconds += elapsed
+        return steps, seconds
+
     def prepare(self, *, overwrite: bool, resume: bool) -> None:
         """Create the folder for a new run, or check it can be resumed.
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from camal_rl.compare import SweepConfig, compare, parse_variant
+from camal_rl.compare import SweepConfig, compare, format_duration, parse_variant, training_estimate
 from camal_rl.config import TrainConfig
 from camal_rl.errors import InputError, MissingExtraError
 from camal_rl.rundir import RunDir
@@ -65,8 +66,6 @@ def test_sweep_writes_runs_tables_and_plots(pool_sweep: Path) -> None:
 @pytest.fixture
 def sweep_copy(pool_sweep: Path, tmp_path: Path) -> Path:
     """A copy of the finished sweep that a test may change."""
-    import shutil
-
     return Path(shutil.copytree(pool_sweep, tmp_path / "copy"))
 
 
@@ -103,6 +102,54 @@ def test_max_runs_takes_the_next_runs_in_order_and_leaves_the_rest(
     compare(tiny_sweep(out, seeds=(0, 1, 2), max_runs=5))  # more than are left: all of them
     assert "6 runs, 3 to train or evaluate, 2 at a time" in capsys.readouterr().out
     assert RunDir(cell / "ppo-camal-c0.5" / "seed2").is_evaluated()
+
+
+def test_training_estimate_goes_by_the_finished_runs_of_each_variant(
+    sweep_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Paces by hand: ppo-none seed 0 logged 100 steps/s for 2 s, then 200 steps/s over 5 s since
+    its session's start (the last row counts: 1000 steps in 5 s), and a second session at 10
+    steps/s for 10 s: 1100 steps in 15 s; ppo-camal seed 0, 50 steps/s for 10 s: 0.02 s a step."""
+    cell = sweep_copy / "MiniGrid-DoorKey-5x5-v0"
+    none, camal = RunDir(cell / "ppo-none" / "seed0"), RunDir(cell / "ppo-camal-c0.5" / "seed0")
+    (none.path / "progress.csv").write_text("time/fps,time/time_elapsed,train/loss\n100,2,1\n200,5,1\n,,1\n")
+    (none.path / "progress.1.csv").write_text("time/fps,time/time_elapsed\n10,10\n")
+    (camal.path / "progress.csv").write_text("time/fps,time/time_elapsed\n50,10\n")
+    assert none.training_time() == (1100.0, 15.0)
+    assert camal.training_time() == (500.0, 10.0)
+    sweep = tiny_sweep(sweep_copy, seeds=(0, 1, 2))
+    runs = sweep.run_configs()  # none 0, 1, 2, then camal 0, 1, 2; 128 steps each
+    jobs = [(run, sweep.evaluate_config(run.run_dir)) for run in runs if run.seed > 0]
+    none_s, camal_s = 15 / 1100 * 128, 0.02 * 128
+    assert training_estimate(jobs, runs, 1) == pytest.approx(2 * none_s + 2 * camal_s)
+    # two workers, each run to the first free one: none 1 | none 2, then camal 1 | camal 2
+    assert training_estimate(jobs, runs, 2) == pytest.approx(none_s + camal_s)
+    # a run with a saved model at 64 steps trains the other 64
+    started = RunDir(runs[1].run_dir)
+    started.path.mkdir(parents=True)
+    (started.path / "model.zip").write_bytes(b"")
+    started.write_status("interrupted", num_timesteps=64)
+    assert training_estimate(jobs[:1], runs, 1) == pytest.approx(none_s / 2)
+    assert training_estimate([], runs, 2) == 0.0  # nothing to train: no estimate printed
+    unknown = tiny_sweep(sweep_copy, methods=("energy",), seeds=(0,))
+    assert (
+        training_estimate([(r, unknown.evaluate_config(r.run_dir)) for r in unknown.run_configs()], runs, 2)
+        is None
+    )
+    started.model.unlink()
+    started.write_status("running", num_timesteps=64)  # no model: the whole budget
+    assert training_estimate(jobs[:1], runs, 1) == pytest.approx(none_s)
+    assert [format_duration(s) for s in (5400, 720, 40, 3600 + 29)] == [
+        "1 h 30 min",
+        "12 min",
+        "40 s",
+        "1 h 0 min",
+    ]
+    shutil.rmtree(started.path)  # a folder without config.json: not a run a sweep resumes
+    compare(tiny_sweep(sweep_copy, seeds=(0, 1), max_runs=1))
+    assert "1 in this call (--max-runs), 2 at a time (process); training them takes about 2 s" in (
+        capsys.readouterr().out
+    )
 
 
 def test_a_raised_budget_trains_finished_runs_on_and_evaluates_them_again(

@@ -14,7 +14,6 @@ every cell but tune; ``--min-return`` adds the same tables over the seeds that r
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import statistics
 import sys
@@ -28,6 +27,7 @@ import torch
 
 from camal_rl.metrics import mean_or_nan
 from camal_rl.results import RunResult, load_results, metric_value
+from camal_rl.rundir import RunDir
 from camal_rl.stats import comparison_table
 
 RUNS = Path("experiments/camal_study/runs")
@@ -84,20 +84,9 @@ def learnt_at_cell(results: Sequence[RunResult]) -> str:
 
 
 def training_fps(result: RunResult) -> float:
-    """Env steps per second of wall time over the whole training (nan if not logged).
-
-    SB3 logs ``time/fps`` and ``time/time_elapsed`` since the start of each ``learn`` call; a
-    resumed run has one ``progress[.N].csv`` per segment, so the segments are combined as
-    (sum of fps x elapsed) / (sum of elapsed).
-    """
-    steps = seconds = 0.0
-    for path in result.path.glob("progress*.csv"):
-        with path.open() as f:
-            rows = [row for row in csv.DictReader(f) if row.get("time/fps") and row.get("time/time_elapsed")]
-        if rows:
-            elapsed = float(rows[-1]["time/time_elapsed"])
-            steps += float(rows[-1]["time/fps"]) * elapsed
-            seconds += elapsed
+    """Env steps per second of wall time over the whole training, all sessions together (nan if
+    not logged; :meth:`camal_rl.rundir.RunDir.training_time`)."""
+    steps, seconds = RunDir(result.path).training_time()
     return steps / seconds if seconds > 0 else math.nan
 
 
