@@ -72,10 +72,15 @@ def action_names(env: gym.Env) -> tuple[str, ...]:
 
 
 def agent_label(agent: LoadedAgent) -> str:
-    """``<algo>-<method> seed <seed>`` for a run directory, the file name for a bare model zip."""
-    if agent.config is not None:
-        return f"{agent.config.label} seed {agent.config.seed}"
-    return agent.model_path.stem
+    """``<algo>-<method> seed <seed>`` for a run directory, the file name for a bare model zip;
+    ``, <k> frames stacked`` after a stock model's that sees k frames at once (its panel shows the
+    newest)."""
+    label = (
+        f"{agent.config.label} seed {agent.config.seed}"
+        if agent.config is not None
+        else agent.model_path.stem
+    )
+    return f"{label}, {agent.frame_stack} frames stacked" if agent.frame_stack > 1 else label
 
 
 def score_episode(

@@ -27,7 +27,7 @@ from camal_rl.envs import StackedImages, make_masked_env
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EvaluateConfig, collect_episodes
 from camal_rl.loading import load_agent, read_zip_model
-from camal_rl.video import RecordConfig, record
+from camal_rl.video import RecordConfig, agent_label, record
 
 from .conftest import DEVICE
 
@@ -427,3 +427,4 @@ def test_evaluate_and_record_a_frame_stacked_model(
     assert main([*argv, "--device", DEVICE, "--out", str(video), "--frame-png"]) == 0
     assert video.stat().st_size > 0
     assert video.with_suffix(".png").stat().st_size > 0
+    assert agent_label(load_agent(stacked_zip, env=DOORKEY, device=DEVICE)) == "stacked, 2 frames stacked"
