@@ -22,7 +22,13 @@ from typing import Annotated, Any, Literal
 import tyro
 
 from camal_rl.errors import InputError
-from camal_rl.hyperparams import default_hyperparams, default_reward_scale, env_backend, parse_assignments
+from camal_rl.hyperparams import (
+    check_hyperparams,
+    default_hyperparams,
+    default_reward_scale,
+    env_backend,
+    parse_assignments,
+)
 
 Algo = Literal["ppo", "dqn"]
 Method = Literal["camal", "energy", "rrr", "none"]
@@ -161,6 +167,7 @@ class TrainConfig:
                 f"set {', '.join(reserved)} with the options of `camal-rl train` "
                 "(--seed, --device, --method, --coef, --target), not with --hp"
             )
+        hp = check_hyperparams(hp)
         reward_scale = cfg.reward_scale if cfg.reward_scale is not None else default_reward_scale(cfg.env)
         if isinstance(reward_scale, bool) or not math.isfinite(reward_scale) or reward_scale <= 0:
             raise InputError(f"--reward-scale must be a finite number > 0, got {reward_scale}")

@@ -7,7 +7,9 @@ small envs; the study presets in ``experiments/`` state their own.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -105,6 +107,83 @@ def _number_or_yaml(text: str) -> Any:
         except ValueError:
             return value
     return value
+
+
+@dataclass(frozen=True)
+class ValueRule:
+    """What a numeric hyperparameter takes: a number (an integer when ``integer``) from ``low``
+    (excluded when ``low_open``) to ``high``; with ``none``, also null (``--hp target_kl=null``)."""
+
+    low: float
+    high: float = math.inf
+    integer: bool = False
+    low_open: bool = False
+    none: bool = False
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        if self.high == math.inf:
+            bound = f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
+        else:
+            bound = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        return f"{kind} {bound}" + (" or null" if self.none else "")
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.none
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return False
+        if self.integer and value != int(value):
+            return False
+        return (value > self.low if self.low_open else value >= self.low) and value <= self.high
+
+
+_POSITIVE = ValueRule(0, low_open=True)
+_SHARE = ValueRule(0, 1)
+VALUE_RULES: dict[str, ValueRule] = {
+    "n_steps": ValueRule(1, integer=True),
+    "batch_size": ValueRule(1, integer=True),
+    "n_epochs": ValueRule(1, integer=True),
+    "learning_rate": _POSITIVE,
+    "gamma": _SHARE,
+    "gae_lambda": _SHARE,
+    "clip_range": _POSITIVE,
+    "clip_range_vf": ValueRule(0, low_open=True, none=True),
+    "ent_coef": ValueRule(0),
+    "vf_coef": ValueRule(0),
+    "max_grad_norm": _POSITIVE,
+    "target_kl": ValueRule(0, low_open=True, none=True),
+    "buffer_size": ValueRule(1, integer=True),
+    "learning_starts": ValueRule(0, integer=True),
+    "tau": ValueRule(0, 1, low_open=True),
+    "gradient_steps": ValueRule(-1, integer=True),
+    "target_update_interval": ValueRule(1, integer=True),
+    "exploration_fraction": _SHARE,
+    "exploration_initial_eps": _SHARE,
+    "exploration_final_eps": _SHARE,
+}
+"""The numeric keywords of SB3's PPO and DQN and the values they take (``n_steps`` is PPO's
+rollout length and DQN's n-step return alike); keywords not listed are checked by the algorithm."""
+
+
+def check_hyperparams(hp: Mapping[str, Any]) -> dict[str, Any]:
+    """``hp`` with its numeric values checked against :data:`VALUE_RULES` (integers written as
+    floats, e.g. ``buffer_size=1e5``, become ints).
+
+    :raises InputError: a value of the wrong type or out of range, saying what the keyword takes.
+    """
+    checked = dict(hp)
+    for name, value in hp.items():
+        rule = VALUE_RULES.get(name)
+        if rule is None:
+            continue
+        if not rule.accepts(value):
+            raise InputError(
+                f"hyperparameter {name} takes {rule.describe()}, got {value!r} (--hp {name}=VALUE)"
+            )
+        if rule.integer and value is not None:
+            checked[name] = int(value)
+    return checked
 
 
 def check_algo_kwargs(algo_class: type, kwargs: Mapping[str, Any]) -> None:

@@ -301,17 +301,25 @@ def _build_model(
             f"{dropped['progress']} logger rows)"
         )
     venv = make_training_envs(cfg, run, resumed_at=0)
-    model = algo_class(
-        "MultiInputPolicy",
-        venv,
-        camal_coef=cfg.camal_coef,
-        camal_loss=cfg.method,
-        camal_target=cfg.target,
-        seed=cfg.seed,
-        device=cfg.device,
-        verbose=cfg.verbose,
-        **cfg.algo_kwargs,
-    )
+    try:
+        model = algo_class(
+            "MultiInputPolicy",
+            venv,
+            camal_coef=cfg.camal_coef,
+            camal_loss=cfg.method,
+            camal_target=cfg.target,
+            seed=cfg.seed,
+            device=cfg.device,
+            verbose=cfg.verbose,
+            **cfg.algo_kwargs,
+        )
+    except (TypeError, ValueError, AssertionError) as error:  # SB3 checks its keywords with asserts
+        venv.close()
+        hp = ", ".join(f"{k}={v!r}" for k, v in cfg.algo_kwargs.items())
+        raise InputError(
+            f"{algo_class.__name__} refused its hyperparameters ({type(error).__name__}: {error}); "
+            f"check the values given with --hp (the run's: {hp})"
+        ) from error
     return model, 0
 
 

@@ -64,6 +64,43 @@ def test_bad_values_are_refused(cfg: TrainConfig, match: str) -> None:
         cfg.resolved()
 
 
+@pytest.mark.parametrize(
+    ("hp", "match"),
+    [
+        ("n_steps=abc", "hyperparameter n_steps takes an integer >= 1, got 'abc' \\(--hp n_steps=VALUE\\)"),
+        ("n_epochs=0", "n_epochs takes an integer >= 1, got 0"),
+        ("batch_size=1.5", "batch_size takes an integer >= 1, got 1.5"),
+        ("buffer_size=true", "buffer_size takes an integer >= 1, got True"),
+        ("learning_rate=0", "learning_rate takes a number > 0, got 0"),
+        ("learning_rate=abc", "learning_rate takes a number > 0, got 'abc'"),
+        ("gamma=1.5", "gamma takes a number in \\[0, 1\\], got 1.5"),
+        ("ent_coef=-0.1", "ent_coef takes a number >= 0, got -0.1"),
+        ("clip_range=.inf", "clip_range takes a number > 0, got inf"),
+        ("target_kl=0", "target_kl takes a number > 0 or null, got 0"),
+        ("tau=0", "tau takes a number in \\(0, 1\\], got 0"),
+        ("gradient_steps=-2", "gradient_steps takes an integer >= -1, got -2"),
+    ],
+)
+def test_hyperparameter_values_are_checked(hp: str, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        TrainConfig(hp=(hp,)).resolved()
+
+
+def test_checked_hyperparameters_keep_their_values_and_integers_written_as_floats_become_ints() -> None:
+    hp = ("buffer_size=1e5", "learning_starts=0", "gamma=1", "exploration_final_eps=0")
+    dqn = TrainConfig(algo="dqn", hp=hp).resolved().algo_kwargs
+    assert dqn["buffer_size"] == 100_000
+    assert isinstance(dqn["buffer_size"], int)
+    assert (dqn["learning_starts"], dqn["gamma"], dqn["exploration_final_eps"]) == (0, 1, 0)
+    hp = (
+        "target_kl=null",
+        "clip_range_vf=0.2",
+        "policy_kwargs={net_arch: [32]}",
+    )  # the last not checked here
+    ppo = TrainConfig(hp=hp).resolved().algo_kwargs
+    assert (ppo["target_kl"], ppo["clip_range_vf"], ppo["policy_kwargs"]) == (None, 0.2, {"net_arch": [32]})
+
+
 def test_unknown_hyperparameter_names_close_matches() -> None:
     with pytest.raises(
         InputError, match=r"CamalPPO takes no hyperparameter learning_rat \(did you mean learning_rate"

@@ -79,13 +79,20 @@ def test_bad_env_fails_before_writing(tmp_path: Path) -> None:
 
 
 def test_bad_hyperparameter_value_leaves_no_run_behind(tmp_path: Path) -> None:
+    """A value out of range is refused before anything is written; one the algorithm itself
+    refuses (PPO asserts batch_size > 1) after the run folder was, which is then removed."""
     out = tmp_path / "run"
-    with pytest.raises(InputError, match="n_steps must be an integer >= 1"):
+    with pytest.raises(InputError, match="hyperparameter n_steps takes an integer >= 1, got 0"):
         train(tiny(out, algo="dqn", hp=("n_steps=0",)))
+    assert not out.exists()
+    with pytest.raises(
+        InputError, match=r"CamalPPO refused its hyperparameters \(AssertionError: `batch_size` must"
+    ):
+        train(tiny(out, hp=(*TINY_PPO_HP, "batch_size=1")))
     assert not out.exists()  # fixing the value and running again needs no --overwrite
     out.mkdir()  # a folder the user made stays, empty
-    with pytest.raises(InputError, match="n_steps"):
-        train(tiny(out, algo="dqn", hp=("n_steps=0",)))
+    with pytest.raises(InputError, match="batch_size=1"):
+        train(tiny(out, hp=(*TINY_PPO_HP, "batch_size=1")))
     assert out.is_dir()
     assert not any(out.iterdir())
 
