@@ -575,6 +575,13 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
     if cfg.max_runs is not None and cfg.max_runs < 1:
         raise InputError(f"--max-runs must be >= 1 (leave it out to run them all), got {cfg.max_runs}")
     cfg.evaluate_config(cfg.out).check()  # evaluation settings fail here, not after training
+    empty = [option for option, given in (("--methods", cfg.methods), ("--seeds", cfg.seeds)) if not given]
+    if not cfg.cells and not cfg.envs:
+        empty.insert(0, "--envs")
+    if empty:
+        raise InputError(
+            f"{' and '.join(empty)} named nothing: the sweep would have no runs; name at least one"
+        )
     runs = cfg.run_configs()
     for run in runs:
         run.resolved()  # bad settings fail here, before any worker starts

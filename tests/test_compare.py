@@ -397,6 +397,10 @@ def test_variants_and_refusals(tmp_path: Path) -> None:
         parse_variant("camal:big")
     with pytest.raises(InputError, match="--workers, --episodes and --threads must be >= 1"):
         compare(tiny_sweep(tmp_path, workers=0))
+    with pytest.raises(InputError, match=r"^--seeds named nothing: the sweep would have no runs"):
+        compare(tiny_sweep(tmp_path, seeds=()))
+    with pytest.raises(InputError, match=r"^--envs and --methods named nothing"):
+        compare(tiny_sweep(tmp_path, cells=(), envs=(), methods=()))
     with pytest.raises(InputError, match="close matches"):
         compare(tiny_sweep(tmp_path, cells=(TrainConfig(env="MiniGrid-DoorKy-5x5-v0"),)))
     with pytest.raises(InputError, match=r"--q-epsilon must be in \(0, 1\]"):  # before any training
