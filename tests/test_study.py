@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from camal_rl.results import load_results
-from experiments.camal_study.report import main, report_cell, training_fps
+from experiments.camal_study.report import main, report_cell, seed_table, training_fps
 from experiments.camal_study.select_coefs import tuning_table
 from experiments.camal_study.training_outcomes import outcome_rows
 from tests.conftest import DEVICE
@@ -113,6 +113,37 @@ def test_report_judges_vizdoom_learning_on_its_own_return_scale(tmp_path: Path) 
     rows = report_cell(tmp_path).splitlines()
     assert "| first return >= 50 (seed by seed) |" in rows[2]
     assert next(line for line in rows if line.startswith("| ppo-none |")).endswith("| 60k | - |")
+
+
+def test_seed_table_has_one_row_per_run_baseline_first(tmp_path: Path) -> None:
+    """Each run's own means (EPG 0.5 + seed x 0.01 for CAMAL), the step it first reached 50, its
+    speed from progress.csv (1200 steps in 20 s: 60.0 env steps/s), '-' where a run has none."""
+    curve = [{"step": 20_000 * i, "return_mean": r} for i, r in enumerate((-300, 60, 79))]
+    for seed in (1, 0):
+        write_run(
+            tmp_path,
+            env="VizdoomBasic-v1",
+            method="camal",
+            seed=seed,
+            metrics=metrics_report(
+                [79.0 + seed] * EPISODES, saliency={"gradcam": {"epg": [0.5 + seed / 100] * 4}}
+            ),
+            evaluations=curve,
+        )
+    baseline = write_run(
+        tmp_path, env="VizdoomBasic-v1", method="none", seed=3, metrics=metrics_report([-300.0] * EPISODES)
+    )
+    (baseline / "progress.csv").write_text("time/fps,time/time_elapsed\n60,20\n")
+    write_run(tmp_path, env="VizdoomBasic-v1", method="energy", seed=0)  # not evaluated: no row
+    rows = seed_table(tmp_path).splitlines()
+    assert rows[2] == "| agent | seed | return | gradcam/epg | first return >= 50 | train fps |"
+    assert rows[4:] == [
+        "| ppo-none | 3 | -300.000 | - | - | 60.0 |",
+        "| ppo-camal | 0 | 79.000 | 0.500 | 20k | - |",
+        "| ppo-camal | 1 | 80.000 | 0.510 | 20k | - |",
+    ]
+    write_run(tmp_path / "pending", method="none", seed=0)
+    assert "no evaluated run yet" in seed_table(tmp_path / "pending")
 
 
 def test_report_cell_without_evaluations(tmp_path: Path) -> None:

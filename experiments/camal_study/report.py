@@ -6,9 +6,10 @@ each variant's p-values against the baseline (Welch / Mann-Whitney U), CAMAL's f
 improvement over energy in percent with its CI, and the training speed relative to the baseline
 (env steps per wall-clock second over the whole training, periodic evaluations included).
 
-Run: ``python experiments/camal_study/report.py [--min-return R] [--merge] [CELL ...]`` (default:
-every cell but tune; ``--min-return`` adds the same tables over the seeds that reached return R;
-``--merge`` reports the folders given as one cell, e.g. a cell with a post-hoc sweep beside it).
+Run: ``python experiments/camal_study/report.py [--min-return R] [--merge] [--per-seed] [CELL ...]``
+(default: every cell but tune; ``--min-return`` adds the same tables over the seeds that reached
+return R; ``--merge`` reports the folders given as one cell, e.g. a cell with a post-hoc sweep
+beside it; ``--per-seed`` prints instead one row per run: its metrics, when it learnt, its speed).
 """
 
 from __future__ import annotations
@@ -220,6 +221,35 @@ def report_cell(paths: Path | Sequence[Path], min_return: float | None = None) -
     return "\n".join(lines) + "\n"
 
 
+def seed_table(paths: Path | Sequence[Path]) -> str:
+    """Markdown table of every evaluated run of a cell, one row per (variant, seed): the headline
+    metrics (each the run's mean over its held-out episodes), the first periodic evaluation step
+    whose return reaches the env's threshold, and the run's training env steps/s."""
+    paths = [paths] if isinstance(paths, Path) else list(paths)
+    results = sorted(
+        (r for r in load_results(paths) if r.metrics is not None),
+        key=lambda r: (r.method != "none", r.label, r.seed),
+    )
+    title = "### " + " + ".join(path.name for path in paths) + ", seed by seed"
+    if not results:
+        return f"{title}\n\nno evaluated run yet\n"
+    metrics = [m for m in HEADLINE if any(not math.isnan(_value(r, m)) for r in results)]
+    threshold = learnt_threshold(results[0].env)
+    lines = [
+        title,
+        "",
+        "| agent | seed | " + " | ".join(metrics) + f" | first return >= {threshold:g} | train fps |",
+        "|:--|--:|" + "--:|" * len(metrics) + "--:|--:|",
+    ]
+    for r in results:
+        values = [f"{_value(r, m):.3f}".replace("nan", "-") for m in metrics]
+        step = learnt_at(r, threshold)
+        learnt = "-" if not r.evaluations else "never" if step is None else f"{step / 1000:g}k"
+        fps = f"{training_fps(r):.1f}".replace("nan", "-")
+        lines.append(f"| {r.label} | {r.seed} | " + " | ".join(values) + f" | {learnt} | {fps} |")
+    return "\n".join(lines) + "\n"
+
+
 def full_table(
     rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], labels: Sequence[str], base: str
 ) -> list[str]:
@@ -276,9 +306,13 @@ def main(argv: Sequence[str]) -> None:
         "--min-return", type=float, default=None, help="also report the seeds with at least this return"
     )
     parser.add_argument("--merge", action="store_true", help="report the folders given as one cell")
+    parser.add_argument("--per-seed", action="store_true", help="only a table of every run, seed by seed")
     args = parser.parse_args(argv)
     cells = args.cells or sorted(p for p in RUNS.iterdir() if p.is_dir() and p.name != "tune")
     for paths in [cells] if args.merge else [[path] for path in cells]:
+        if args.per_seed:
+            print(seed_table(paths))
+            continue
         print(report_cell(paths))
         if args.min_return is not None:
             print(report_cell(paths, args.min_return))
