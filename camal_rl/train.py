@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ProgressBarCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, make_output_format
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -235,12 +235,14 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
     session = len(run.progress_files())
     model.set_logger(make_logger(run, session, cfg.verbose, resumed_at=resumed_at))
     run.write_status("running", num_timesteps=resumed_at)
+    # SB3's own progress bar (learn(progress_bar=True)), held here so that a crash closes it too:
+    # left open, it raises again at interpreter shutdown, under the crash's traceback
+    progress = ProgressBarCallback() if cfg.progress_bar else None
     try:
         model.learn(
             total_timesteps=remaining,
-            callback=CallbackList([RunCallback(run, cfg)]),
+            callback=CallbackList([RunCallback(run, cfg), *([progress] if progress else [])]),
             reset_num_timesteps=resumed_at == 0,
-            progress_bar=cfg.progress_bar,
         )
     except KeyboardInterrupt:
         _save(model, run, cfg, "interrupted")
@@ -254,6 +256,9 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
         _save(model, run, cfg, "failed", error=f"{type(error).__name__}: {error}")
         raise
     finally:
+        if progress is not None and hasattr(progress, "pbar"):
+            progress.pbar.close()  # closed already when training ended; a second close does nothing
+        model.logger.close()  # progress.csv and the TensorBoard writer
         model.get_env().close()  # type: ignore[union-attr]
     _save(model, run, cfg, "complete")
     return run

@@ -324,10 +324,13 @@ def test_a_resumed_session_purges_the_tensorboard_events_after_its_model(tmp_pat
 
 
 def test_crash_saves_the_model_and_records_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tqdm import tqdm
+
     out = tmp_path / "run"
     interrupt_at(monkeypatch, 128, RuntimeError("disk on fire"))
     with pytest.raises(RuntimeError, match="disk on fire"):
-        train(tiny(out))
+        train(tiny(out, progress_bar=True))
+    assert not list(getattr(tqdm, "_instances", []))  # the progress bar is closed, not left to shutdown
     status = RunDir(out).read_status()
     assert status["state"] == "failed"
     assert status["error"] == "RuntimeError: disk on fire"
