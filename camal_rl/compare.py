@@ -125,6 +125,9 @@ class SweepConfig:
     """Torch threads per run."""
     aggregate_only: bool = False
     """Skip training and evaluation: only re-aggregate the runs already in OUT."""
+    progress_every: float = 600.0
+    """Every this many seconds while runs train, print how far each run in progress got and about
+    how long it has left (process backend; 0: never)."""
     max_runs: int | None = None
     """Train or evaluate at most this many runs in this call: the first, in run order, of those
     that need work; then aggregate. In time-limited sessions or jobs (a scheduler's time limit),
@@ -454,9 +457,14 @@ def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
         max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_install_worker_signals
     ) as pool:
         try:
-            pending: set[Future[RunOutcome]] = {pool.submit(run_one, t, e, cfg.threads) for t, e in jobs}
+            started = time.time()
+            futures = {pool.submit(run_one, t, e, cfg.threads): t for t, e in jobs}
+            pending: set[Future[RunOutcome]] = set(futures)
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=cfg.progress_every or None, return_when=FIRST_COMPLETED)
+                if not done:
+                    in_progress = [futures[f] for f in pending if f.running()]
+                    print(progress_line(in_progress, cfg.out, since=started), flush=True)
                 for future in done:
                     outcomes.append(_report(future.result(), len(outcomes) + 1, len(jobs)))
         except KeyboardInterrupt as interrupt:
@@ -471,6 +479,27 @@ def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return outcomes
+
+
+def progress_line(runs: Sequence[TrainConfig], out: Path, since: float) -> str:
+    """``HH:MM in progress: <run> at N of M steps (about T left), ...``: the runs among ``runs``
+    that wrote to their folder after ``since`` (a time.time(); a pool hands a queued run to a
+    worker before it starts), with how far their logger got and, at the speed of its current
+    session, how long the rest takes."""
+    parts = []
+    for run in runs:
+        run_dir = RunDir(run.run_dir)
+        touched = [p.stat().st_mtime for p in (run_dir.status, *run_dir.progress_files()) if p.exists()]
+        if not touched or max(touched) < since:
+            continue
+        steps, fps = run_dir.logged_progress()
+        target = run.resolved().steps
+        assert target is not None
+        left = (
+            f" (about {format_duration((target - steps) / fps)} left)" if fps > 0 and steps < target else ""
+        )
+        parts.append(f"{run_dir.path.relative_to(out)} at {steps:,} of {target:,} steps{left}")
+    return f"{time.strftime('%H:%M')} in progress: {', '.join(parts) or 'starting'}"
 
 
 def _install_worker_signals() -> None:
@@ -572,6 +601,8 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
     """
     if cfg.workers < 1 or cfg.episodes < 1 or cfg.threads < 1:
         raise InputError("--workers, --episodes and --threads must be >= 1")
+    if not cfg.progress_every >= 0:
+        raise InputError(f"--progress-every must be >= 0 seconds (0: never), got {cfg.progress_every}")
     if cfg.max_runs is not None and cfg.max_runs < 1:
         raise InputError(f"--max-runs must be >= 1 (leave it out to run them all), got {cfg.max_runs}")
     cfg.evaluate_config(cfg.out).check()  # evaluation settings fail here, not after training

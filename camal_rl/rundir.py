@@ -168,6 +168,17 @@ class RunDir:
                 seconds += elapsed
         return steps, seconds
 
+    def logged_progress(self) -> tuple[int, float]:
+        """(env steps, env steps/s) of the newest logger row that has them: how far training had
+        got when the logger last wrote, and its speed since that session began (SB3's
+        ``time/total_timesteps`` and ``time/fps``); (0, nan) when nothing is logged."""
+        for path in reversed(self.progress_files()):
+            with path.open() as f:
+                rows = [r for r in csv.DictReader(f) if r.get("time/total_timesteps") and r.get("time/fps")]
+            if rows:
+                return int(float(rows[-1]["time/total_timesteps"])), float(rows[-1]["time/fps"])
+        return 0, math.nan
+
     def prepare(self, *, overwrite: bool, resume: bool) -> None:
         """Create the folder for a new run, or check it can be resumed.
 
