@@ -160,8 +160,7 @@ class RunDir:
         (0, 0) when none is logged."""
         steps = seconds = 0.0
         for path in self.progress_files():
-            with path.open() as f:
-                timed = [r for r in csv.DictReader(f) if r.get("time/fps") and r.get("time/time_elapsed")]
+            timed = _rows_with(path, "time/fps", "time/time_elapsed")
             if timed:
                 elapsed = float(timed[-1]["time/time_elapsed"])
                 steps += float(timed[-1]["time/fps"]) * elapsed
@@ -173,8 +172,7 @@ class RunDir:
         got when the logger last wrote, and its speed since that session began (SB3's
         ``time/total_timesteps`` and ``time/fps``); (0, nan) when nothing is logged."""
         for path in reversed(self.progress_files()):
-            with path.open() as f:
-                rows = [r for r in csv.DictReader(f) if r.get("time/total_timesteps") and r.get("time/fps")]
+            rows = _rows_with(path, "time/total_timesteps", "time/fps")
             if rows:
                 return int(float(rows[-1]["time/total_timesteps"])), float(rows[-1]["time/fps"])
         return 0, math.nan
@@ -359,6 +357,12 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return repr(value)
+
+
+def _rows_with(path: Path, *keys: str) -> list[dict[str, str]]:
+    """The rows of a logger CSV that have a value in every column of ``keys``."""
+    with path.open() as f:
+        return [row for row in csv.DictReader(f) if all(row.get(key) for key in keys)]
 
 
 def _now() -> str:
