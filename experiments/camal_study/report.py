@@ -81,7 +81,12 @@ def learnt_at_cell(results: Sequence[RunResult]) -> str:
     if not any(r.evaluations for r in results):
         return "-"
     steps = [learnt_at(r, learnt_threshold(r.env)) for r in sorted(results, key=lambda r: r.seed)]
-    return ", ".join("never" if s is None else f"{s / 1000:g}k" for s in steps)
+    return ", ".join(learnt_text(s) for s in steps)
+
+
+def learnt_text(step: int | None) -> str:
+    """A :func:`learnt_at` step in thousands (``60k``), or ``never``."""
+    return "never" if step is None else f"{step / 1000:g}k"
 
 
 def training_fps(result: RunResult) -> float:
@@ -243,8 +248,7 @@ def seed_table(paths: Path | Sequence[Path]) -> str:
     ]
     for r in results:
         values = [f"{_value(r, m):.3f}".replace("nan", "-") for m in metrics]
-        step = learnt_at(r, threshold)
-        learnt = "-" if not r.evaluations else "never" if step is None else f"{step / 1000:g}k"
+        learnt = learnt_text(learnt_at(r, threshold)) if r.evaluations else "-"
         fps = f"{training_fps(r):.1f}".replace("nan", "-")
         lines.append(f"| {r.label} | {r.seed} | " + " | ".join(values) + f" | {learnt} | {fps} |")
     return "\n".join(lines) + "\n"
