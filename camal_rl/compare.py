@@ -340,26 +340,49 @@ def steps_to_train(run: TrainConfig) -> int:
     return max(0, steps - int(run_dir.read_status().get("num_timesteps", 0)))
 
 
-def training_estimate(jobs: Sequence[Job], runs: Sequence[TrainConfig], workers: int) -> float | None:
-    """Wall seconds the jobs' training should take, ``workers`` at a time (each to the first free
-    worker, in order), at the pace of the sweep's finished ``runs`` of the same env and variant
-    (the median of their logged seconds per env step, periodic evaluations included; final
-    evaluations not). None when a job that trains has no finished run to go by."""
+def sweep_estimate(now: Sequence[Job], jobs: Sequence[Job], workers: int) -> tuple[float, bool] | None:
+    """Wall seconds the ``now`` jobs should take, ``workers`` at a time (each to the first free
+    worker, in order), at the pace of the sweep's ``jobs`` done: for training, the median logged
+    seconds per env step of the finished runs of the same env and variant (periodic evaluations
+    included); for the final evaluation, the median ``evaluation_seconds`` of the variant's runs
+    evaluated with the same settings.
+
+    :return: the seconds, and whether they count the evaluations (not when some variant has no run
+        that recorded how long its evaluation took); None when a job that trains has no finished
+        run to go by.
+    """
     paces: dict[tuple[str, str], list[float]] = {}
-    for run in runs:
-        run_dir = RunDir(run.run_dir)
+    evaluations: dict[tuple[str, str], list[float]] = {}
+    for run, eval_cfg in jobs:
+        run_dir, variant = RunDir(run.run_dir), (run.env_name, run.label)
         steps, seconds = run_dir.training_time() if run_dir.is_complete() else (0.0, 0.0)
         if steps > 0:
-            paces.setdefault((run.env_name, run.label), []).append(seconds / steps)
-    loads = [0.0] * workers
-    for run, _ in jobs:
-        left = steps_to_train(run)
-        pace = paces.get((run.env_name, run.label))
-        if left and not pace:
+            paces.setdefault(variant, []).append(seconds / steps)
+        took = evaluation_seconds(run_dir)
+        if took is not None and not changed_settings(run_dir, eval_cfg, run.algo):
+            evaluations.setdefault(variant, []).append(took)
+    loads, counted = [0.0] * workers, True
+    for run, _ in now:
+        variant, left = (run.env_name, run.label), steps_to_train(run)
+        if left and variant not in paces:
             return None
-        if left and pace:
-            loads[loads.index(min(loads))] += statistics.median(pace) * left
-    return max(loads)
+        seconds = statistics.median(paces[variant]) * left if left else 0.0
+        if variant in evaluations:
+            seconds += statistics.median(evaluations[variant])
+        else:
+            counted = False
+        loads[loads.index(min(loads))] += seconds
+    return max(loads), counted
+
+
+def evaluation_seconds(run: RunDir) -> float | None:
+    """How long the run's evaluation took, from its ``metrics.json`` (None: not evaluated, or
+    evaluated before camal-rl recorded it)."""
+    try:
+        took = json.loads(run.metrics.read_text()).get("evaluation_seconds")
+    except (OSError, ValueError):
+        return None
+    return float(took) if isinstance(took, int | float) and not isinstance(took, bool) else None
 
 
 def format_duration(seconds: float) -> str:
@@ -630,12 +653,14 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
         limited = f", {cfg.max_runs} in this call (--max-runs)" if later else ""
         now = [job for job in pending if id(job) not in later]
         # on a Ray cluster, --workers does not say how many run at once
-        estimate = training_estimate(now, runs, cfg.workers) if cfg.address is None else None
-        expected = (
-            f"; training them takes about {format_duration(estimate)} at the pace of the runs done"
-            if estimate
-            else ""
-        )
+        estimate = sweep_estimate(now, jobs, cfg.workers) if cfg.address is None else None
+        expected = ""
+        if estimate and estimate[0]:
+            seconds, counted = estimate
+            work = "training and evaluating them" if counted else "training them"
+            expected = f"; {work} takes about {format_duration(seconds)} at the pace of the runs done" + (
+                "" if counted else " (not counting their evaluations: no run done recorded how long one took)"
+            )
         print(
             f"sweep {cfg.out}: {len(runs)} runs, {len(pending)} to train or evaluate{limited}, "
             f"{cfg.workers} at a time ({cfg.backend}){expected}"

@@ -10,6 +10,7 @@ coverage). ``camal-rl evaluate`` (:func:`evaluate`) runs all of it on a run and 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -369,6 +370,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     from camal_rl.loading import load_agent
 
     cfg.check()
+    started = time.monotonic()
     overrides = parse_assignments(cfg.env_kwargs, "--env-kwargs")
     agent = load_agent(cfg.run, device=cfg.device, env=cfg.env, env_kwargs=overrides)
     env_kwargs = agent.env_kwargs
@@ -405,11 +407,12 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             deterministic=not cfg.stochastic,
         )
         report["variants"][name] = {"env_kwargs": kwargs, **result}
+    report["evaluation_seconds"] = round(time.monotonic() - started, 1)  # what a sweep's estimate goes by
     out = cfg.out or agent.metrics_path
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, report)
     print(format_metrics_table(report))
-    print(f"wrote {out}")
+    print(f"wrote {out} (evaluated in {report['evaluation_seconds']:.0f} s)")
     return report
 
 

@@ -17,14 +17,15 @@ import pytest
 from camal_rl.compare import (
     SweepConfig,
     compare,
+    evaluation_seconds,
     format_duration,
     parse_variant,
     progress_line,
-    training_estimate,
+    sweep_estimate,
 )
 from camal_rl.config import TrainConfig
 from camal_rl.errors import InputError, MissingExtraError
-from camal_rl.rundir import RunDir
+from camal_rl.rundir import RunDir, write_json
 
 CELL = TrainConfig(
     steps=128, n_envs=2, hp=("n_steps=64", "batch_size=64", "n_epochs=1"), eval_freq=0, checkpoint_freq=0
@@ -47,9 +48,9 @@ def tiny_sweep(out: Path, **kwargs: Any) -> SweepConfig:
 
 
 def comparable(metrics_file: Path) -> dict[str, Any]:
-    """metrics.json without the fields that name paths."""
+    """metrics.json without the fields that name paths or time."""
     report = json.loads(metrics_file.read_text())
-    return {k: v for k, v in report.items() if k not in ("run", "model")}
+    return {k: v for k, v in report.items() if k not in ("run", "model", "evaluation_seconds")}
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +114,13 @@ def test_max_runs_takes_the_next_runs_in_order_and_leaves_the_rest(
     assert RunDir(cell / "ppo-camal-c0.5" / "seed2").is_evaluated()
 
 
-def test_training_estimate_goes_by_the_finished_runs_of_each_variant(
+def test_sweep_estimate_goes_by_the_finished_runs_of_each_variant(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Paces by hand: ppo-none seed 0 logged 100 steps/s for 2 s, then 200 steps/s over 5 s since
     its session's start (the last row counts: 1000 steps in 5 s), and a second session at 10
-    steps/s for 10 s: 1100 steps in 15 s; ppo-camal seed 0, 50 steps/s for 10 s: 0.02 s a step."""
+    steps/s for 10 s: 1100 steps in 15 s; ppo-camal seed 0, 50 steps/s for 10 s: 0.02 s a step.
+    Their evaluations took 4 s and 6 s (metrics.json's evaluation_seconds)."""
     cell = sweep_copy / "MiniGrid-DoorKey-5x5-v0"
     none, camal = RunDir(cell / "ppo-none" / "seed0"), RunDir(cell / "ppo-camal-c0.5" / "seed0")
     (none.path / "progress.csv").write_text("time/fps,time/time_elapsed,train/loss\n100,2,1\n200,5,1\n,,1\n")
@@ -126,28 +128,33 @@ def test_training_estimate_goes_by_the_finished_runs_of_each_variant(
     (camal.path / "progress.csv").write_text("time/fps,time/time_elapsed\n50,10\n")
     assert none.training_time() == (1100.0, 15.0)
     assert camal.training_time() == (500.0, 10.0)
+    for run, took in ((none, 4), (camal, 6)):
+        write_json(run.metrics, {**json.loads(run.metrics.read_text()), "evaluation_seconds": took})
+    assert evaluation_seconds(none) == 4.0
     sweep = tiny_sweep(sweep_copy, seeds=(0, 1, 2))
-    runs = sweep.run_configs()  # none 0, 1, 2, then camal 0, 1, 2; 128 steps each
-    jobs = [(run, sweep.evaluate_config(run.run_dir)) for run in runs if run.seed > 0]
-    none_s, camal_s = 15 / 1100 * 128, 0.02 * 128
-    assert training_estimate(jobs, runs, 1) == pytest.approx(2 * none_s + 2 * camal_s)
+    jobs = [(run, sweep.evaluate_config(run.run_dir)) for run in sweep.run_configs()]
+    now = [job for job in jobs if job[0].seed > 0]  # none 1, 2, then camal 1, 2; 128 steps each
+    none_s, camal_s = 15 / 1100 * 128 + 4, 0.02 * 128 + 6
+    assert sweep_estimate(now, jobs, 1) == (pytest.approx(2 * none_s + 2 * camal_s), True)
     # two workers, each run to the first free one: none 1 | none 2, then camal 1 | camal 2
-    assert training_estimate(jobs, runs, 2) == pytest.approx(none_s + camal_s)
-    # a run with a saved model at 64 steps trains the other 64
-    started = RunDir(runs[1].run_dir)
+    assert sweep_estimate(now, jobs, 2) == (pytest.approx(none_s + camal_s), True)
+    # a run with a saved model at 64 steps trains the other 64, then is evaluated
+    started = RunDir(now[0][0].run_dir)
     started.path.mkdir(parents=True)
     (started.path / "model.zip").write_bytes(b"")
     started.write_status("interrupted", num_timesteps=64)
-    assert training_estimate(jobs[:1], runs, 1) == pytest.approx(none_s / 2)
-    assert training_estimate([], runs, 2) == 0.0  # nothing to train: no estimate printed
+    assert sweep_estimate(now[:1], jobs, 1) == (pytest.approx(15 / 1100 * 64 + 4), True)
+    assert sweep_estimate([], jobs, 2) == (0.0, True)  # nothing to do: no estimate printed
     unknown = tiny_sweep(sweep_copy, methods=("energy",), seeds=(0,))
-    assert (
-        training_estimate([(r, unknown.evaluate_config(r.run_dir)) for r in unknown.run_configs()], runs, 2)
-        is None
-    )
+    unknown_jobs = [(r, unknown.evaluate_config(r.run_dir)) for r in unknown.run_configs()]
+    assert sweep_estimate(unknown_jobs, jobs, 2) is None  # no energy run finished
     started.model.unlink()
     started.write_status("running", num_timesteps=64)  # no model: the whole budget
-    assert training_estimate(jobs[:1], runs, 1) == pytest.approx(none_s)
+    assert sweep_estimate(now[:1], jobs, 1) == (pytest.approx(none_s), True)
+    # evaluated with other settings (5 episodes, not the sweep's 1): its time says nothing
+    more = tiny_sweep(sweep_copy, seeds=(0, 1, 2), episodes=5)
+    more_jobs = [(run, more.evaluate_config(run.run_dir)) for run in more.run_configs()]
+    assert sweep_estimate(more_jobs[1:2], more_jobs, 1) == (pytest.approx(15 / 1100 * 128), False)
     assert [format_duration(s) for s in (5400, 720, 40, 3600 + 29)] == [
         "1 h 30 min",
         "12 min",
@@ -156,9 +163,13 @@ def test_training_estimate_goes_by_the_finished_runs_of_each_variant(
     ]
     shutil.rmtree(started.path)  # a folder without config.json: not a run a sweep resumes
     compare(tiny_sweep(sweep_copy, seeds=(0, 1), max_runs=1))
-    assert "1 in this call (--max-runs), 2 at a time (process); training them takes about 2 s" in (
-        capsys.readouterr().out
-    )
+    printed = capsys.readouterr().out
+    assert "2 at a time (process); training and evaluating them takes about 6 s at the pace" in printed
+    seed1 = RunDir(cell / "ppo-none" / "seed1")
+    assert (evaluation_seconds(seed1) or 0) > 0  # recorded by evaluate
+    assert f"wrote {seed1.metrics} (evaluated in " in (cell / "ppo-none" / "seed1.log").read_text()
+    none.metrics.write_text("{not json")
+    assert evaluation_seconds(none) is None
 
 
 def test_progress_line_names_the_runs_at_work_and_their_time_left(
