@@ -163,6 +163,14 @@ def p_value_table(
     return lines
 
 
+def evaluated_runs(paths: Path | Sequence[Path]) -> tuple[list[RunResult], str]:
+    """The evaluated runs under ``paths`` (one sweep folder, or several that report as one cell),
+    and the title of their tables (``### <folder> + <folder>``)."""
+    paths = [paths] if isinstance(paths, Path) else list(paths)
+    results = [r for r in load_results(paths) if r.metrics is not None]
+    return results, "### " + " + ".join(path.name for path in paths)
+
+
 def report_cell(paths: Path | Sequence[Path], min_return: float | None = None) -> str:
     """Markdown tables of one cell: the runs under ``paths`` (one sweep folder, or several that
     report as one cell).
@@ -172,9 +180,7 @@ def report_cell(paths: Path | Sequence[Path], min_return: float | None = None) -
         agent that never solves the task describe a different policy); the full and inference
         tables are then left out.
     """
-    paths = [paths] if isinstance(paths, Path) else list(paths)
-    results = [r for r in load_results(paths) if r.metrics is not None]
-    title = "### " + " + ".join(path.name for path in paths)
+    results, title = evaluated_runs(paths)
     if min_return is not None:
         title += f" (seeds with return >= {min_return:g} only)"
         results = [r for r in results if _value(r, "return") >= min_return]
@@ -230,12 +236,9 @@ def seed_table(paths: Path | Sequence[Path]) -> str:
     """Markdown table of every evaluated run of a cell, one row per (variant, seed): the headline
     metrics (each the run's mean over its held-out episodes), the first periodic evaluation step
     whose return reaches the env's threshold, and the run's training env steps/s."""
-    paths = [paths] if isinstance(paths, Path) else list(paths)
-    results = sorted(
-        (r for r in load_results(paths) if r.metrics is not None),
-        key=lambda r: (r.method != "none", r.label, r.seed),
-    )
-    title = "### " + " + ".join(path.name for path in paths) + ", seed by seed"
+    results, title = evaluated_runs(paths)
+    results.sort(key=lambda r: (r.method != "none", r.label, r.seed))
+    title += ", seed by seed"
     if not results:
         return f"{title}\n\nno evaluated run yet\n"
     metrics = [m for m in HEADLINE if any(not math.isnan(_value(r, m)) for r in results)]
