@@ -168,6 +168,13 @@ def test_sweep_estimate_goes_by_the_finished_runs_of_each_variant(
     seed1 = RunDir(cell / "ppo-none" / "seed1")
     assert (evaluation_seconds(seed1) or 0) > 0  # recorded by evaluate
     assert f"wrote {seed1.metrics} (evaluated in " in (cell / "ppo-none" / "seed1.log").read_text()
+    legacy = json.loads(camal.metrics.read_text())  # evaluated before metrics.json recorded the time
+    del legacy["evaluation_seconds"]
+    write_json(camal.metrics, legacy)
+    compare(tiny_sweep(sweep_copy, seeds=(0, 1), max_runs=1))  # camal seed 1
+    assert "; training them takes about 3 s at the pace of the runs done (not counting their evaluations" in (
+        capsys.readouterr().out
+    )
     none.metrics.write_text("{not json")
     assert evaluation_seconds(none) is None
 
