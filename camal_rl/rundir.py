@@ -57,10 +57,13 @@ VERSIONED_PACKAGES = ("camal-rl", "torch", "stable-baselines3", "gymnasium", "mi
 class RunDir:
     """Paths and small I/O helpers of one run directory.
 
-    :param path: the run's folder.
+    :param path: the run's folder (a string is taken as a path).
     """
 
     path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
 
     @property
     def config(self) -> Path:

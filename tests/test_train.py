@@ -250,6 +250,13 @@ def write_lines(path: Path, lines: list[str]) -> None:
     path.write_text("".join(line + "\n" for line in lines))
 
 
+def test_a_run_dir_given_as_a_string_is_a_path(tmp_path: Path) -> None:
+    run = RunDir(str(tmp_path))  # type: ignore[arg-type]  # as a user of the Python API may write it
+    assert run == RunDir(tmp_path)
+    assert run.metrics == tmp_path / "metrics.json"
+    assert run.progress_files() == []
+
+
 def test_rewind_drops_what_was_recorded_after_the_resumed_model(tmp_path: Path) -> None:
     """Numbers by hand: 2 envs, the model resumed from is from step 40, so each env had taken
     20 steps: env 0's episodes 8 + 12 = 20 are kept, its 5 is not; env 1's 6 + 10 = 16 are kept,
