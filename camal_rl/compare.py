@@ -505,15 +505,20 @@ def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
 
 
 def progress_line(runs: Sequence[TrainConfig], out: Path, since: float) -> str:
-    """``HH:MM in progress: <run> at N of M steps (about T left), ...``: the runs among ``runs``
-    that wrote to their folder after ``since`` (a time.time(); a pool hands a queued run to a
-    worker before it starts), with how far their logger got and, at the speed of its current
-    session, how long the rest takes."""
+    """``HH:MM in progress: <run> at N of M steps (about T left), <run> evaluating, ...``: the runs
+    among ``runs`` that wrote to their folder or sweep log after ``since`` (a time.time(); a pool
+    hands a queued run to a worker before it starts), with how far their logger got and, at the
+    speed of its current session, how long the rest takes; a run trained to the end is being
+    evaluated."""
     parts = []
     for run in runs:
         run_dir = RunDir(run.run_dir)
-        touched = [p.stat().st_mtime for p in (run_dir.status, *run_dir.progress_files()) if p.exists()]
+        files = (run_dir.status, sweep_log(run_dir), *run_dir.progress_files())
+        touched = [p.stat().st_mtime for p in files if p.exists()]
         if not touched or max(touched) < since:
+            continue
+        if run_dir.is_complete():
+            parts.append(f"{run_dir.path.relative_to(out)} evaluating")
             continue
         steps, fps = run_dir.logged_progress()
         target = run.resolved().steps

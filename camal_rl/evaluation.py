@@ -382,6 +382,12 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         agent.check_env(probe)
     finally:
         probe.close()
+    scored = [*cfg.methods, *(["faithfulness"] if cfg.faithfulness else [])]
+    print(
+        f"evaluating {agent.model_path} on {cfg.episodes} episode{'s' * (cfg.episodes != 1)} "
+        f"of {agent.env_id} ({' and '.join(variants)}): {', '.join(scored)}",
+        flush=True,  # what a sweep's progress line sees of an evaluation under way
+    )
     scorer = PolicyScorer(agent.model, layer=cfg.layer)
     policy, policy_name = action_distribution(scorer, cfg.q_policy, cfg.q_epsilon)
     tile = int(env_kwargs.get("tile_size", 8))

@@ -191,13 +191,20 @@ def test_progress_line_names_the_runs_at_work_and_their_time_left(
     at_work.write_status("running", num_timesteps=0)
     (at_work.path / "progress.csv").write_text("time/fps,time/total_timesteps\n8,32\n8,64\n")
     old = time.time() - 3600
-    for path in RunDir(none0.run_dir).path.rglob("*"):
+    finished = RunDir(none0.run_dir).path
+    for path in [*finished.rglob("*"), finished.parent / "seed0.log"]:
         os.utime(path, (old, old))
     line = progress_line([none0, none1], sweep_copy, since=time.time() - 60)
     assert line.endswith(
         " in progress: MiniGrid-DoorKey-5x5-v0/ppo-none/seed1 at 64 of 128 steps (about 8 s left)"
     )
     assert progress_line([none0], sweep_copy, since=time.time() - 60).endswith(" in progress: starting")
+    # seed 0, trained, is evaluated again: only its sweep log changes
+    (RunDir(none0.run_dir).path.parent / "seed0.log").write_text("evaluating ...\n")
+    assert progress_line([none0, none1], sweep_copy, since=time.time() - 60).endswith(
+        " in progress: MiniGrid-DoorKey-5x5-v0/ppo-none/seed0 evaluating, "
+        "MiniGrid-DoorKey-5x5-v0/ppo-none/seed1 at 64 of 128 steps (about 8 s left)"
+    )
     with pytest.raises(InputError, match="--progress-every must be >= 0"):
         compare(tiny_sweep(sweep_copy, progress_every=-1.0))
     shutil.rmtree(at_work.path)

@@ -255,7 +255,14 @@ def test_evaluate_a_stock_model_from_the_command_line(
         assert 0.0 <= scored[method]["epg"]["mean"] <= 1.0
         assert np.isfinite(scored[method]["deletion_auc"]["mean"])
     assert report["label"] == "ppo"  # the zip's name
-    assert capsys.readouterr().out.startswith("ppo  MiniGrid-DoorKey-5x5-v0  steps=64")
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == (
+        f"evaluating {stock_zips['ppo']} on 1 episode of {DOORKEY} (train): "
+        "gradcam, perturbation, faithfulness"
+    )
+    assert printed[1].startswith("ppo  MiniGrid-DoorKey-5x5-v0  steps=64")
+    assert printed[-1].startswith(f"wrote {out} (evaluated in ")
+    assert 0 < report["evaluation_seconds"] < 600
 
 
 def test_evaluate_and_record_stock_dqn_and_a2c(stock_zips: dict[str, Path], tmp_path: Path) -> None:
