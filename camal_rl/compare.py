@@ -340,16 +340,16 @@ def steps_to_train(run: TrainConfig) -> int:
     return max(0, steps - int(run_dir.read_status().get("num_timesteps", 0)))
 
 
-def sweep_estimate(now: Sequence[Job], jobs: Sequence[Job], workers: int) -> tuple[float, bool] | None:
+def sweep_estimate(now: Sequence[Job], jobs: Sequence[Job], workers: int) -> tuple[float, list[str]] | None:
     """Wall seconds the ``now`` jobs should take, ``workers`` at a time (each to the first free
     worker, in order), at the pace of the sweep's ``jobs`` done: for training, the median logged
     seconds per env step of the finished runs of the same env and variant (periodic evaluations
     included); for the final evaluation, the median ``evaluation_seconds`` of the variant's runs
     evaluated with the same settings.
 
-    :return: the seconds, and whether they count the evaluations (not when some variant has no run
-        that recorded how long its evaluation took); None when a job that trains has no finished
-        run to go by.
+    :return: the seconds, and the variants (labels) whose evaluations they leave out, no run of
+        theirs having recorded how long one took; None when a job that trains has no finished run
+        to go by.
     """
     paces: dict[tuple[str, str], list[float]] = {}
     evaluations: dict[tuple[str, str], list[float]] = {}
@@ -361,7 +361,8 @@ def sweep_estimate(now: Sequence[Job], jobs: Sequence[Job], workers: int) -> tup
         took = evaluation_seconds(run_dir)
         if took is not None and not changed_settings(run_dir, eval_cfg, run.algo):
             evaluations.setdefault(variant, []).append(took)
-    loads, counted = [0.0] * workers, True
+    loads = [0.0] * workers
+    uncounted: dict[str, None] = {}  # ordered, without repeats
     for run, _ in now:
         variant, left = (run.env_name, run.label), steps_to_train(run)
         if left and variant not in paces:
@@ -370,9 +371,9 @@ def sweep_estimate(now: Sequence[Job], jobs: Sequence[Job], workers: int) -> tup
         if variant in evaluations:
             seconds += statistics.median(evaluations[variant])
         else:
-            counted = False
+            uncounted[run.label] = None
         loads[loads.index(min(loads))] += seconds
-    return max(loads), counted
+    return max(loads), list(uncounted)
 
 
 def evaluation_seconds(run: RunDir) -> float | None:
@@ -661,10 +662,13 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
         estimate = sweep_estimate(now, jobs, cfg.workers) if cfg.address is None else None
         expected = ""
         if estimate and estimate[0]:
-            seconds, counted = estimate
-            work = "training and evaluating them" if counted else "training them"
+            seconds, uncounted = estimate
+            work = "training them" if uncounted else "training and evaluating them"
             expected = f"; {work} takes about {format_duration(seconds)} at the pace of the runs done" + (
-                "" if counted else " (not counting their evaluations: no run done recorded how long one took)"
+                f" (not counting the evaluations of {', '.join(uncounted)}: no run of theirs recorded"
+                " how long one took)"
+                if uncounted
+                else ""
             )
         print(
             f"sweep {cfg.out}: {len(runs)} runs, {len(pending)} to train or evaluate{limited}, "
