@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import signal
 import statistics
 import sys
@@ -296,12 +295,7 @@ def changed_settings(run: RunDir, eval_cfg: EvaluateConfig, algo: str) -> dict[s
     """The evaluation settings recorded in the run's ``metrics.json`` that ``eval_cfg`` changes,
     as ``{name: [recorded, wanted]}``; empty when the run is not evaluated, when they agree, or
     when the file records none (written before camal-rl recorded them: kept as they are)."""
-    if not run.metrics.exists():
-        return {}
-    try:
-        recorded = json.loads(run.metrics.read_text()).get("settings")
-    except (OSError, ValueError) as error:
-        raise InputError(f"cannot read {run.metrics} ({error}); delete it to evaluate again") from error
+    recorded = (run.read_metrics() or {}).get("settings")
     if not isinstance(recorded, dict):
         return {}
     wanted = eval_cfg.settings(algo)
@@ -380,8 +374,8 @@ def evaluation_seconds(run: RunDir) -> float | None:
     """How long the run's evaluation took, from its ``metrics.json`` (None: not evaluated, or
     evaluated before camal-rl recorded it)."""
     try:
-        took = json.loads(run.metrics.read_text()).get("evaluation_seconds")
-    except (OSError, ValueError):
+        took = (run.read_metrics() or {}).get("evaluation_seconds")
+    except InputError:  # not readable: no time to go by
         return None
     return float(took) if isinstance(took, int | float) and not isinstance(took, bool) else None
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -130,14 +129,7 @@ def read_run(path: Path) -> RunResult:
             "remove it or pass only folders written by camal-rl train"
         ) from error
     status = run.read_status()
-    metrics = None
-    if run.metrics.exists():
-        try:
-            metrics = json.loads(run.metrics.read_text())
-        except (OSError, ValueError) as error:
-            raise InputError(
-                f"cannot read {run.metrics} ({error}); rerun camal-rl evaluate {run.path} to rewrite it"
-            ) from error
+    metrics = run.read_metrics()
     try:
         evaluations = run.read_evaluations()
     except (OSError, ValueError, csv.Error) as error:

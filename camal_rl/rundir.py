@@ -111,6 +111,21 @@ class RunDir:
             return {"state": "missing"}
         return dict(json.loads(self.status.read_text()))
 
+    def read_metrics(self) -> dict[str, Any] | None:
+        """``metrics.json`` (``camal-rl evaluate``); None when the run was not evaluated.
+
+        :raises InputError: the file is not readable JSON.
+        """
+        if not self.metrics.exists():
+            return None
+        try:
+            return dict(json.loads(self.metrics.read_text()))
+        except (OSError, ValueError, TypeError) as error:
+            raise InputError(
+                f"cannot read {self.metrics} ({error}); rerun camal-rl evaluate {self.path} to rewrite it, "
+                "or delete it"
+            ) from error
+
     def write_status(self, state: str, **fields: Any) -> None:
         """Record the run's state (atomically: a crash never leaves half a file)."""
         assert state in STATES, state

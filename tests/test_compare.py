@@ -16,6 +16,7 @@ import pytest
 
 from camal_rl.compare import (
     SweepConfig,
+    changed_settings,
     compare,
     evaluation_seconds,
     format_duration,
@@ -25,6 +26,7 @@ from camal_rl.compare import (
 )
 from camal_rl.config import TrainConfig
 from camal_rl.errors import InputError, MissingExtraError
+from camal_rl.evaluation import EvaluateConfig
 from camal_rl.rundir import RunDir, write_json
 
 CELL = TrainConfig(
@@ -178,6 +180,17 @@ def test_sweep_estimate_goes_by_the_finished_runs_of_each_variant(
     ) in capsys.readouterr().out
     none.metrics.write_text("{not json")
     assert evaluation_seconds(none) is None
+
+
+def test_an_unreadable_metrics_file_is_refused_saying_what_to_do(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    run.metrics.write_text("{not json")
+    with pytest.raises(InputError, match=r"rerun camal-rl evaluate .* to rewrite it, or delete it"):
+        changed_settings(run, EvaluateConfig(tmp_path), "ppo")
+    assert evaluation_seconds(run) is None  # the estimate goes without it
+    run.metrics.unlink()
+    assert run.read_metrics() is None
+    assert changed_settings(run, EvaluateConfig(tmp_path), "ppo") == {}
 
 
 def test_progress_line_names_the_runs_at_work_and_their_time_left(
