@@ -21,10 +21,12 @@ import itertools
 import signal
 import statistics
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -126,7 +128,7 @@ class SweepConfig:
     """Skip training and evaluation: only re-aggregate the runs already in OUT."""
     progress_every: float = 600.0
     """Every this many seconds while runs train, print how far each run in progress got and about
-    how long it has left (process backend; 0: never)."""
+    how long it has left (0: never)."""
     max_runs: int | None = None
     """Train or evaluate at most this many runs in this call: the first, in run order, of those
     that need work; then aggregate. In time-limited sessions or jobs (a scheduler's time limit),
@@ -547,28 +549,81 @@ def _worker_signal(signum: int, frame: FrameType | None) -> None:
 
 def run_ray(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
     """Run the jobs as Ray tasks (one CPU each) on the cluster at ``cfg.address``, or on a local
-    Ray instance of ``cfg.workers`` CPUs."""
+    Ray instance of ``cfg.workers`` CPUs. On Ctrl-C or SIGTERM the tasks are cancelled: a run in
+    progress gets a ``KeyboardInterrupt``, saves its model and stops, and this waits for it."""
     try:
         import ray
     except ImportError as error:
         raise MissingExtraError("ray", "camal-rl compare --backend ray") from error
-    started_here = not ray.is_initialized()
-    if started_here:
-        if cfg.address is None:
-            ray.init(num_cpus=cfg.workers, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=cfg.address, log_to_driver=False)
-    try:
-        task = ray.remote(num_cpus=1)(run_one)
-        pending = [task.remote(t, e, cfg.threads) for t, e in jobs]  # type: ignore[call-arg]
+    with _ray_session(ray, cfg) as sigterms:
+        task = ray.remote(num_cpus=1)(_ray_task)
+        started = time.time()
+        refs = {task.remote(t, e, cfg.threads): t for t, e in jobs}
+        pending = list(refs)
         outcomes: list[RunOutcome] = []
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            outcomes.append(_report(ray.get(done[0]), len(outcomes) + 1, len(jobs)))
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1, timeout=cfg.progress_every or None)
+                if not done:  # Ray does not say which tasks run: the line names those that wrote
+                    print(progress_line([refs[r] for r in pending], cfg.out, since=started), flush=True)
+                for ref in done:
+                    outcomes.append(_report(ray.get(ref), len(outcomes) + 1, len(jobs)))
+        except KeyboardInterrupt as interrupt:
+            for ref in pending:
+                ray.cancel(ref)  # not force: the task's run gets a KeyboardInterrupt and saves
+            if pending:
+                ray.wait(pending, num_returns=len(pending))
+            if sigterms and not isinstance(interrupt, Terminated):
+                raise Terminated(f"received signal {sigterms[0]} (SIGTERM)") from None
+            raise
         return outcomes
+
+
+@contextmanager
+def _ray_session(ray: Any, cfg: SweepConfig) -> Iterator[list[int]]:
+    """Ray for the sweep: a session started here (local, or joining ``cfg.address``) ends with
+    the block; one the caller started is used as it is. Ray's init replaces this process's
+    SIGTERM handler with one that ends it at once, leaving the runs in progress unsaved: the
+    handler is put back (the command line's stops the sweep as Ctrl-C does) for the block, and
+    each SIGTERM it sees is added to the list yielded, because ``ray.wait`` raises a bare
+    ``KeyboardInterrupt`` for whatever a handler raised during it."""
+    sigterms: list[int] = []
+    if ray.is_initialized():
+        yield sigterms
+        return
+    # signal handlers live in the main thread; None: one not set from Python
+    on_sigterm = (
+        signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    )
+    if cfg.address is None:
+        ray.init(num_cpus=cfg.workers, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=cfg.address, log_to_driver=False)
+    try:
+        if callable(on_sigterm):
+
+            def noted(signum: int, frame: FrameType | None) -> None:
+                sigterms.append(signum)
+                on_sigterm(signum, frame)
+
+            signal.signal(signal.SIGTERM, noted)
+        elif on_sigterm is not None:
+            signal.signal(signal.SIGTERM, on_sigterm)
+        yield sigterms
     finally:
-        if started_here:
-            ray.shutdown()
+        ray.shutdown()
+        if on_sigterm is not None:
+            signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _ray_task(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int) -> RunOutcome:
+    """:func:`run_one` as a Ray task. Ray cancels a stopped sweep's tasks itself, and its worker
+    processes outlive the sweep while the driver's Ray session lasts (a notebook's, whose user
+    interrupted one sweep and starts another): a worker that stopped a run must not cancel the
+    runs it is given next, as a pool's worker does with its queued runs before it ends."""
+    global _interrupted
+    _interrupted = False
+    return run_one(train_cfg, eval_cfg, threads)
 
 
 def _report(outcome: RunOutcome, k: int, n: int) -> RunOutcome:

@@ -434,10 +434,14 @@ def test_a_failed_run_is_reported_after_the_others_are_aggregated(
     assert "- not started: MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed1\n" in printed
 
 
-def test_ray_backend_writes_the_same_files(pool_sweep: Path, tmp_path: Path) -> None:
+def test_ray_backend_writes_the_same_files(
+    pool_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("ray", reason="install the ray extra: pip install 'camal-rl[ray]'")
     out = tmp_path / "ray"
-    compare(tiny_sweep(out, backend="ray"))
+    compare(tiny_sweep(out, backend="ray", progress_every=0.2))
+    progress = [line for line in capsys.readouterr().out.splitlines() if " in progress: " in line]
+    assert any("MiniGrid-DoorKey-5x5-v0/ppo-" in line for line in progress), progress  # runs named
     pool_files = sorted(p.relative_to(pool_sweep) for p in pool_sweep.rglob("*") if p.is_file())
     ray_files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     ignore = ("events.out.tfevents",)
@@ -534,6 +538,10 @@ def test_ctrl_c_stops_the_run_and_cancels_the_worker_s_later_runs(
     cancelled = compare_module.run_one(second, sweep.evaluate_config(second.run_dir))
     assert (cancelled.state, cancelled.seconds) == ("cancelled", 0.0)
     assert calls == [first.run_dir]  # the second run never started
+    # a Ray worker cancels nothing itself: after a stopped run it starts the next one it is given
+    again = compare_module._ray_task(second, sweep.evaluate_config(second.run_dir), 1)
+    assert again.state == "stopped"
+    assert calls == [first.run_dir, second.run_dir]
 
 
 def stop_sweep(out: Path, options: list[str], stop: str, training: int) -> str:
@@ -590,9 +598,14 @@ def run_states(out: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
-def test_stopping_a_process_pool_sweep_saves_and_starts_nothing_more(tmp_path: Path, stop: str) -> None:
+@pytest.mark.parametrize("backend", ["process", "ray"])
+def test_stopping_a_sweep_saves_and_starts_nothing_more(tmp_path: Path, backend: str, stop: str) -> None:
+    """On Ray too: the runs saved nothing (Ray's driver ended them on Ctrl-C, and its SIGTERM
+    handler ended the sweep at once) while the sweep said they had."""
+    if backend == "ray":
+        pytest.importorskip("ray", reason="install the ray extra: pip install 'camal-rl[ray]'")
     out = tmp_path / "sweep"
-    options = ["--methods", "none", "camal", "--seeds", "0", "1", "--workers", "2"]
+    options = ["--methods", "none", "camal", "--seeds", "0", "1", "--workers", "2", "--backend", backend]
     output = stop_sweep(out, options, stop, training=2)
     assert "Traceback" not in output
     states = run_states(out)
