@@ -184,7 +184,9 @@ def write_video(
 ) -> list[Path]:
     """Write frames as an MP4 (H.264, yuv420p, through imageio-ffmpeg's bundled ffmpeg), and
     optionally as a GIF (``out`` with suffix ``.gif``) and frame ``still`` as a PNG (suffix
-    ``.png``). Frames are streamed to the MP4; only the GIF keeps them in memory.
+    ``.png``). Frames are streamed to the MP4; only the GIF keeps them in memory. The MP4 is
+    written beside ``out`` and moved there when complete, so a failed or interrupted recording
+    (Ctrl-C) leaves no truncated video and an earlier one at ``out`` as it was.
 
     :param frames: (H, W, 3) uint8 frames, all of one even size.
     :param out: the ``.mp4`` path (parent folders are created).
@@ -199,6 +201,7 @@ def write_video(
     out.parent.mkdir(parents=True, exist_ok=True)
     gif_frames: list[np.ndarray] = []
     written = [out]
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # .mp4: ffmpeg picks the format by it
     writer = None
     size: tuple[int, ...] | None = None
     n = 0
@@ -209,7 +212,7 @@ def write_video(
                 if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] % 2 or frame.shape[1] % 2:
                     raise InputError(f"video frames must be (H, W, 3) with even H and W, got {frame.shape}")
                 writer = imageio_ffmpeg.write_frames(
-                    str(out),
+                    str(partial),
                     (frame.shape[1], frame.shape[0]),
                     fps=fps,
                     codec="libx264",
@@ -231,11 +234,16 @@ def write_video(
                 png = out.with_suffix(".png")
                 iio.imwrite(png, frame)
                 written.append(png)
-    finally:
         if writer is not None:
             writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+        raise
     if n == 0:
         raise InputError(f"no frames to write to {out}")
+    partial.replace(out)
     if gif:
         path = out.with_suffix(".gif")
         iio.imwrite(path, np.stack(gif_frames), extension=".gif", duration=1000.0 / fps, loop=0)

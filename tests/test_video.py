@@ -8,6 +8,7 @@ agent's tile is 336 tall and 336 + 56 + 224 = 616 wide.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import gymnasium as gym
@@ -64,6 +65,27 @@ def test_write_video_mp4_gif_and_png(tmp_path: Path) -> None:
         )
     with pytest.raises(InputError, match="no frames"):
         write_video(iter([]), tmp_path / "empty.mp4")
+
+
+def test_an_interrupted_video_leaves_the_earlier_one_as_it_was(tmp_path: Path) -> None:
+    out = tmp_path / "v.mp4"
+    write_video(iter([np.full((24, 32, 3), 200, np.uint8)] * 4), out)
+    earlier = out.read_bytes()
+
+    def frames_then_ctrl_c() -> Iterator[np.ndarray]:
+        yield from [np.zeros((24, 32, 3), np.uint8)] * 3
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_video(frames_then_ctrl_c(), out)
+    assert out.read_bytes() == earlier  # the recording it interrupted went to another file
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]  # which is gone
+    with pytest.raises(InputError, match="must have one size"):
+        write_video(iter([np.zeros((24, 32, 3), np.uint8), np.zeros((4, 6, 3), np.uint8)]), out)
+    assert out.read_bytes() == earlier
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+    write_video(iter([np.zeros((24, 32, 3), np.uint8)] * 2), out)
+    assert len(decode_mp4(out)[1]) == 2  # a complete one replaces it
 
 
 def test_action_names_minigrid() -> None:
