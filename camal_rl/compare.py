@@ -505,8 +505,9 @@ def progress_line(runs: Sequence[TrainConfig], out: Path, since: float) -> str:
     """``HH:MM in progress: <run> at N of M steps (about T left), <run> evaluating, ...``: the runs
     among ``runs`` that wrote to their folder or sweep log after ``since`` (a time.time(); a pool
     hands a queued run to a worker before it starts), with how far their logger got and, at the
-    speed of its current session, how long the rest takes; a run trained to the end is being
-    evaluated."""
+    speed of its current session, how long the rest takes; a run whose logger reached the steps
+    is finishing its training (PPO's last update, the final evaluation and save: it said ``at
+    301,056 of 300,000 steps``), and a run trained to the end is being evaluated."""
     parts = []
     for run in runs:
         run_dir = RunDir(run.run_dir)
@@ -520,9 +521,10 @@ def progress_line(runs: Sequence[TrainConfig], out: Path, since: float) -> str:
         steps, fps = run_dir.logged_progress()
         target = run.resolved().steps
         assert target is not None
-        left = (
-            f" (about {format_duration((target - steps) / fps)} left)" if fps > 0 and steps < target else ""
-        )
+        if steps >= target:
+            left = " (finishing its training)"
+        else:
+            left = f" (about {format_duration((target - steps) / fps)} left)" if fps > 0 else ""
         parts.append(f"{run_dir.path.relative_to(out)} at {steps:,} of {target:,} steps{left}")
     return f"{time.strftime('%H:%M')} in progress: {', '.join(parts) or 'starting'}"
 

@@ -219,6 +219,10 @@ def test_progress_line_names_the_runs_at_work_and_their_time_left(
         " in progress: MiniGrid-DoorKey-5x5-v0/ppo-none/seed0 evaluating, "
         "MiniGrid-DoorKey-5x5-v0/ppo-none/seed1 at 64 of 128 steps (about 8 s left)"
     )
+    (at_work.path / "progress.csv").write_text("time/fps,time/total_timesteps\n8,64\n8,128\n")
+    assert progress_line([none1], sweep_copy, since=time.time() - 60).endswith(
+        " in progress: MiniGrid-DoorKey-5x5-v0/ppo-none/seed1 at 128 of 128 steps (finishing its training)"
+    )
     with pytest.raises(InputError, match="--progress-every must be >= 0"):
         compare(tiny_sweep(sweep_copy, progress_every=-1.0))
     shutil.rmtree(at_work.path)
