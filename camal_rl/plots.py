@@ -402,6 +402,7 @@ def write_plots(
     """
     out_dir = Path(out_dir)
     written = []
+    cut: dict[str, None] = {}  # one note per variant, not one per curve file
     for y in curves:
         data = curve_data(results, y, source=source, window=window)
         if not data:
@@ -410,10 +411,12 @@ def write_plots(
         written.append(draw_learning_curves(data, out_dir / curve_file(y), window=window))
         for curve in data:
             if max(curve.seed_ends) > min(curve.seed_ends):
-                log(
+                cut[
                     f"note: {curve.label} on {curve.env} is drawn up to step {min(curve.seed_ends):g}, "
                     f"where its shortest seed ends (longest: {max(curve.seed_ends):g})"
-                )
+                ] = None
+    for note in cut:
+        log(note)
     if metrics is None:
         available = set(available_metrics(results))
         metrics = [m for m in DEFAULT_BAR_METRICS if m in available]

@@ -16,6 +16,7 @@ from camal_rl.plots import (
     plot,
     plot_learning_curves,
     plot_metric_bars,
+    write_plots,
 )
 from camal_rl.results import load_results
 from camal_rl.stats import comparison_table
@@ -114,6 +115,24 @@ def test_learning_curve_and_bar_pngs(tmp_path):
         plot_metric_bars(rows, "gradcam/iou", tmp_path / "out" / "none.png")
     assert curve_file("return_mean") == "learning_curves_return.png"
     assert bar_file("perturbation/sufficiency@10") == "bars_perturbation_sufficiency_at_10.png"
+
+
+def test_a_curve_cut_to_its_shortest_seed_is_noted_once(tmp_path):
+    """Both curve files draw ppo-none up to step 800 (seed 0's end): one note, not one per file."""
+    write_curves(tmp_path / "runs")
+    logged: list[str] = []
+    written = write_plots(
+        load_results([tmp_path / "runs"]),
+        tmp_path / "out",
+        curves=("return_mean", "epg"),
+        metrics=[],
+        log=logged.append,
+    )
+    assert [p.name for p in written] == ["learning_curves_return.png", "learning_curves_epg.png"]
+    env = load_results([tmp_path / "runs"])[0].env
+    assert logged == [
+        f"note: ppo-none on {env} is drawn up to step 800, where its shortest seed ends (longest: 1000)"
+    ]
 
 
 def test_plot_command(tmp_path, capsys):
