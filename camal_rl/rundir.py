@@ -30,7 +30,8 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -302,13 +303,11 @@ def _truncate_csv(path: Path, keep: Callable[[Rows], int], *, header_lines: int 
         fields = list(reader.fieldnames or [])
     kept = keep(rows)
     if kept < len(rows):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with tmp.open("w", newline="") as f:
+        with written_then_moved(path) as tmp, tmp.open("w", newline="") as f:
             f.writelines(preamble)
             writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows[:kept])
-        tmp.replace(path)
     return rows[:kept], len(rows) - kept
 
 
@@ -342,11 +341,27 @@ def _number(value: str | None) -> float:
         return math.nan
 
 
+@contextmanager
+def written_then_moved(path: Path, tmp: Path | None = None) -> Iterator[Path]:
+    """A temporary path to write ``path``'s new content to: moved onto ``path`` when the block
+    ends, removed when it raises (Ctrl-C too), so ``path`` is never half written and keeps its
+    old content on failure.
+
+    :param tmp: the temporary path (default: ``path`` with ``.tmp`` added to its suffix).
+    """
+    tmp = tmp or path.with_suffix(path.suffix + ".tmp")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file, then rename)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
-    tmp.replace(path)
+    with written_then_moved(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
 def git_revision() -> str | None:

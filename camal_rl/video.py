@@ -27,6 +27,7 @@ from camal_rl.evaluation import EVAL_SEED, Episode, collect_episodes
 from camal_rl.frames import DEFAULT_ALPHA, AgentRecording, RecordedEpisode, render_frames, still_index
 from camal_rl.hyperparams import parse_assignments
 from camal_rl.metrics import energy_pointing_game
+from camal_rl.rundir import written_then_moved
 from camal_rl.saliency import SALIENCY_METHODS, compute_saliency, eval_mode
 
 if TYPE_CHECKING:
@@ -201,49 +202,48 @@ def write_video(
     out.parent.mkdir(parents=True, exist_ok=True)
     gif_frames: list[np.ndarray] = []
     written = [out]
-    partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # .mp4: ffmpeg picks the format by it
     writer = None
     size: tuple[int, ...] | None = None
     n = 0
-    try:
-        for n, frame in enumerate(frames, start=1):
-            if size is None:
-                size = frame.shape
-                if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] % 2 or frame.shape[1] % 2:
-                    raise InputError(f"video frames must be (H, W, 3) with even H and W, got {frame.shape}")
-                writer = imageio_ffmpeg.write_frames(
-                    str(partial),
-                    (frame.shape[1], frame.shape[0]),
-                    fps=fps,
-                    codec="libx264",
-                    pix_fmt_out="yuv420p",
-                    quality=8,
-                    macro_block_size=2,
-                    ffmpeg_log_level="error",
-                )
-                writer.send(None)
-            if frame.shape != size:
-                raise InputError(
-                    f"all video frames must have one size: frame {n - 1} is {frame.shape}, the first {size}"
-                )
-            assert writer is not None
-            writer.send(np.ascontiguousarray(frame, np.uint8))
-            if gif:
-                gif_frames.append(frame)
-            if still is not None and n - 1 == still:
-                png = out.with_suffix(".png")
-                iio.imwrite(png, frame)
-                written.append(png)
-        if writer is not None:
-            writer.close()
-    except BaseException:
-        if writer is not None:
-            writer.close()
-        partial.unlink(missing_ok=True)
-        raise
-    if n == 0:
-        raise InputError(f"no frames to write to {out}")
-    partial.replace(out)
+    # .mp4 kept: ffmpeg picks the format by it
+    with written_then_moved(out, out.with_name(f".{out.stem}.partial{out.suffix}")) as partial:
+        try:
+            for n, frame in enumerate(frames, start=1):
+                if size is None:
+                    size = frame.shape
+                    if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] % 2 or frame.shape[1] % 2:
+                        raise InputError(
+                            f"video frames must be (H, W, 3) with even H and W, got {frame.shape}"
+                        )
+                    writer = imageio_ffmpeg.write_frames(
+                        str(partial),
+                        (frame.shape[1], frame.shape[0]),
+                        fps=fps,
+                        codec="libx264",
+                        pix_fmt_out="yuv420p",
+                        quality=8,
+                        macro_block_size=2,
+                        ffmpeg_log_level="error",
+                    )
+                    writer.send(None)
+                if frame.shape != size:
+                    raise InputError(
+                        f"all video frames must have one size: frame {n - 1} is {frame.shape}, "
+                        f"the first {size}"
+                    )
+                assert writer is not None
+                writer.send(np.ascontiguousarray(frame, np.uint8))
+                if gif:
+                    gif_frames.append(frame)
+                if still is not None and n - 1 == still:
+                    png = out.with_suffix(".png")
+                    iio.imwrite(png, frame)
+                    written.append(png)
+        finally:
+            if writer is not None:
+                writer.close()
+        if n == 0:
+            raise InputError(f"no frames to write to {out}")
     if gif:
         path = out.with_suffix(".gif")
         iio.imwrite(path, np.stack(gif_frames), extension=".gif", duration=1000.0 / fps, loop=0)
