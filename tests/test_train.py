@@ -304,12 +304,19 @@ def test_rewind_drops_what_was_recorded_after_the_resumed_model(tmp_path: Path) 
     assert [row["step"] for row in run.read_evaluations()] == [0, 20, 40, 50]
 
 
-def test_a_resumed_session_purges_the_tensorboard_events_after_its_model(tmp_path: Path) -> None:
+def test_a_resumed_session_purges_the_tensorboard_events_after_its_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Session 0 logs at steps 100, 200, 300 and dies; the model resumed from is from step 200,
     so its 300 belongs to a lost trajectory: TensorBoard shows 100, 200 and the new 250, 350
     (without the purge it showed 300 as well, out of order)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.summary.writer import event_file_writer
 
+    # TensorBoard reads a folder's event files in name order: time in seconds, host, pid, then a
+    # per-process writer count. Both sessions here start in the same second of one process, so
+    # after 9 earlier writers (other tests) their files end .9 and .10 and sort the wrong way.
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(0))
     run = RunDir(tmp_path)
     for session, resumed_at, values in (
         (0, 0, {100: 1.0, 200: 2.0, 300: 3.0}),
