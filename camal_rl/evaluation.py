@@ -10,6 +10,7 @@ coverage). ``camal-rl evaluate`` (:func:`evaluate`) runs all of it on a run and 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -398,23 +399,27 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         "settings": cfg.settings(agent.algo),
         "variants": {},
     }
-    for name, kwargs in variants.items():
-        result = evaluate_model(
-            agent.model,
-            scorer,
-            partial(agent.make_env, kwargs),
-            episodes=cfg.episodes,
-            seed=cfg.seed,
-            methods=cfg.methods,
-            faithfulness=cfg.faithfulness,
-            max_steps_scored=cfg.max_steps_scored,
-            deletion_step=tile * tile,
-            policy=policy,
-            deterministic=not cfg.stochastic,
-        )
-        report["variants"][name] = {"env_kwargs": kwargs, **result}
-    report["evaluation_seconds"] = round(time.monotonic() - started, 1)  # what a sweep's estimate goes by
     out = cfg.out or agent.metrics_path
+    try:
+        for name, kwargs in variants.items():
+            result = evaluate_model(
+                agent.model,
+                scorer,
+                partial(agent.make_env, kwargs),
+                episodes=cfg.episodes,
+                seed=cfg.seed,
+                methods=cfg.methods,
+                faithfulness=cfg.faithfulness,
+                max_steps_scored=cfg.max_steps_scored,
+                deletion_step=tile * tile,
+                policy=policy,
+                deterministic=not cfg.stochastic,
+            )
+            report["variants"][name] = {"env_kwargs": kwargs, **result}
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the evaluation did not finish; {out} not written", file=sys.stderr)
+        raise
+    report["evaluation_seconds"] = round(time.monotonic() - started, 1)  # what a sweep's estimate goes by
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, report)
     print(format_metrics_table(report))

@@ -10,6 +10,7 @@ still PNG; :func:`record` does all three for the command line.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,9 +186,10 @@ def write_video(
 ) -> list[Path]:
     """Write frames as an MP4 (H.264, yuv420p, through imageio-ffmpeg's bundled ffmpeg), and
     optionally as a GIF (``out`` with suffix ``.gif``) and frame ``still`` as a PNG (suffix
-    ``.png``). Frames are streamed to the MP4; only the GIF keeps them in memory. The MP4 is
-    written beside ``out`` and moved there when complete, so a failed or interrupted recording
-    (Ctrl-C) leaves no truncated video and an earlier one at ``out`` as it was.
+    ``.png``). Frames are streamed to the MP4; only the GIF keeps them in memory. Each file is
+    written beside its path and moved there when complete (the GIF and PNG after the MP4), so a
+    failed or interrupted recording (Ctrl-C) leaves no truncated file, and earlier files at those
+    paths as they were.
 
     :param frames: (H, W, 3) uint8 frames, all of one even size.
     :param out: the ``.mp4`` path (parent folders are created).
@@ -204,6 +206,7 @@ def write_video(
     written = [out]
     writer = None
     size: tuple[int, ...] | None = None
+    still_frame: np.ndarray | None = None
     n = 0
     # .mp4 kept: ffmpeg picks the format by it
     with written_then_moved(out, out.with_name(f".{out.stem}.partial{out.suffix}")) as partial:
@@ -235,19 +238,23 @@ def write_video(
                 writer.send(np.ascontiguousarray(frame, np.uint8))
                 if gif:
                     gif_frames.append(frame)
-                if still is not None and n - 1 == still:
-                    png = out.with_suffix(".png")
-                    iio.imwrite(png, frame)
-                    written.append(png)
+                if n - 1 == still:
+                    still_frame = frame
         finally:
             if writer is not None:
                 writer.close()
         if n == 0:
             raise InputError(f"no frames to write to {out}")
+    # after the MP4, and moved into place as it is: a failed recording leaves no new GIF or PNG
+    images: list[tuple[Path, np.ndarray, dict[str, Any]]] = []
     if gif:
-        path = out.with_suffix(".gif")
-        iio.imwrite(path, np.stack(gif_frames), extension=".gif", duration=1000.0 / fps, loop=0)
-        written.insert(1, path)
+        images.append((out.with_suffix(".gif"), np.stack(gif_frames), {"duration": 1000.0 / fps, "loop": 0}))
+    if still_frame is not None:
+        images.append((out.with_suffix(".png"), still_frame, {}))
+    for path, image, options in images:
+        with written_then_moved(path, path.with_name(f".{path.stem}.partial{path.suffix}")) as partial:
+            iio.imwrite(partial, image, extension=path.suffix, **options)
+        written.append(path)
     return written
 
 
@@ -352,27 +359,31 @@ def record(cfg: RecordConfig) -> list[Path]:
     check_record_config(cfg)
     overrides = parse_assignments(cfg.env_kwargs, "--env-kwargs")
     agents = [load_agent(path, device=cfg.device, env=cfg.env, env_kwargs=overrides) for path in cfg.runs]
-    recordings = [
-        record_agent(
-            agent,
-            cfg.method,
-            episodes=cfg.episodes,
-            seed=cfg.seed,
-            distractors=cfg.distractors,
-            max_steps=cfg.max_steps,
-            layer=cfg.layer,
-            stochastic=cfg.stochastic,
+    try:
+        recordings = [
+            record_agent(
+                agent,
+                cfg.method,
+                episodes=cfg.episodes,
+                seed=cfg.seed,
+                distractors=cfg.distractors,
+                max_steps=cfg.max_steps,
+                layer=cfg.layer,
+                stochastic=cfg.stochastic,
+            )
+            for agent in agents
+        ]
+        out = cfg.out or default_out(cfg, agents, [rec.label for rec in recordings])
+        written = write_video(
+            render_frames(recordings, scale=cfg.scale, alpha=cfg.alpha),
+            out,
+            fps=cfg.fps,
+            gif=cfg.gif,
+            still=still_index(recordings) if cfg.frame_png else None,
         )
-        for agent in agents
-    ]
-    out = cfg.out or default_out(cfg, agents, [rec.label for rec in recordings])
-    written = write_video(
-        render_frames(recordings, scale=cfg.scale, alpha=cfg.alpha),
-        out,
-        fps=cfg.fps,
-        gif=cfg.gif,
-        still=still_index(recordings) if cfg.frame_png else None,
-    )
+    except KeyboardInterrupt:
+        print("\ninterrupted: the recording did not finish; no video written", file=sys.stderr)
+        raise
     for path in written:
         print(f"wrote {path}")
     return written

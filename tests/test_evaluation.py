@@ -15,7 +15,7 @@ from torch import nn
 
 from camal_rl.adapters import ModuleScorer
 from camal_rl.envs import make_masked_env
-from camal_rl.errors import InputError
+from camal_rl.errors import InputError, Terminated
 from camal_rl.evaluation import (
     Episode,
     EvaluateConfig,
@@ -110,6 +110,33 @@ def test_evaluate_writes_metrics(tiny_run: Path, tmp_path: Path, capsys: pytest.
     assert set(train["behaviour"]) == {"behaviour_kl_mask", "behaviour_kl_outside", "behaviour_log_ratio"}
     assert report["variants"]["distractors"]["env_kwargs"]["distractors"] == 1
     assert "[train] return" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("signal_raised", "status"), [(KeyboardInterrupt, 130), (Terminated, 143)])
+def test_an_interrupted_evaluation_says_so_and_leaves_the_metrics_as_they_were(
+    tiny_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    signal_raised: type[KeyboardInterrupt],
+    status: int,
+) -> None:
+    """Ctrl-C (130) or SIGTERM (143) during the rollouts: the command says the evaluation did not
+    finish and an earlier metrics file at --out is untouched."""
+    from camal_rl import evaluation
+    from camal_rl.cli import main
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise signal_raised
+
+    out = tmp_path / "metrics.json"
+    out.write_text('{"earlier": true}\n')
+    monkeypatch.setattr(evaluation, "evaluate_model", interrupted)
+    args = ["evaluate", str(tiny_run), "--episodes", "1", "--device", DEVICE, "--out", str(out)]
+    assert main(args) == status
+    assert f"interrupted: the evaluation did not finish; {out} not written" in capsys.readouterr().err
+    assert out.read_text() == '{"earlier": true}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
 def test_metrics_table_columns_fit_long_method_names() -> None:

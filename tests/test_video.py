@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import imageio.v3 as iio
@@ -69,23 +70,29 @@ def test_write_video_mp4_gif_and_png(tmp_path: Path) -> None:
 
 def test_an_interrupted_video_leaves_the_earlier_one_as_it_was(tmp_path: Path) -> None:
     out = tmp_path / "v.mp4"
-    write_video(iter([np.full((24, 32, 3), 200, np.uint8)] * 4), out)
-    earlier = out.read_bytes()
+    write_video(iter([np.full((24, 32, 3), 200, np.uint8)] * 4), out, gif=True, still=0)
+    names = ["v.gif", "v.mp4", "v.png"]
+    earlier = {name: (tmp_path / name).read_bytes() for name in names}
 
     def frames_then_ctrl_c() -> Iterator[np.ndarray]:
         yield from [np.zeros((24, 32, 3), np.uint8)] * 3
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        write_video(frames_then_ctrl_c(), out)
-    assert out.read_bytes() == earlier  # the recording it interrupted went to another file
-    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]  # which is gone
+    def unchanged() -> bool:
+        return sorted(p.name for p in tmp_path.iterdir()) == names and all(
+            (tmp_path / name).read_bytes() == content for name, content in earlier.items()
+        )
+
+    with pytest.raises(KeyboardInterrupt):  # after the still frame (1) was seen
+        write_video(frames_then_ctrl_c(), out, gif=True, still=1)
+    assert unchanged()  # the recording it interrupted went to other files, which are gone
     with pytest.raises(InputError, match="must have one size"):
-        write_video(iter([np.zeros((24, 32, 3), np.uint8), np.zeros((4, 6, 3), np.uint8)]), out)
-    assert out.read_bytes() == earlier
-    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
-    write_video(iter([np.zeros((24, 32, 3), np.uint8)] * 2), out)
-    assert len(decode_mp4(out)[1]) == 2  # a complete one replaces it
+        write_video(iter([np.zeros((24, 32, 3), np.uint8), np.zeros((4, 6, 3), np.uint8)]), out, still=0)
+    assert unchanged()
+    write_video(iter([np.zeros((24, 32, 3), np.uint8)] * 2), out, gif=True, still=1)
+    assert len(decode_mp4(out)[1]) == 2  # a complete one replaces them
+    assert iio.imread(out.with_suffix(".png")).max() == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
 def test_action_names_minigrid() -> None:
@@ -147,6 +154,22 @@ def test_record_one_run_writes_mp4_gif_and_png(run: Path) -> None:
     assert len(frames) == 8
     assert iio.imread(mp4.with_suffix(".gif"), index=None).shape[:3] == (8, *TILE)
     assert iio.imread(mp4.with_suffix(".png")).shape == (*TILE, 3)
+
+
+def test_an_interrupted_record_says_so_and_writes_nothing(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C during the rollouts: exit 130, a message, no video."""
+    from camal_rl import video
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video, "record_agent", interrupted)
+    out = tmp_path / "v.mp4"
+    assert main(["record", str(run), "--device", DEVICE, "--out", str(out)]) == 130
+    assert "interrupted: the recording did not finish; no video written" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_record_agent_values_and_probabilities_match_the_policy(run: Path) -> None:
