@@ -100,6 +100,8 @@ def envs(cfg: EnvsConfig) -> str:
     if cfg != EnvsConfig(contains=cfg.contains):
         raise InputError("--steps, --env-kwargs and --png go with --check ID")
     rows = [row for row in list_envs() if cfg.contains.lower() in row.env_id.lower()]
+    if not rows:
+        raise InputError(f"no masked env id contains {cfg.contains!r}; `camal-rl envs` lists them all")
     table = format_env_table(rows)
     print(table)
     return table

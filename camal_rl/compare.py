@@ -670,6 +670,20 @@ def aggregate_sweep(
     return written
 
 
+def require_some_runs(runs: Sequence[TrainConfig], out: Path, option: str, naming: str) -> None:
+    """Refuse to only aggregate (``option``) a folder holding none of the sweep's runs: a mistyped
+    ``--out`` or an option ``naming`` the runs otherwise would write an empty table into a new folder.
+
+    :raises InputError: no run folder exists.
+    """
+    if not any(run.run_dir.exists() for run in runs):
+        raise InputError(
+            f"{option}: {out} holds none of this sweep's {len(runs)} runs (such as "
+            f"{runs[0].run_dir.relative_to(out)}); check --out and the options that name the runs "
+            f"({naming}), or drop {option} to train them"
+        )
+
+
 def compare(cfg: SweepConfig) -> dict[str, Path]:
     """``camal-rl compare``: run the sweep (unless ``aggregate_only``), then aggregate it.
 
@@ -702,6 +716,8 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
         for cell in cfg.base_configs():
             make_masked_env(cell.env, **{**cell.env_make_kwargs, "distractors": cfg.distractors}).close()
     jobs = [(run, cfg.evaluate_config(run.run_dir)) for run in runs]
+    if cfg.aggregate_only:
+        require_some_runs(runs, cfg.out, "--aggregate-only", "--preset, --envs, --algo, --methods, --seeds")
     failed: list[RunOutcome] = []
     if not cfg.aggregate_only:
         check_same_training(runs, cfg.out)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from camal_rl.compare import SweepConfig, compare, unfinished
+from camal_rl.compare import SweepConfig, compare, require_some_runs, unfinished
 from camal_rl.config import DEFAULT_ENV, Algo
 from camal_rl.errors import InputError
 from camal_rl.evaluation import ALIGNMENT_METRICS, QPolicy
@@ -331,6 +331,10 @@ def tune(cfg: TuneConfig) -> Tuning:
     """
     cfg.check()
     sweep = cfg.sweep()
+    if cfg.select_only:
+        require_some_runs(
+            sweep.run_configs(), cfg.out, "--select-only", "--env, --algo, --methods, --coefs, --seeds"
+        )
     compare(sweep)
     runs = sweep.run_configs()
     missing = [run.run_dir for run in runs if unfinished(run, sweep.evaluate_config(run.run_dir))]

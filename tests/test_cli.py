@@ -43,6 +43,8 @@ def test_envs(capsys: pytest.CaptureFixture[str]) -> None:
         "goal",
     ]
     assert lines[2].split()[:3] == ["camal_rl/MiniGrid-DoorKey-5x5-v0", "full", "40x40x3"]
+    assert main(["envs", "--contains", "DorKey"]) == 2
+    assert "no masked env id contains 'DorKey'; `camal-rl envs` lists them all" in capsys.readouterr().err
 
 
 def test_train_and_evaluate_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -330,6 +330,17 @@ def test_aggregation_names_the_runs_not_done_and_leaves_them_out(
     )
 
 
+def test_aggregating_a_folder_without_the_sweeps_runs_is_refused(tmp_path: Path) -> None:
+    """A mistyped --out (or --methods) would otherwise write an empty table into a new folder."""
+    out = tmp_path / "typo"
+    with pytest.raises(
+        InputError, match=r"--aggregate-only: .*typo holds none of this sweep's 2 runs"
+    ) as refused:
+        compare(tiny_sweep(out, aggregate_only=True))
+    assert "(such as MiniGrid-DoorKey-5x5-v0/ppo-none/seed0)" in str(refused.value)
+    assert not out.exists()
+
+
 def test_runs_whose_models_are_gone_keep_their_results(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -167,6 +167,10 @@ def test_tune_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     args += ["--seeds", "100", "--steps", "128", "--episodes", "2", "--out", str(out), "--workers", "1"]
     args += ["--hp", "n_steps=32", "batch_size=64", "n_epochs=1"]
     assert main([*args, "--select-only"]) == 2
+    assert f"--select-only: {out} holds none of this sweep's 3 runs" in capsys.readouterr().err
+    assert not out.exists()
+    (out / "camal_tests-FindObject-v0" / "ppo-none" / "seed100").mkdir(parents=True)  # started, no more
+    assert main([*args, "--select-only"]) == 2
     assert "3 of 3 tuning runs are not complete" in capsys.readouterr().err
     assert main(args) == 0
     saved = json.loads((out / "tuning.json").read_text())
