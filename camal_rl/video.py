@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -176,6 +177,12 @@ def record_agent(
 # ---------------------------------------------------------------------------------------------
 
 
+def _partial_path(path: Path) -> Path:
+    """Where ``path`` is written before it is moved there: hidden, beside it, with its suffix (by
+    which ffmpeg and imageio pick the format)."""
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
 def write_video(
     frames: Iterable[np.ndarray],
     out: Path,
@@ -186,10 +193,9 @@ def write_video(
 ) -> list[Path]:
     """Write frames as an MP4 (H.264, yuv420p, through imageio-ffmpeg's bundled ffmpeg), and
     optionally as a GIF (``out`` with suffix ``.gif``) and frame ``still`` as a PNG (suffix
-    ``.png``). Frames are streamed to the MP4; only the GIF keeps them in memory. Each file is
-    written beside its path and moved there when complete (the GIF and PNG after the MP4), so a
-    failed or interrupted recording (Ctrl-C) leaves no truncated file, and earlier files at those
-    paths as they were.
+    ``.png``). Frames are streamed to the MP4; only the GIF keeps them in memory. The files are
+    written beside their paths and moved there when all are complete, so a failed or interrupted
+    recording (Ctrl-C) writes none of them and leaves earlier files at those paths as they were.
 
     :param frames: (H, W, 3) uint8 frames, all of one even size.
     :param out: the ``.mp4`` path (parent folders are created).
@@ -208,8 +214,8 @@ def write_video(
     size: tuple[int, ...] | None = None
     still_frame: np.ndarray | None = None
     n = 0
-    # .mp4 kept: ffmpeg picks the format by it
-    with written_then_moved(out, out.with_name(f".{out.stem}.partial{out.suffix}")) as partial:
+    with ExitStack() as files:  # each file moved into place when all are written
+        partial = files.enter_context(written_then_moved(out, _partial_path(out)))
         try:
             for n, frame in enumerate(frames, start=1):
                 if size is None:
@@ -245,16 +251,16 @@ def write_video(
                 writer.close()
         if n == 0:
             raise InputError(f"no frames to write to {out}")
-    # after the MP4, and moved into place as it is: a failed recording leaves no new GIF or PNG
-    images: list[tuple[Path, np.ndarray, dict[str, Any]]] = []
-    if gif:
-        images.append((out.with_suffix(".gif"), np.stack(gif_frames), {"duration": 1000.0 / fps, "loop": 0}))
-    if still_frame is not None:
-        images.append((out.with_suffix(".png"), still_frame, {}))
-    for path, image, options in images:
-        with written_then_moved(path, path.with_name(f".{path.stem}.partial{path.suffix}")) as partial:
-            iio.imwrite(partial, image, extension=path.suffix, **options)
-        written.append(path)
+        images: list[tuple[Path, np.ndarray, dict[str, Any]]] = []
+        if gif:
+            images.append(
+                (out.with_suffix(".gif"), np.stack(gif_frames), {"duration": 1000.0 / fps, "loop": 0})
+            )
+        if still_frame is not None:
+            images.append((out.with_suffix(".png"), still_frame, {}))
+        for path, image, options in images:
+            iio.imwrite(files.enter_context(written_then_moved(path, _partial_path(path))), image, **options)
+            written.append(path)
     return written
 
 

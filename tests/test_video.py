@@ -68,7 +68,9 @@ def test_write_video_mp4_gif_and_png(tmp_path: Path) -> None:
         write_video(iter([]), tmp_path / "empty.mp4")
 
 
-def test_an_interrupted_video_leaves_the_earlier_one_as_it_was(tmp_path: Path) -> None:
+def test_an_interrupted_video_leaves_the_earlier_one_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "v.mp4"
     write_video(iter([np.full((24, 32, 3), 200, np.uint8)] * 4), out, gif=True, still=0)
     names = ["v.gif", "v.mp4", "v.png"]
@@ -88,6 +90,15 @@ def test_an_interrupted_video_leaves_the_earlier_one_as_it_was(tmp_path: Path) -
     assert unchanged()  # the recording it interrupted went to other files, which are gone
     with pytest.raises(InputError, match="must have one size"):
         write_video(iter([np.zeros((24, 32, 3), np.uint8), np.zeros((4, 6, 3), np.uint8)]), out, still=0)
+    assert unchanged()
+
+    def ctrl_c_in_the_gif(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:  # the MP4 is complete: it waits for the GIF
+        patched.setattr(iio, "imwrite", ctrl_c_in_the_gif)
+        with pytest.raises(KeyboardInterrupt):
+            write_video(iter([np.zeros((24, 32, 3), np.uint8)] * 2), out, gif=True)
     assert unchanged()
     write_video(iter([np.zeros((24, 32, 3), np.uint8)] * 2), out, gif=True, still=1)
     assert len(decode_mp4(out)[1]) == 2  # a complete one replaces them
