@@ -43,7 +43,7 @@ from camal_rl.metrics import (
     summarize_steps,
 )
 from camal_rl.rundir import write_json
-from camal_rl.saliency import SALIENCY_METHODS, compute_saliency
+from camal_rl.saliency import check_saliency_methods, compute_saliency
 
 KL_EPS = 1e-3
 """Nats added to both KLs of the occlusion and behaviour ratios. A near-deterministic policy's KL
@@ -239,9 +239,7 @@ def evaluate_model(
         ``per_episode_return``, and for each saliency method each metric's summary (per step ->
         per episode -> mean, IQM, 95% bootstrap CI, coverage), plus ``behaviour``.
     """
-    unknown = [m for m in methods if m not in SALIENCY_METHODS]
-    if unknown:
-        raise InputError(f"unknown saliency method(s) {unknown}; choose from {', '.join(SALIENCY_METHODS)}")
+    check_saliency_methods(methods)
     recorded = collect_episodes(model, make_env, episodes, seed=seed, deterministic=deterministic)
     returns = np.array([e.total_return for e in recorded])
     result: dict[str, Any] = {
@@ -359,6 +357,7 @@ class EvaluateConfig:
         """:raises InputError: a setting out of range (checked before any model is loaded)."""
         if self.episodes < 1 or self.max_steps_scored < 1 or self.distractors < 0:
             raise InputError("--episodes and --max-steps-scored must be >= 1 and --distractors >= 0")
+        check_saliency_methods(self.methods)
         if self.q_policy not in Q_POLICIES:
             raise InputError(f"--q-policy must be one of {', '.join(Q_POLICIES)}, got {self.q_policy!r}")
         if not 0 < self.q_epsilon <= 1:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -42,6 +42,7 @@ __all__ = [
     "PerturbationSaliency",
     "SaliencyMethod",
     "VanillaGradient",
+    "check_saliency_methods",
     "compute_saliency",
     "eval_mode",
     "gaussian_blur",
@@ -505,6 +506,16 @@ SALIENCY_METHODS: dict[str, Callable[..., SaliencyMethod]] = {
 """Evaluation saliency methods by name; each value builds a :class:`SaliencyMethod`."""
 
 
+def check_saliency_methods(names: Iterable[str]) -> None:
+    """:raises InputError: a name not in :data:`SALIENCY_METHODS`, with the names it has."""
+    unknown = [repr(name) for name in names if name not in SALIENCY_METHODS]
+    if unknown:
+        what = "method" if len(unknown) == 1 else "methods"
+        raise InputError(
+            f"unknown saliency {what} {', '.join(unknown)}; choose one of: {', '.join(SALIENCY_METHODS)}"
+        )
+
+
 def make_saliency_method(name: str, **kwargs: object) -> SaliencyMethod:
     """Build the evaluation saliency method registered as ``name`` in :data:`SALIENCY_METHODS`.
 
@@ -512,8 +523,7 @@ def make_saliency_method(name: str, **kwargs: object) -> SaliencyMethod:
         ``"integrated_gradients"``, ``"perturbation"``.
     :param kwargs: constructor options (e.g. ``sigma``, ``stride`` for ``"perturbation"``).
     """
-    if name not in SALIENCY_METHODS:
-        raise InputError(f"unknown saliency method {name!r}; choose one of: {', '.join(SALIENCY_METHODS)}")
+    check_saliency_methods([name])
     factory = SALIENCY_METHODS[name]
     accepted = set(inspect.signature(factory).parameters)
     unknown = sorted(set(kwargs) - accepted)

@@ -30,7 +30,7 @@ from camal_rl.frames import DEFAULT_ALPHA, AgentRecording, RecordedEpisode, rend
 from camal_rl.hyperparams import parse_assignments
 from camal_rl.metrics import energy_pointing_game
 from camal_rl.rundir import written_then_moved
-from camal_rl.saliency import SALIENCY_METHODS, compute_saliency, eval_mode
+from camal_rl.saliency import check_saliency_methods, compute_saliency, eval_mode
 
 if TYPE_CHECKING:
     from camal_rl.agents import PolicyScorer
@@ -144,8 +144,7 @@ def record_agent(
     """
     from camal_rl.agents import PolicyScorer
 
-    if method not in SALIENCY_METHODS:
-        raise InputError(f"unknown saliency method {method!r}; choose one of: {', '.join(SALIENCY_METHODS)}")
+    check_saliency_methods([method])
     kwargs = dict(agent.env_kwargs)
     if distractors:
         kwargs["distractors"] = distractors
@@ -322,10 +321,7 @@ def check_record_config(cfg: RecordConfig) -> None:
     """:raises InputError: a value ``record`` cannot use, with what to pass instead."""
     if not cfg.runs:
         raise InputError("pass at least one run directory or model zip to record")
-    if cfg.method not in SALIENCY_METHODS:
-        raise InputError(
-            f"unknown saliency method {cfg.method!r}; choose one of: {', '.join(SALIENCY_METHODS)}"
-        )
+    check_saliency_methods([cfg.method])
     for name in ("episodes", "fps"):
         if getattr(cfg, name) < 1:
             raise InputError(f"--{name} must be >= 1, got {getattr(cfg, name)}")

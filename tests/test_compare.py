@@ -499,6 +499,9 @@ def test_variants_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"--q-epsilon must be in \(0, 1\]"):  # before any training
         compare(tiny_sweep(tmp_path / "eps", q_epsilon=0.0))
     assert not (tmp_path / "eps").exists()
+    with pytest.raises(InputError, match="unknown saliency method 'gradcamm'; choose one of: gradcam,"):
+        compare(tiny_sweep(tmp_path / "typo", saliency=("gradcam", "gradcamm")))  # not after training
+    assert not (tmp_path / "typo").exists()
     with pytest.raises(InputError, match="--reward-scale must be a finite number > 0"):
         compare(tiny_sweep(tmp_path / "scale", reward_scale=-1.0))
     assert not (tmp_path / "scale").exists()

@@ -226,6 +226,10 @@ def test_dqn_faithfulness_reads_the_chosen_action_distribution(tiny_run: Path, t
         ({"q_epsilon": 1.5}, r"--q-epsilon must be in \(0, 1\], got 1.5"),
         ({"q_policy": "greedy"}, "--q-policy must be one of softmax, epsilon-greedy, got 'greedy'"),
         ({"episodes": 0}, "--episodes and --max-steps-scored must be >= 1"),
+        (
+            {"methods": ("gradcam", "ig", "iou")},
+            "unknown saliency methods 'ig', 'iou'; choose one of: gradcam,",
+        ),
     ],
 )
 def test_bad_evaluation_settings_fail_before_loading(
