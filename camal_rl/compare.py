@@ -640,7 +640,7 @@ def aggregate_sweep(
     """Tables and plots of the runs under ``cfg.out`` (or ``paths``), from their files alone;
     ``note`` (e.g. which runs are not complete) heads ``comparison.md``."""
     from camal_rl.plots import DEFAULT_BAR_METRICS, write_plots
-    from camal_rl.results import available_metrics, load_results
+    from camal_rl.results import available_metrics, load_results, metric_name
     from camal_rl.stats import comparison_table
     from camal_rl.tables import write_csv, write_markdown
 
@@ -650,8 +650,16 @@ def aggregate_sweep(
     written: dict[str, Path] = {}
     rows: list[dict[str, Any]] = []
     if evaluated:
-        available = set(available_metrics(evaluated))
-        metrics = [m for m in cfg.table_metrics() if m in available]
+        present = available_metrics(evaluated)
+        wanted = [metric_name(m) for m in cfg.table_metrics()]
+        metrics = [m for m in wanted if m in present]
+        missing = [m for m in wanted if m not in present] if cfg.metrics else []
+        if missing:
+            print(
+                f"--metrics {' '.join(missing)}: in no evaluated run's metrics.json, left out of the "
+                f"tables; the runs have {', '.join(present)}"
+            )
+        available = set(present)
         pairs = [tuple(p.split(":", 1)) for p in cfg.pairs if ":" in p]
         names = {r.method for r in evaluated} | {r.label for r in evaluated}
         baseline = cfg.baseline if cfg.baseline in names else None
@@ -663,8 +671,8 @@ def aggregate_sweep(
         written["markdown"] = write_markdown(rows, cfg.out / "comparison.md", title=title, note=note)
     bars = None  # the plots' defaults, and the EPG of every saliency method the sweep scores
     if evaluated:
-        wanted = (*DEFAULT_BAR_METRICS, *(f"{method}/epg" for method in cfg.saliency))
-        bars = [m for m in dict.fromkeys(wanted) if m in available]
+        bar_metrics = (*DEFAULT_BAR_METRICS, *(f"{method}/epg" for method in cfg.saliency))
+        bars = [m for m in dict.fromkeys(bar_metrics) if m in available]
     plots = write_plots(results, cfg.out / "plots", metrics=bars) if results else []
     written.update({p.stem: p for p in plots})
     return written
@@ -681,6 +689,34 @@ def require_some_runs(runs: Sequence[TrainConfig], out: Path, option: str, namin
             f"{option}: {out} holds none of this sweep's {len(runs)} runs (such as "
             f"{runs[0].run_dir.relative_to(out)}); check --out and the options that name the runs "
             f"({naming}), or drop {option} to train them"
+        )
+
+
+def check_table_options(cfg: SweepConfig, runs: Sequence[TrainConfig]) -> None:
+    """Before any run: ``--metrics`` are metric names, and ``--baseline`` and ``--pairs``, when
+    given, name methods or labels of the sweep's runs (their defaults may name ones a sweep lacks:
+    those tests are left out).
+
+    :raises InputError: an empty metric name, a pair not written A:B, or a name no run has, with
+        the names there are.
+    """
+    from camal_rl.results import parse_metric
+
+    for metric in cfg.metrics:
+        parse_metric(metric)
+    malformed = [pair for pair in cfg.pairs if len(pair.split(":")) != 2]
+    if malformed:
+        raise InputError(f"--pairs takes A:B (each a method or label, e.g. camal:energy), got {malformed}")
+    default = SweepConfig()
+    given = [("--baseline", cfg.baseline)] if cfg.baseline != default.baseline else []
+    if cfg.pairs != default.pairs:
+        given += [("--pairs", name) for pair in cfg.pairs for name in pair.split(":")]
+    names = {run.method for run in runs} | {run.label for run in runs}
+    unknown = [f"{option} {name!r}" for option, name in given if name not in names]
+    if unknown:
+        raise InputError(
+            f"{', '.join(unknown)} names no run of this sweep; its methods and labels: "
+            f"{', '.join(sorted(names))}"
         )
 
 
@@ -710,6 +746,7 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
     runs = cfg.run_configs()
     for run in runs:
         run.resolved()  # bad settings fail here, before any worker starts
+    check_table_options(cfg, runs)
     if cfg.distractors and not cfg.aggregate_only:  # an env without that variant: now, not after training
         from camal_rl.envs import make_masked_env
 

@@ -4,6 +4,7 @@ resuming runs, aggregation from files, refusals."""
 from __future__ import annotations
 
 import builtins
+import csv
 import dataclasses
 import json
 import os
@@ -341,6 +342,26 @@ def test_aggregating_a_folder_without_the_sweeps_runs_is_refused(tmp_path: Path)
     assert not out.exists()
 
 
+def test_table_metrics_by_any_name_and_the_missing_ones_named(
+    sweep_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--metrics train/return is the table's return (it was dropped: the tables name it return);
+    a name no run has is left out, saying so."""
+    compare(tiny_sweep(sweep_copy, metrics=("train/return", "gradcam/epgg"), aggregate_only=True))
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[0]
+        .startswith(
+            "--metrics gradcam/epgg: in no evaluated run's metrics.json, left out of the tables; "
+            "the runs have return, length, success_rate, gradcam/epg, "
+        )
+    )
+    with (sweep_copy / "comparison.csv").open() as table:
+        assert {row["metric"] for row in csv.DictReader(table)} == {"return"}
+    compare(tiny_sweep(sweep_copy, aggregate_only=True))  # the defaults: nothing to say
+    assert "--metrics" not in capsys.readouterr().out
+
+
 def test_runs_whose_models_are_gone_keep_their_results(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -499,6 +520,18 @@ def test_variants_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"--q-epsilon must be in \(0, 1\]"):  # before any training
         compare(tiny_sweep(tmp_path / "eps", q_epsilon=0.0))
     assert not (tmp_path / "eps").exists()
+    for options, message in (
+        (
+            {"baseline": "nonee"},
+            "--baseline 'nonee' names no run of this sweep; its methods and labels: camal, ",
+        ),
+        ({"pairs": ("none:camal", "camal:rrr")}, "--pairs 'rrr' names no run"),
+        ({"pairs": ("camal-none",)}, r"--pairs takes A:B .*, got \['camal-none'\]"),
+        ({"metrics": ("return", "/")}, "metric '/' names nothing"),
+    ):
+        with pytest.raises(InputError, match=message):
+            compare(tiny_sweep(tmp_path / "typo", **options))
+    assert not (tmp_path / "typo").exists()
     with pytest.raises(InputError, match="unknown saliency method 'gradcamm'; choose one of: gradcam,"):
         compare(tiny_sweep(tmp_path / "typo", saliency=("gradcam", "gradcamm")))  # not after training
     assert not (tmp_path / "typo").exists()
