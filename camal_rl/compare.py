@@ -17,6 +17,7 @@ with Welch's t-test and the Mann-Whitney U test; ``OUT/comparison.md``, ``compar
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import signal
 import statistics
@@ -655,9 +656,11 @@ def aggregate_sweep(
         metrics = [m for m in wanted if m in present]
         missing = [m for m in wanted if m not in present] if cfg.metrics else []
         if missing:
+            close = {m: difflib.get_close_matches(m, present, n=1, cutoff=0.6) for m in missing}
+            named = ", ".join(f"{m} (did you mean {close[m][0]}?)" if close[m] else m for m in missing)
             print(
-                f"--metrics {' '.join(missing)}: in no evaluated run's metrics.json, left out of the "
-                f"tables; the runs have {', '.join(present)}"
+                f"--metrics {named}: in no evaluated run's metrics.json, left out of the tables; "
+                f"the runs have {', '.join(present)}"
             )
         available = set(present)
         pairs = [tuple(p.split(":", 1)) for p in cfg.pairs if ":" in p]

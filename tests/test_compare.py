@@ -347,12 +347,13 @@ def test_table_metrics_by_any_name_and_the_missing_ones_named(
 ) -> None:
     """--metrics train/return is the table's return (it was dropped: the tables name it return);
     a name no run has is left out, saying so."""
-    compare(tiny_sweep(sweep_copy, metrics=("train/return", "gradcam/epgg"), aggregate_only=True))
+    compare(tiny_sweep(sweep_copy, metrics=("train/return", "gradcam/epgg", "zzz"), aggregate_only=True))
     assert (
         capsys.readouterr()
         .out.splitlines()[0]
         .startswith(
-            "--metrics gradcam/epgg: in no evaluated run's metrics.json, left out of the tables; "
+            "--metrics gradcam/epgg (did you mean gradcam/epg?), zzz: in no evaluated run's "
+            "metrics.json, left out of the tables; "
             "the runs have return, length, success_rate, gradcam/epg, "
         )
     )
