@@ -33,6 +33,7 @@ from camal_rl.metrics import (
     comprehensiveness,
     deletion_auc,
     energy_pointing_game,
+    flat_map,
     insertion_auc,
     iou_top_k,
     occlusion_kl_ratio,
@@ -168,6 +169,7 @@ def score_steps(
         saliency = compute_saliency(method, scorer, x, a)
         saliency_np = saliency.cpu().numpy()
         values = {name: fn(saliency_np, mask) for name, fn in ALIGNMENT_METRICS.items()}
+        values["flat_share"] = flat_map(saliency_np)
         if faithfulness:
             values["deletion_auc"] = deletion_auc(f, x, saliency, actions=a, step=deletion_step)
             values["insertion_auc"] = insertion_auc(f, x, saliency, actions=a, step=deletion_step)

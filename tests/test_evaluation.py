@@ -74,19 +74,22 @@ class RedChannelNet(nn.Module):
 
 
 def test_score_steps_alignment_by_hand() -> None:
-    images = np.zeros((2, 8, 8, 3), np.uint8)
+    images = np.zeros((3, 8, 8, 3), np.uint8)
     images[0, :4, :4, 0] = 255  # red in the top-left quadrant
     images[1, 4:, 4:, 0] = 255  # red bottom-right
-    masks = np.zeros((2, 8, 8), np.uint8)
-    masks[:, :4, :4] = 1  # the object is top-left in both
-    scores = score_steps(ModuleScorer(RedChannelNet()), images, masks, np.array([0, 0]), faithfulness=False)
+    masks = np.zeros((3, 8, 8), np.uint8)
+    masks[:, :4, :4] = 1  # the object is top-left in all three
+    scores = score_steps(ModuleScorer(RedChannelNet()), images, masks, np.zeros(3, int), faithfulness=False)
     # Grad-CAM = the 2x2 map of red (1 in one quadrant), upsampled bilinearly to 8x8 with
     # align_corners=False: along each axis the profile of a (1, 0) source is
     # [1, 1, 0.875, 0.625, 0.375, 0.125, 0, 0] (sum 4: 3.5 in the first half, 0.5 in the second).
     # The 2-D map is the outer product (energy 16); inside the top-left quadrant: 3.5^2 = 12.25
     # for sample 0 and 0.5^2 = 0.25 for sample 1, so EPG = 12.25 / 16 and 0.25 / 16.
-    np.testing.assert_allclose(scores["epg"], [12.25 / 16, 0.25 / 16])
-    np.testing.assert_allclose(scores["pointing_game"], [1.0, 0.0])
+    # Sample 2 has no red: its map is 0 everywhere, so Grad-CAM is flat (0), scored at chance
+    # (|M| / HW = 16 / 64) and counted by flat_share.
+    np.testing.assert_allclose(scores["epg"], [12.25 / 16, 0.25 / 16, 0.25])
+    np.testing.assert_allclose(scores["pointing_game"], [1.0, 0.0, 0.25])
+    np.testing.assert_array_equal(scores["flat_share"], [0.0, 0.0, 1.0])
 
 
 def test_evaluate_writes_metrics(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -106,6 +109,7 @@ def test_evaluate_writes_metrics(tiny_run: Path, tmp_path: Path, capsys: pytest.
     for name in ("epg", "iou", "pointing_game", "deletion_auc", "insertion_auc"):
         assert 0 <= gradcam[name]["mean"] <= 1 or np.isnan(gradcam[name]["mean"]), name
     assert "occlusion_kl_log_ratio" in gradcam
+    assert 0 <= gradcam["flat_share"]["mean"] <= 1
     assert {"comprehensiveness@0.05", "sufficiency@0.5"} <= set(gradcam)
     assert set(train["behaviour"]) == {"behaviour_kl_mask", "behaviour_kl_outside", "behaviour_log_ratio"}
     assert report["variants"]["distractors"]["env_kwargs"]["distractors"] == 1

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from camal_rl.errors import InputError
-from camal_rl.metrics import energy_pointing_game, iou_top_k, pointing_game, roc_auc
+from camal_rl.metrics import energy_pointing_game, flat_map, iou_top_k, pointing_game, roc_auc
 
 ALL = (energy_pointing_game, iou_top_k, pointing_game, roc_auc)
 
@@ -52,6 +52,22 @@ def test_all_zero_saliency_scores_chance(metric, expected):
     s = np.zeros((1, 2, 2))
     m = np.array([[[0, 0], [0, 3]]])  # |M| / HW = 1/4
     np.testing.assert_allclose(metric(s, m), [expected])
+
+
+def test_flat_map_marks_constant_maps_only():
+    s = np.stack([np.zeros((2, 2)), np.full((2, 2), 0.5), S_PLAIN[0], [[0.0, 0.0], [0.0, 1e-9]]])
+    np.testing.assert_array_equal(flat_map(s), [1.0, 1.0, 0.0, 0.0])
+    assert flat_map(torch.zeros(3, 5, 7)).dtype == np.float64  # tensors, any size
+    np.testing.assert_array_equal(flat_map(torch.zeros(3, 5, 7)), [1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("saliency", "message"),
+    [(np.ones((2, 2)), r"\(B, h, w\)"), (-S_PLAIN, ">= 0"), (np.full((1, 2, 2), np.inf), "nan or inf")],
+)
+def test_flat_map_bad_inputs_raise(saliency, message):
+    with pytest.raises(InputError, match=message):
+        flat_map(saliency)
 
 
 @pytest.mark.parametrize("metric", ALL)

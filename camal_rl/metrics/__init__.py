@@ -1,7 +1,8 @@
 """Attention metrics (DESIGN.md, "Attention metrics"): pure numpy/torch functions on batches.
 
 - :mod:`~camal_rl.metrics.alignment`: does the saliency lie on the relevant objects
-  (energy pointing game, IoU of the top-|M| pixels, pointing game, ROC-AUC)?
+  (energy pointing game, IoU of the top-|M| pixels, pointing game, ROC-AUC), and is it flat
+  (no preference at all)?
 - :mod:`~camal_rl.metrics.faithfulness`: does the decision depend on the salient pixels
   (deletion / insertion AUC, comprehensiveness / sufficiency, occlusion KL ratio), and on the
   relevant objects at all (the saliency-free behaviour check)?
@@ -21,7 +22,7 @@ from camal_rl.metrics.aggregate import (
     summarize,
     summarize_steps,
 )
-from camal_rl.metrics.alignment import energy_pointing_game, iou_top_k, pointing_game, roc_auc
+from camal_rl.metrics.alignment import energy_pointing_game, flat_map, iou_top_k, pointing_game, roc_auc
 from camal_rl.metrics.faithfulness import (
     behaviour_kl,
     comprehensiveness,
@@ -40,6 +41,7 @@ __all__ = [
     "deletion_auc",
     "energy_pointing_game",
     "episode_means",
+    "flat_map",
     "insertion_auc",
     "iou_top_k",
     "iqm",

@@ -22,9 +22,10 @@ Conventions, the same in every function:
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.stats import rankdata
 
-from camal_rl.metrics._inputs import ArrayLike, saliency_and_mask
+from camal_rl.metrics._inputs import ArrayLike, as_cpu_tensor, saliency_and_mask, upsample_saliency
 
 
 def energy_pointing_game(saliency: ArrayLike, mask: ArrayLike) -> np.ndarray:
@@ -103,6 +104,22 @@ def roc_auc(saliency: ArrayLike, mask: ArrayLike) -> np.ndarray:
         out = u / (n_pos * n_neg)
     out[n_neg == 0] = np.nan
     return _nan_where_empty(out, m)
+
+
+def flat_map(saliency: ArrayLike) -> np.ndarray:
+    """1 where a saliency map is constant (no preference among its pixels, such as a Grad-CAM
+    whose every value its ReLU zeroed), else 0: its mean over steps is the share of such maps.
+
+    The alignment metrics score a flat map at chance (see the module docstring) and the
+    faithfulness curves remove its pixels in raster order, so where a method's maps are mostly
+    flat its alignment and faithfulness describe no attention at all, not attention elsewhere.
+
+    :param saliency: (B, h, w) saliency maps, >= 0, any resolution (judged at their own).
+    :return: (B,) float64, 1.0 or 0.0; needs no mask.
+    """
+    tensor = as_cpu_tensor(saliency, "saliency", 3, "(B, h, w)")
+    s = upsample_saliency(tensor, (tensor.shape[1], tensor.shape[2])).flatten(1)
+    return (s.amax(dim=1) == s.amin(dim=1)).to(torch.float64).numpy()
 
 
 def _uniform_where_flat(s: np.ndarray) -> np.ndarray:
