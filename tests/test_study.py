@@ -320,6 +320,39 @@ def test_layer_alignment_scores_grad_cam_at_each_conv_layer(tiny_run: Path, tmp_
     assert cells[4] == f"{own['epg']['mean']:.3f}"  # conv3: the attention layer of metrics.json
 
 
+def test_flat_maps_reads_the_share_or_evaluates_the_model_again(tiny_run: Path, tmp_path: Path) -> None:
+    """A metrics.json with flat_share is read as it is; one from before it was added is evaluated
+    again on the same episodes, into metrics_flat.json, and gives the same share."""
+    import json
+
+    from experiments.camal_study.flat_maps import FILE, flat_table
+
+    cell, camal, none = two_run_cell(tiny_run, tmp_path)
+    path = camal / "metrics.json"
+    old = json.loads(path.read_text())
+    share = old["variants"]["train"]["saliency"]["gradcam"].pop("flat_share")
+    path.write_text(json.dumps(old))
+    text = flat_table([cell], DEVICE)
+    assert (camal / FILE).exists()
+    assert not (none / FILE).exists()
+    again = json.loads((camal / FILE).read_text())["variants"]["train"]["saliency"]["gradcam"]
+    assert again["flat_share"] == share
+    assert "| agent | seeds | gradcam/flat_share | gradcam/epg | gradcam/iou |" in text
+    for label, run in (("ppo-camal", camal), ("ppo-none", none)):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {label} | 1 |"))
+        report = json.loads((run / (FILE if run == camal else "metrics.json")).read_text())
+        expected = report["variants"]["train"]["saliency"]["gradcam"]["flat_share"]["mean"]
+        assert [c.strip() for c in row.strip("|").split("|")][2] == f"{expected:.3f}"
+    own = json.loads((none / "metrics.json").read_text())  # no flat share, and no model:
+    del own["variants"]["train"]["saliency"]["gradcam"]["flat_share"]
+    (none / "metrics.json").write_text(json.dumps(own))
+    for model in [none / "model.zip", *(none / "checkpoints").glob("*.zip")]:
+        model.unlink()
+    text = flat_table([cell], DEVICE)
+    assert not any(line.startswith("| ppo-none |") for line in text.splitlines())
+    assert text.endswith(f"Left out, no flat share and no saved model: {none}\n")
+
+
 def test_stock_table_summarises_each_group_by_hand(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
