@@ -52,6 +52,8 @@ to itself under an irrelevant occlusion is ~1e-9 nats; without a floor, a ratio 
 numbers is noise spanning orders of magnitude."""
 EVAL_SEED = 1_000_000
 """First seed of evaluation episodes: far from the training seeds, the same for every model."""
+FLAT_NOTE = 0.1
+"""Share of flat saliency maps from which :func:`format_metrics_table` notes it under the table."""
 QPolicy = Literal["softmax", "epsilon-greedy"]
 """DQN's action distribution in faithfulness metrics (:class:`EvaluateConfig`'s ``q_policy``)."""
 Q_POLICIES: tuple[str, ...] = get_args(QPolicy)
@@ -465,6 +467,13 @@ def format_metrics_table(report: Mapping[str, Any], metrics: Iterable[str] | Non
             lines.append(f"  {name:<24}{cells}")
         for name, summary in result.get("behaviour", {}).items():
             lines.append(f"  {name:<24}{_cell(summary).rjust(width[methods[0]])}")
+        for method in methods:
+            flat = result["saliency"][method].get("flat_share", {}).get("mean", 0.0)
+            if flat >= FLAT_NOTE:
+                lines.append(
+                    f"  note: {flat:.0%} of the {method} maps are flat (no pixel above another): they "
+                    "score chance on alignment and say nothing of where the agent looks (docs/metrics.md)"
+                )
     return "\n".join(lines)
 
 

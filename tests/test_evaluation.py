@@ -158,8 +158,8 @@ def test_metrics_table_columns_fit_long_method_names() -> None:
                 "episodes": 2,
                 "coverage": 1.0,
                 "saliency": {
-                    "gradcam": {"epg": summary(0.25)},
-                    "integrated_gradients": {"epg": summary(0.75)},
+                    "gradcam": {"epg": summary(0.25), "flat_share": summary(0.82)},
+                    "integrated_gradients": {"epg": summary(0.75), "flat_share": summary(0.05)},
                 },
                 "behaviour": {"behaviour_log_ratio": summary(1.5)},
             }
@@ -168,8 +168,13 @@ def test_metrics_table_columns_fit_long_method_names() -> None:
     lines = format_metrics_table(report).splitlines()
     assert lines[2] == "  metric                           gradcam  integrated_gradients"
     assert lines[3] == "  epg                         0.250 ±0.100          0.750 ±0.100"
-    assert lines[4] == "  behaviour_log_ratio         1.500 ±0.100"
+    assert lines[5] == "  behaviour_log_ratio         1.500 ±0.100"
     assert len(lines[2]) == len(lines[3])
+    # Grad-CAM's 82% of flat maps is noted (from 10%); integrated gradients' 5% is not.
+    assert lines[6:] == [
+        "  note: 82% of the gradcam maps are flat (no pixel above another): they score chance on "
+        "alignment and say nothing of where the agent looks (docs/metrics.md)"
+    ]
 
 
 def test_dqn_faithfulness_reads_the_chosen_action_distribution(tiny_run: Path, tmp_path: Path) -> None:
