@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import math
 import signal
 import statistics
 import sys
@@ -32,14 +33,17 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import tyro
 
 from camal_rl.config import DEFAULT_ENV, Algo, TrainConfig, describe_changes, get_preset, training_differences
 from camal_rl.errors import InputError, MissingExtraError, Terminated, raise_terminated
-from camal_rl.evaluation import EvaluateConfig, QPolicy
+from camal_rl.evaluation import EvaluateConfig, QPolicy, flat_note
 from camal_rl.rundir import RunDir
+
+if TYPE_CHECKING:
+    from camal_rl.results import RunResult
 
 DEFAULT_METHODS = ("none", "camal", "energy")
 FIRST_SALIENCY_METRICS = (
@@ -635,6 +639,20 @@ def _report(outcome: RunOutcome, k: int, n: int) -> RunOutcome:
     return outcome
 
 
+def flat_notes(results: Sequence[RunResult], methods: Iterable[str]) -> str:
+    """A line per agent variant and saliency method whose maps are mostly flat (mean
+    ``flat_share`` over the runs that report it, :func:`~camal_rl.evaluation.flat_note`), or ''."""
+    from camal_rl.results import group_results, metric_values
+
+    lines = []
+    for (env, _, label), runs in group_results(results).items():
+        for method in methods:
+            shares = [v for v in metric_values(runs, f"{method}/flat_share") if math.isfinite(v)]
+            note = flat_note(method, statistics.fmean(shares)) if shares else None
+            lines += [f"- {label} on {env}: {note}"] if note else []
+    return "\n".join(lines)
+
+
 def aggregate_sweep(
     cfg: SweepConfig, paths: Iterable[Path] | None = None, *, note: str | None = None
 ) -> dict[str, Path]:
@@ -669,6 +687,10 @@ def aggregate_sweep(
         pairs = [p for p in pairs if p[0] in names and p[1] in names]
         rows = comparison_table(evaluated, metrics, baseline=baseline, pairs=pairs)  # type: ignore[arg-type]
         written["csv"] = write_csv(rows, cfg.out / "comparison.csv")
+    flat = flat_notes(evaluated, cfg.saliency)
+    if flat:
+        print(flat)
+        note = f"{note}\n\n{flat}" if note else flat
     if evaluated or note:
         title = f"camal-rl compare: {cfg.out}"
         written["markdown"] = write_markdown(rows, cfg.out / "comparison.md", title=title, note=note)

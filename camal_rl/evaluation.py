@@ -53,7 +53,8 @@ numbers is noise spanning orders of magnitude."""
 EVAL_SEED = 1_000_000
 """First seed of evaluation episodes: far from the training seeds, the same for every model."""
 FLAT_NOTE = 0.1
-"""Share of flat saliency maps from which :func:`format_metrics_table` notes it under the table."""
+"""Share of flat saliency maps from which :func:`flat_note` notes it (under ``evaluate``'s table and
+atop a sweep's ``comparison.md``)."""
 QPolicy = Literal["softmax", "epsilon-greedy"]
 """DQN's action distribution in faithfulness metrics (:class:`EvaluateConfig`'s ``q_policy``)."""
 Q_POLICIES: tuple[str, ...] = get_args(QPolicy)
@@ -468,13 +469,19 @@ def format_metrics_table(report: Mapping[str, Any], metrics: Iterable[str] | Non
         for name, summary in result.get("behaviour", {}).items():
             lines.append(f"  {name:<24}{_cell(summary).rjust(width[methods[0]])}")
         for method in methods:
-            flat = result["saliency"][method].get("flat_share", {}).get("mean", 0.0)
-            if flat >= FLAT_NOTE:
-                lines.append(
-                    f"  note: {flat:.0%} of the {method} maps are flat (no pixel above another): they "
-                    "score chance on alignment and say nothing of where the agent looks (docs/metrics.md)"
-                )
+            note = flat_note(method, result["saliency"][method].get("flat_share", {}).get("mean", 0.0))
+            lines += [f"  note: {note}"] if note else []
     return "\n".join(lines)
+
+
+def flat_note(method: str, share: float) -> str | None:
+    """What a share of flat ``method`` maps of :data:`FLAT_NOTE` or more means, else None."""
+    if not share >= FLAT_NOTE:  # nan: no share reported
+        return None
+    return (
+        f"{share:.0%} of the {method} maps are flat (no pixel above another): they score chance on "
+        "alignment and say nothing of where the agent looks (docs/metrics.md)"
+    )
 
 
 def _cell(summary: Mapping[str, float] | None) -> str:

@@ -363,6 +363,33 @@ def test_table_metrics_by_any_name_and_the_missing_ones_named(
     assert "--metrics" not in capsys.readouterr().out
 
 
+def test_a_variant_whose_maps_are_mostly_flat_is_noted(
+    sweep_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A variant whose runs' mean flat_share is 10% or more is noted, printed and atop
+    comparison.md; one below is not, nor one whose runs do not report it (evaluated before)."""
+    cell = sweep_copy / "MiniGrid-DoorKey-5x5-v0"
+    for label, share in (("ppo-none", 0.05), ("ppo-camal-c0.5", 0.75)):
+        metrics = json.loads((cell / label / "seed0" / "metrics.json").read_text())
+        metrics["variants"]["train"]["saliency"]["gradcam"]["flat_share"]["mean"] = share
+        write_json(cell / label / "seed0" / "metrics.json", metrics)
+    compare(tiny_sweep(sweep_copy, aggregate_only=True))
+    note = (
+        "- ppo-camal-c0.5 on MiniGrid-DoorKey-5x5-v0: 75% of the gradcam maps are flat (no pixel "
+        "above another): they score chance on alignment and say nothing of where the agent looks "
+        "(docs/metrics.md)"
+    )
+    printed = capsys.readouterr().out
+    assert note in printed.splitlines()
+    assert "ppo-none on" not in printed
+    assert note in (sweep_copy / "comparison.md").read_text().splitlines()
+    metrics = json.loads((cell / "ppo-camal-c0.5" / "seed0" / "metrics.json").read_text())
+    del metrics["variants"]["train"]["saliency"]["gradcam"]["flat_share"]
+    write_json(cell / "ppo-camal-c0.5" / "seed0" / "metrics.json", metrics)
+    compare(tiny_sweep(sweep_copy, aggregate_only=True))
+    assert "maps are flat" not in (sweep_copy / "comparison.md").read_text()
+
+
 def test_runs_whose_models_are_gone_keep_their_results(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
