@@ -186,6 +186,15 @@ class RunDir:
                 seconds += elapsed
         return steps, seconds
 
+    def logged_values(self, key: str) -> list[tuple[int, float]]:
+        """(env steps, value) of every logger row that has ``key`` (e.g. ``camal/dead_cam_share``),
+        over all sessions in order."""
+        return [
+            (int(float(row["time/total_timesteps"])), float(row[key]))
+            for path in self.progress_files()
+            for row in _rows_with(path, "time/total_timesteps", key)
+        ]
+
     def logged_progress(self) -> tuple[int, float]:
         """(env steps, env steps/s) of the newest logger row that has them: how far training had
         got when the logger last wrote, and its speed since that session began (SB3's

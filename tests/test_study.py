@@ -353,6 +353,36 @@ def test_flat_maps_reads_the_share_or_evaluates_the_model_again(tiny_run: Path, 
     assert text.endswith(f"Left out, no flat share and no saved model: {none}\n")
 
 
+def test_training_table_averages_the_last_logged_dead_cam_shares(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each finished run's last LAST_LOGS values, over two sessions' logs; rows without the key
+    (SB3's rollout rows) and unfinished runs do not count."""
+    from experiments.camal_study.flat_maps import main as flat_main
+    from experiments.camal_study.flat_maps import training_table
+
+    cell = tmp_path / "cell"
+    header = "time/total_timesteps,camal/dead_cam_share,rollout/ep_rew_mean\n"
+    logs = {  # seed -> (progress.csv, progress.1.csv): 12 logged values, the last 10 averaged
+        0: (
+            "".join(f"{k},{0.9 if k < 2 else 0.5},\n" for k in range(6)),
+            "6,,1\n7,0.5,\n8,0.5,\n9,0.5,\n10,0.5,\n11,0.5,\n12,0.5,\n",
+        ),
+        1: ("".join(f"{k},0.0,\n" for k in range(5)), "".join(f"{k},0.2,\n" for k in range(5, 12))),
+    }
+    for seed, (first, second) in logs.items():
+        run = write_run(cell, method="rrr", coef=0.1, seed=seed)
+        (run / "progress.csv").write_text(header + first)
+        (run / "progress.1.csv").write_text(header + second)
+    unfinished = write_run(cell, method="rrr", coef=0.1, seed=2, state="running")
+    (unfinished / "progress.csv").write_text(header + "1,1.0,\n")
+    # seed 0: the last 10 are 4 x 0.5 then 6 x 0.5 -> 0.5; seed 1: 3 x 0.0 and 7 x 0.2 -> 0.14
+    row = "| cell | ppo-rrr-c0.1 | 2 | 0.320 [0.140, 0.500] |"
+    assert training_table([cell]).splitlines()[2:] == [row]
+    flat_main(["--training", str(cell)])  # the command line: no model needed
+    assert row in capsys.readouterr().out.splitlines()
+
+
 def test_stock_table_summarises_each_group_by_hand(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

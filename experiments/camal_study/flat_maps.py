@@ -12,11 +12,17 @@ per agent variant the flat share, EPG and IoU of each method with p-values again
 and CAMAL against energy. Runs whose ``metrics.json`` has no flat share and whose model is gone
 are left out, and named.
 
-Run: ``python experiments/camal_study/flat_maps.py [--merge] CELL [CELL ...]``.
+Training logs the same for Grad-CAM on its minibatches (``camal/dead_cam_share``, every agent,
+the baseline included): ``--training`` prints, per cell and agent variant, that share at the end
+of training, from the logs alone (the models of most cells are gone).
+
+Run: ``python experiments/camal_study/flat_maps.py [--merge] CELL [CELL ...]``, or
+``python experiments/camal_study/flat_maps.py --training CELL [CELL ...]``.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +36,8 @@ from experiments.camal_study.gradient_saliency import evaluate_again, run_cells,
 
 FILE = "metrics_flat.json"
 NAMES = ("flat_share", "epg", "iou")
+LAST_LOGS = 10
+"""Logged values of ``camal/dead_cam_share`` at the end of training that ``--training`` averages."""
 
 
 def with_flat_share(result: RunResult, device: str = "cpu") -> RunResult | None:
@@ -59,7 +67,29 @@ def flat_table(paths: Sequence[Path], device: str = "cpu") -> str:
     return saliency_table(results, tuple(f"{method}/{name}" for method in methods for name in NAMES)) + note
 
 
+def training_table(paths: Sequence[Path], last: int = LAST_LOGS) -> str:
+    """Per cell and agent variant, the share of dead Grad-CAMs in the training minibatches
+    (``camal/dead_cam_share``, the mean of each finished run's ``last`` logged values): mean over
+    the runs [min, max] (markdown). Reads the logs only: no model needed."""
+    lines = ["| cell | agent | runs | dead Grad-CAM share, end of training [min, max] |", "|:--|:--|--:|--:|"]
+    for path in paths:
+        by_label: dict[str, list[float]] = {}
+        for result in load_results([path], complete_only=True):
+            logged = RunDir(result.path).logged_values("camal/dead_cam_share")[-last:]
+            if logged:
+                by_label.setdefault(result.label, []).append(statistics.fmean(v for _, v in logged))
+        for label, shares in by_label.items():
+            lines.append(
+                f"| {path.name} | {label} | {len(shares)} | "
+                f"{statistics.fmean(shares):.3f} [{min(shares):.3f}, {max(shares):.3f}] |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str]) -> None:
+    if argv[:1] == ["--training"]:
+        print(training_table([Path(cell) for cell in argv[1:]]))
+        return
     run_cells(argv, __doc__.splitlines()[0], flat_table)
 
 
