@@ -3,8 +3,9 @@
 Every video frame shows, per agent: the env frame upscaled (nearest neighbour), the saliency map
 of the action it took overlaid as a heatmap, the outline of the task-relevant objects' mask, a
 colour bar, and a text panel (agent, method, episode and step, action, value, pi(a|s), reward,
-return so far, and the energy pointing game of that frame). Several agents are tiled side by
-side on the same episode seeds, so a baseline and a CAMAL agent can be compared in one video.
+return so far, and the energy pointing game of that frame, marked where the map is flat).
+Several agents are tiled side by side on the same episode seeds, so a baseline and a CAMAL agent
+can be compared in one video.
 
 The composition is pure numpy / OpenCV on uint8 arrays (:func:`compose_frame`,
 :func:`tile_side_by_side`, :func:`frame_schedule`, :func:`render_frames`); the recorded
@@ -31,6 +32,7 @@ import cv2
 import numpy as np
 
 from camal_rl.errors import InputError
+from camal_rl.metrics import flat_map
 from camal_rl.visual import join_images, mask_outline, upscale
 
 TARGET_HEIGHT = 360
@@ -329,12 +331,14 @@ def step_rows(recording: AgentRecording, episode: int, step: int, *, done: bool)
     """The ``(name, value)`` rows of the text panel for one step.
 
     ``reward`` is the reward of the action shown, ``return`` the sum of rewards up to and
-    including it; ``done`` marks a held last frame.
+    including it; ``done`` marks a held last frame. A flat saliency map (nothing to show, scored
+    at chance) has "(flat map)" after its EPG.
     """
     ep = recording.episodes[episode]
     action = int(ep.actions[step])
     name = recording.action_names[action] if 0 <= action < len(recording.action_names) else str(action)
     epg = float(ep.epg[step])
+    flat = " (flat map)" if flat_map(ep.saliency[step : step + 1])[0] else ""
     return [
         ("method", recording.method),
         ("episode", f"{episode + 1}/{len(recording.episodes)}"),
@@ -344,7 +348,7 @@ def step_rows(recording: AgentRecording, episode: int, step: int, *, done: bool)
         (recording.prob_name, f"{float(ep.probs[step]):.3f}"),
         ("reward", f"{float(ep.rewards[step]):+.3f}"),
         ("return", f"{float(ep.rewards[: step + 1].sum()):.3f}"),
-        ("EPG", f"{epg:.2f}" if math.isfinite(epg) else "- (no mask)"),
+        ("EPG", (f"{epg:.2f}" if math.isfinite(epg) else "- (no mask)") + flat),
     ]
 
 

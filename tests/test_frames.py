@@ -177,7 +177,7 @@ def fake_episode(masks_any: list[bool], rewards: list[float]) -> RecordedEpisode
     return RecordedEpisode(
         images=np.zeros((n, 2, 2, 3), np.uint8),
         masks=masks,
-        saliency=np.ones((n, 2, 2), np.float32),
+        saliency=np.tile(np.float32([[1, 2], [3, 4]]), (n, 1, 1)),
         actions=np.array([2, 5, 9][:n] + [0] * max(0, n - 3)),
         values=np.linspace(0.5, 1.0, n),
         probs=np.full(n, 0.75),
@@ -209,6 +209,17 @@ def test_step_rows() -> None:
     assert first["step"] == "0"
     assert first["action"] == "forward"
     assert first["EPG"] == "- (no mask)"
+
+
+def test_step_rows_mark_a_flat_map() -> None:
+    """A map with no pixel above another (a dead Grad-CAM) scores chance: the panel says why."""
+    episode = fake_episode([True, True], [0.0, 0.0])
+    episode.saliency[0] = 0.0
+    episode.saliency[1] = 0.0
+    episode.saliency[1, 0, 0] = 1e-6
+    rec = fake_recording(episode)
+    assert dict(step_rows(rec, 0, 0, done=False))["EPG"] == "0.25 (flat map)"
+    assert dict(step_rows(rec, 0, 1, done=False))["EPG"] == "0.25"
 
 
 def test_still_index_prefers_steps_with_a_mask_in_view() -> None:
