@@ -499,8 +499,8 @@ def quick_evaluation(
     seed: int = EVAL_SEED,
     max_steps_scored: int = 32,
 ) -> dict[str, float]:
-    """The periodic evaluation during training: returns, and Grad-CAM's EPG and IoU on up to
-    ``max_steps_scored`` steps per episode (alignment only, so it stays cheap).
+    """The periodic evaluation during training: returns, and Grad-CAM's EPG, IoU and share of
+    flat maps on up to ``max_steps_scored`` steps per episode (alignment only, so it stays cheap).
 
     :return: a row of ``evaluations.csv`` without ``step`` and ``wall_time_s``.
     """
@@ -513,6 +513,7 @@ def quick_evaluation(
     per_step = score_steps(scorer, images, masks, actions, method="gradcam", faithfulness=False)
     epg = summarize_steps(per_step["epg"], episode_ids, n_resamples=1)
     iou = summarize_steps(per_step["iou"], episode_ids, n_resamples=1)
+    flat = summarize_steps(per_step["flat_share"], episode_ids, n_resamples=1)
     return {
         "episodes": float(episodes),
         "return_mean": float(returns.mean()),
@@ -521,4 +522,5 @@ def quick_evaluation(
         "epg": epg.mean,
         "iou": iou.mean,
         "coverage": epg.coverage,
+        "flat_share": flat.mean,
     }

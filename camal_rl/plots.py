@@ -449,7 +449,8 @@ class PlotConfig:
     distractors/return behaviour/behaviour_log_ratio (default: return and the main Grad-CAM
     metrics present)."""
     curves: tuple[str, ...] = DEFAULT_CURVES
-    """Columns of evaluations.csv to draw as learning curves (return_mean, epg, iou, length_mean, ...)."""
+    """Columns of evaluations.csv to draw as learning curves (return_mean, epg, iou, flat_share,
+    length_mean, ...)."""
     source: Source = "auto"
     """Learning-curve data: evaluations (evaluations.csv), monitor (training episodes), or auto
     (evaluations where a variant has them, else monitor)."""

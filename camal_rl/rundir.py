@@ -14,7 +14,8 @@
                           unrecorded.json: per env, steps of episodes cut short by a resume
       progress.csv        SB3 logger (train/, rollout/, camal/, eval/ keys); progress.<k>.csv per resume
       events.out.tfevents.*  TensorBoard
-      evaluations.csv     periodic evaluation: step, return, length, Grad-CAM EPG / IoU, coverage
+      evaluations.csv     periodic evaluation: step, return, length, Grad-CAM EPG / IoU, coverage,
+                          share of flat Grad-CAM maps
       metrics.json        `camal-rl evaluate`: returns and every attention metric
       videos/             `camal-rl record`
 """
@@ -49,6 +50,7 @@ EVALUATION_FIELDS = (
     "epg",
     "iou",
     "coverage",
+    "flat_share",
     "wall_time_s",
 )
 VERSIONED_PACKAGES = ("camal-rl", "torch", "stable-baselines3", "gymnasium", "minigrid", "numpy", "vizdoom")
@@ -243,13 +245,26 @@ class RunDir:
         write_json(self.path / "versions.json", versions)
 
     def append_evaluation(self, row: Mapping[str, Any]) -> None:
-        """Add one periodic-evaluation row to ``evaluations.csv``."""
+        """Add one periodic-evaluation row to ``evaluations.csv``. A file written by an older
+        camal-rl, without some of :data:`EVALUATION_FIELDS` (a run resumed after an upgrade), first
+        gains the missing columns at its end, empty in its earlier rows."""
+        fields = list(EVALUATION_FIELDS)
+        if self.evaluations.exists():
+            with self.evaluations.open(newline="") as f:
+                reader = csv.DictReader(f)
+                rows, header = list(reader), list(reader.fieldnames or [])
+            fields = header + [k for k in EVALUATION_FIELDS if k not in header]
+            if fields != header:
+                with written_then_moved(self.evaluations) as tmp, tmp.open("w", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=fields, restval="")
+                    writer.writeheader()
+                    writer.writerows(rows)
         new = not self.evaluations.exists()
         with self.evaluations.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=EVALUATION_FIELDS)
+            writer = csv.DictWriter(f, fieldnames=fields)
             if new:
                 writer.writeheader()
-            writer.writerow({k: row.get(k, "") for k in EVALUATION_FIELDS})
+            writer.writerow({k: row.get(k, "") for k in fields})
 
     def rewind(self, steps: int, n_envs: int) -> dict[str, int]:
         """Forget what the run recorded after step ``steps``, before resuming from a model saved

@@ -98,7 +98,7 @@ class RunCallback(BaseCallback):
             episodes=self.cfg.eval_episodes,
             seed=EVAL_SEED,
         )
-        for key in ("return_mean", "length_mean", "epg", "iou", "coverage"):
+        for key in ("return_mean", "length_mean", "epg", "iou", "coverage", "flat_share"):
             self.logger.record(f"eval/{key}", row[key])
         self.run.append_evaluation(
             {"step": self.num_timesteps, "wall_time_s": round(time.monotonic() - self.started, 1), **row}

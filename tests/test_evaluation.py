@@ -22,6 +22,7 @@ from camal_rl.evaluation import (
     collect_episodes,
     evaluate,
     format_metrics_table,
+    quick_evaluation,
     score_steps,
     scored_indices,
 )
@@ -90,6 +91,25 @@ def test_score_steps_alignment_by_hand() -> None:
     np.testing.assert_allclose(scores["epg"], [12.25 / 16, 0.25 / 16, 0.25])
     np.testing.assert_allclose(scores["pointing_game"], [1.0, 0.0, 0.25])
     np.testing.assert_array_equal(scores["flat_share"], [0.0, 0.0, 1.0])
+
+
+def test_the_periodic_evaluation_counts_flat_maps_per_episode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Episode 0: two frames with red (a Grad-CAM map each) and two without (flat), episode 1:
+    one without. flat_share = mean over episodes of the per-episode share = (0.5 + 1) / 2 = 0.75
+    (0.6 over steps); the flat frames score EPG at chance (16 / 64), a red top-left one 12.25 / 16."""
+    red, black = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)
+    red[:4, :4, 0] = 255
+    masks = np.zeros((5, 8, 8), np.uint8)
+    masks[:, :4, :4] = 1
+    episodes = [
+        Episode(np.stack([red, black, red, black]), masks[:4], np.zeros(4, int), np.array([0.0, 0, 0, 1])),
+        Episode(black[None], masks[:1], np.zeros(1, int), np.array([3.0])),
+    ]
+    monkeypatch.setattr("camal_rl.evaluation.collect_episodes", lambda *args, **kwargs: episodes)
+    row = quick_evaluation(None, ModuleScorer(RedChannelNet()), gym.Env, episodes=2)  # type: ignore[arg-type]
+    assert row["flat_share"] == pytest.approx(0.75)
+    assert row["epg"] == pytest.approx(((12.25 / 16 + 0.25) / 2 + 0.25) / 2)
+    assert (row["return_mean"], row["length_mean"], row["coverage"]) == (2.0, 2.5, 1.0)
 
 
 def test_evaluate_writes_metrics(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

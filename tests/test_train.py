@@ -51,9 +51,11 @@ def test_run_directory_layout(tiny_run: Path) -> None:
     rows = run.read_evaluations()
     assert [row["step"] for row in rows] == [0, 128, 256]
     assert all(0 <= row["epg"] <= 1 and row["coverage"] == 1.0 for row in rows)
+    assert all(0 <= row["flat_share"] <= 1 for row in rows)
     with (tiny_run / "progress.csv").open() as f:
         header = next(csv.reader(f))
-    assert {"camal/attention_loss", "camal/batch_epg", "eval/return_mean", "train/loss"} <= set(header)
+    logged = {"camal/attention_loss", "camal/batch_epg", "eval/return_mean", "eval/flat_share", "train/loss"}
+    assert logged <= set(header)
     model = CamalPPO.load(run.model, device=DEVICE)
     assert model.num_timesteps == 256
     assert model.camal_loss == "camal"
@@ -255,6 +257,31 @@ def test_a_run_dir_given_as_a_string_is_a_path(tmp_path: Path) -> None:
     assert run == RunDir(tmp_path)
     assert run.metrics == tmp_path / "metrics.json"
     assert run.progress_files() == []
+
+
+def test_an_older_evaluations_csv_gains_the_new_columns(tmp_path: Path) -> None:
+    """A run trained before ``flat_share`` existed and resumed now: its file gains the column at
+    its end, its rows keep their values with the new cell empty (nan), a column it had that camal-rl
+    no longer writes stays, and the new row lands under the right headers."""
+    run = RunDir(tmp_path)
+    write_lines(run.evaluations, ["step,return_mean,epg,old_column", "0,1.5,0.25,x", "128,2.5,0.5,y"])
+    run.append_evaluation({"step": 256, "return_mean": 3.5, "epg": 0.75, "flat_share": 0.125})
+    lines = run.evaluations.read_text().splitlines()
+    assert lines[0].split(",") == [
+        *("step", "return_mean", "epg", "old_column"),
+        *("episodes", "return_std", "length_mean", "iou", "coverage", "flat_share", "wall_time_s"),
+    ]
+    assert lines[1:3] == ["0,1.5,0.25,x,,,,,,,", "128,2.5,0.5,y,,,,,,,"]
+    with run.evaluations.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["step"], r["epg"], r["old_column"], r["flat_share"]) for r in rows] == [
+        ("0", "0.25", "x", ""),
+        ("128", "0.5", "y", ""),
+        ("256", "0.75", "", "0.125"),
+    ]
+    run.append_evaluation({"step": 384, "flat_share": 0.0})  # the header is now complete: appended as is
+    assert run.evaluations.read_text().splitlines()[:3] == lines[:3]
+    assert run.evaluations.read_text().splitlines()[-1] == "384,,,,,,,,,0.0,"
 
 
 def test_rewind_drops_what_was_recorded_after_the_resumed_model(tmp_path: Path) -> None:
