@@ -245,20 +245,22 @@ class RunDir:
         write_json(self.path / "versions.json", versions)
 
     def append_evaluation(self, row: Mapping[str, Any]) -> None:
-        """Add one periodic-evaluation row to ``evaluations.csv``. A file written by an older
-        camal-rl, without some of :data:`EVALUATION_FIELDS` (a run resumed after an upgrade), first
-        gains the missing columns at its end, empty in its earlier rows."""
+        """Add one periodic-evaluation row to ``evaluations.csv``, on a line of its own (after a
+        line that a crash cut short, too). A file written by an older camal-rl, without some of
+        :data:`EVALUATION_FIELDS` (a run resumed after an upgrade), first gains the missing columns
+        at its end, empty in its earlier rows."""
         fields = list(EVALUATION_FIELDS)
         if self.evaluations.exists():
-            with self.evaluations.open(newline="") as f:
-                reader = csv.DictReader(f)
-                rows, header = list(reader), list(reader.fieldnames or [])
+            header, rows = _evaluation_rows(self.evaluations)
             fields = header + [k for k in EVALUATION_FIELDS if k not in header]
             if fields != header:
                 with written_then_moved(self.evaluations) as tmp, tmp.open("w", newline="") as f:
-                    writer = csv.DictWriter(f, fieldnames=fields, restval="")
+                    writer = csv.DictWriter(f, fieldnames=fields)
                     writer.writeheader()
                     writer.writerows(rows)
+            elif not self.evaluations.read_bytes().endswith(b"\n"):
+                with self.evaluations.open("a", newline="") as f:
+                    f.write("\r\n")
         new = not self.evaluations.exists()
         with self.evaluations.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
@@ -300,17 +302,25 @@ class RunDir:
         return dropped
 
     def read_evaluations(self) -> list[dict[str, float]]:
-        """Rows of ``evaluations.csv`` as floats (empty cells become nan)."""
+        """Rows of ``evaluations.csv`` as floats: empty or garbled cells, and those of a line a
+        crash cut short, become nan; a row without a step, or with more cells than columns, is
+        left out (what a crash in the middle of writing leaves)."""
         if not self.evaluations.exists():
             return []
-        with self.evaluations.open() as f:
-            return [
-                {k: float(v) if v != "" else float("nan") for k, v in row.items()}
-                for row in csv.DictReader(f)
-            ]
+        rows = [{k: _number(v) for k, v in row.items()} for row in _evaluation_rows(self.evaluations)[1]]
+        return [row for row in rows if math.isfinite(row.get("step", math.nan))]
 
 
 Rows = list[dict[str, str]]
+
+
+def _evaluation_rows(path: Path) -> tuple[list[str], Rows]:
+    """The header of ``evaluations.csv`` and its rows, less those with more cells than columns
+    (lines run together); cells missing from a line cut short are None."""
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = [row for row in reader if None not in row]
+        return list(reader.fieldnames or []), rows
 
 
 def _truncate_csv(path: Path, keep: Callable[[Rows], int], *, header_lines: int = 0) -> tuple[Rows, int]:

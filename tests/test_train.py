@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import gymnasium as gym
@@ -282,6 +283,25 @@ def test_an_older_evaluations_csv_gains_the_new_columns(tmp_path: Path) -> None:
     run.append_evaluation({"step": 384, "flat_share": 0.0})  # the header is now complete: appended as is
     assert run.evaluations.read_text().splitlines()[:3] == lines[:3]
     assert run.evaluations.read_text().splitlines()[-1] == "384,,,,,,,,,0.0,"
+
+
+def test_evaluations_cut_short_by_a_crash_are_read_and_appended_to(tmp_path: Path) -> None:
+    """A crash in the middle of writing row 128 left it without its last cells and without a
+    newline; before, reading the file raised TypeError (in train --resume, compare, plot) and the
+    next row was glued onto it ("0.52560,...": step 128 with a return of 0.5256). Now the cut row
+    keeps the cells it has (the rest nan), the next row starts a line of its own, and rows that
+    cannot be placed (a step that is not a number, more cells than columns) are left out."""
+    run = RunDir(tmp_path)
+    run.append_evaluation({"step": 0, "return_mean": 0.25, "epg": 0.5})
+    with run.evaluations.open("a") as f:
+        f.write("x5,1,1\n0,1,2,3,4,5,6,7,8,9,10,11\n128,2.0,0.5")
+    run.append_evaluation({"step": 256, "return_mean": 0.75, "epg": 0.125})
+    assert run.evaluations.read_text().splitlines()[-2:] == ["128,2.0,0.5", "256,,0.75,,,0.125,,,,"]
+    rows = run.read_evaluations()
+    assert [row["step"] for row in rows] == [0, 128, 256]
+    assert [row["return_mean"] for row in rows] == [0.25, 0.5, 0.75]
+    assert math.isnan(rows[1]["epg"])
+    assert rows[2]["epg"] == 0.125
 
 
 def test_rewind_drops_what_was_recorded_after_the_resumed_model(tmp_path: Path) -> None:
