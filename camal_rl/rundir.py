@@ -248,7 +248,7 @@ class RunDir:
         """Add one periodic-evaluation row to ``evaluations.csv``, on a line of its own (after a
         line that a crash cut short, too). A file written by an older camal-rl, without some of
         :data:`EVALUATION_FIELDS` (a run resumed after an upgrade), first gains the missing columns
-        at its end, empty in its earlier rows."""
+        at its end, empty in its earlier rows (lines cut short are dropped then)."""
         fields = list(EVALUATION_FIELDS)
         if self.evaluations.exists():
             header, rows = _evaluation_rows(self.evaluations)
@@ -302,24 +302,22 @@ class RunDir:
         return dropped
 
     def read_evaluations(self) -> list[dict[str, float]]:
-        """Rows of ``evaluations.csv`` as floats: empty or garbled cells, and those of a line a
-        crash cut short, become nan; a row without a step, or with more cells than columns, is
-        left out (what a crash in the middle of writing leaves)."""
+        """Rows of ``evaluations.csv`` as floats (empty cells become nan), less the lines that a
+        crash cut short or garbled (:func:`cut_short`)."""
         if not self.evaluations.exists():
             return []
-        rows = [{k: _number(v) for k, v in row.items()} for row in _evaluation_rows(self.evaluations)[1]]
-        return [row for row in rows if math.isfinite(row.get("step", math.nan))]
+        return [{k: csv_number(v) for k, v in row.items()} for row in _evaluation_rows(self.evaluations)[1]]
 
 
 Rows = list[dict[str, str]]
 
 
 def _evaluation_rows(path: Path) -> tuple[list[str], Rows]:
-    """The header of ``evaluations.csv`` and its rows, less those with more cells than columns
-    (lines run together); cells missing from a line cut short are None."""
+    """The header of ``evaluations.csv`` and its rows, less those that a crash cut short or
+    garbled (:func:`cut_short`)."""
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        rows = [row for row in reader if None not in row]
+        rows = [row for row in reader if not cut_short(row, "step")]
         return list(reader.fieldnames or []), rows
 
 
@@ -351,7 +349,7 @@ def _rows_up_to(column: str, steps: int) -> Callable[[Rows], int]:
 
     def beyond(row: Mapping[str, str | None]) -> bool:
         value = row.get(column)
-        return value is not None and value != "" and not _number(value) <= steps
+        return value is not None and value != "" and not csv_number(value) <= steps
 
     return lambda rows: next((i for i, row in enumerate(rows) if beyond(row)), len(rows))
 
@@ -361,13 +359,22 @@ def _episodes_within(steps: int) -> Callable[[Rows], int]:
     first garbled one."""
 
     def kept(rows: Rows) -> int:
-        ends = itertools.accumulate(_number(row.get("l")) for row in rows)
-        return next((i for i, end in enumerate(ends) if not end <= steps), len(rows))
+        whole = next((i for i, row in enumerate(rows) if cut_short(row, "r", "l")), len(rows))
+        ends = itertools.accumulate(float(row["l"]) for row in rows[:whole])
+        return next((i for i, end in enumerate(ends) if end > steps), whole)
 
     return kept
 
 
-def _number(value: str | None) -> float:
+def cut_short(row: Mapping[Any, str | None], *numbers: str) -> bool:
+    """Whether a row of a ``csv.DictReader`` is one that a crash cut short or garbled: a cell
+    missing (None), more cells than columns (a None key), or a cell of ``numbers`` not a finite
+    number."""
+    garbled = any(not math.isfinite(csv_number(row.get(k))) for k in numbers)
+    return garbled or None in row or None in row.values()
+
+
+def csv_number(value: str | None) -> float:
     """The cell as a float; nan when it is missing or not a number."""
     try:
         return float(value) if value is not None else math.nan

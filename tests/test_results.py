@@ -176,6 +176,17 @@ def test_read_monitor_orders_episodes_by_env_step(tmp_path):
     np.testing.assert_array_equal(episodes.steps, [8, 10, 16, 28])
     np.testing.assert_array_equal(episodes.returns, [0.5, 1.0, 2.0, 0.0])
     np.testing.assert_array_equal(episodes.lengths, [4, 5, 3, 10])
+    # a crash cut env 1's file in the middle of a line: its episodes end before it (as rewind
+    # reads it); before, plot and compare refused the run ("cannot read ... fix or delete it")
+    with (run / "monitor" / "1.monitor.csv").open("a") as f:
+        f.write("3.0,1")
+    np.testing.assert_array_equal(read_monitor(run).steps, [8, 10, 16, 28])
+    with (run / "monitor" / "1.monitor.csv").open("a") as f:
+        f.write("x\n4.0,2,9.0\n")  # the cut line ends them even when more follow
+    np.testing.assert_array_equal(read_monitor(run).returns, [0.5, 1.0, 2.0, 0.0])
+    (run / "monitor" / "0.monitor.csv").write_text('#{"t_start": 0}\nreturn,length\n1.0,5\n')
+    with pytest.raises(InputError, match="no 'r' and 'l' columns"):
+        read_monitor(run)
     (run / "monitor" / "0.monitor.csv").write_text("r,l,t\n")
     with pytest.raises(InputError, match=r"missing the .* header line"):
         read_monitor(run)

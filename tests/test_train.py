@@ -263,9 +263,12 @@ def test_a_run_dir_given_as_a_string_is_a_path(tmp_path: Path) -> None:
 def test_an_older_evaluations_csv_gains_the_new_columns(tmp_path: Path) -> None:
     """A run trained before ``flat_share`` existed and resumed now: its file gains the column at
     its end, its rows keep their values with the new cell empty (nan), a column it had that camal-rl
-    no longer writes stays, and the new row lands under the right headers."""
+    no longer writes stays, a line a crash cut short goes, and the new row lands under the right
+    headers."""
     run = RunDir(tmp_path)
-    write_lines(run.evaluations, ["step,return_mean,epg,old_column", "0,1.5,0.25,x", "128,2.5,0.5,y"])
+    write_lines(
+        run.evaluations, ["step,return_mean,epg,old_column", "0,1.5,0.25,x", "128,2.5,0.5,y", "192,9"]
+    )
     run.append_evaluation({"step": 256, "return_mean": 3.5, "epg": 0.75, "flat_share": 0.125})
     lines = run.evaluations.read_text().splitlines()
     assert lines[0].split(",") == [
@@ -288,20 +291,21 @@ def test_an_older_evaluations_csv_gains_the_new_columns(tmp_path: Path) -> None:
 def test_evaluations_cut_short_by_a_crash_are_read_and_appended_to(tmp_path: Path) -> None:
     """A crash in the middle of writing row 128 left it without its last cells and without a
     newline; before, reading the file raised TypeError (in train --resume, compare, plot) and the
-    next row was glued onto it ("0.52560,...": step 128 with a return of 0.5256). Now the cut row
-    keeps the cells it has (the rest nan), the next row starts a line of its own, and rows that
-    cannot be placed (a step that is not a number, more cells than columns) are left out."""
+    next row was glued onto it ("0.52560,...": step 128 with a return of 0.5256). Now the next
+    row starts a line of its own and readers leave out the cut row and the rows that cannot be
+    placed (a step that is not a number, more cells than columns)."""
     run = RunDir(tmp_path)
     run.append_evaluation({"step": 0, "return_mean": 0.25, "epg": 0.5})
     with run.evaluations.open("a") as f:
-        f.write("x5,1,1\n0,1,2,3,4,5,6,7,8,9,10,11\n128,2.0,0.5")
+        f.write("x5,1,1,1,1,1,1,1,1,1\n0,1,2,3,4,5,6,7,8,9,10,11\n128,2.0,0.5")
     run.append_evaluation({"step": 256, "return_mean": 0.75, "epg": 0.125})
     assert run.evaluations.read_text().splitlines()[-2:] == ["128,2.0,0.5", "256,,0.75,,,0.125,,,,"]
     rows = run.read_evaluations()
-    assert [row["step"] for row in rows] == [0, 128, 256]
-    assert [row["return_mean"] for row in rows] == [0.25, 0.5, 0.75]
-    assert math.isnan(rows[1]["epg"])
-    assert rows[2]["epg"] == 0.125
+    assert [(row["step"], row["return_mean"], row["epg"]) for row in rows] == [
+        (0, 0.25, 0.5),
+        (256, 0.75, 0.125),
+    ]
+    assert math.isnan(rows[0]["iou"])
 
 
 def test_rewind_drops_what_was_recorded_after_the_resumed_model(tmp_path: Path) -> None:
@@ -340,9 +344,10 @@ def test_rewind_drops_what_was_recorded_after_the_resumed_model(tmp_path: Path) 
     assert run.rewind(60, 2) == {"evaluations": 0, "episodes": 0, "progress": 0}  # idempotent
 
     # A line cut short by a crash (power loss mid-write) ends what is kept, whatever follows. At
-    # step 70 env 0 may hold 35 - 10 = 25 recorded steps: its 3-step episode fits (23 steps).
+    # step 70 env 0 may hold 35 - 10 = 25 recorded steps: its 3-step episode fits (23 steps). The
+    # cut line lacks its time: its length may be cut too ("1" of "12"), so it goes although 24 fits.
     with (run.monitor / "0.monitor.csv").open("a") as f:
-        f.write("0.0,3,6.0\n1.0,\n0.0,2,7.0\n")
+        f.write("0.0,3,6.0\n1.0,1\n0.0,2,7.0\n")
     run.append_evaluation({"step": 50})
     with (run.path / "evaluations.csv").open("a") as f:
         f.write("5x\n")
