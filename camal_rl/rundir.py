@@ -306,7 +306,7 @@ class RunDir:
         crash cut short or garbled (:func:`cut_short`)."""
         if not self.evaluations.exists():
             return []
-        return [{k: csv_number(v) for k, v in row.items()} for row in _evaluation_rows(self.evaluations)[1]]
+        return [{k: _number(v) for k, v in row.items()} for row in _evaluation_rows(self.evaluations)[1]]
 
 
 Rows = list[dict[str, str]]
@@ -349,7 +349,7 @@ def _rows_up_to(column: str, steps: int) -> Callable[[Rows], int]:
 
     def beyond(row: Mapping[str, str | None]) -> bool:
         value = row.get(column)
-        return value is not None and value != "" and not csv_number(value) <= steps
+        return value is not None and value != "" and not _number(value) <= steps
 
     return lambda rows: next((i for i, row in enumerate(rows) if beyond(row)), len(rows))
 
@@ -370,11 +370,11 @@ def cut_short(row: Mapping[Any, str | None], *numbers: str) -> bool:
     """Whether a row of a ``csv.DictReader`` is one that a crash cut short or garbled: a cell
     missing (None), more cells than columns (a None key), or a cell of ``numbers`` not a finite
     number."""
-    garbled = any(not math.isfinite(csv_number(row.get(k))) for k in numbers)
+    garbled = any(not math.isfinite(_number(row.get(k))) for k in numbers)
     return garbled or None in row or None in row.values()
 
 
-def csv_number(value: str | None) -> float:
+def _number(value: str | None) -> float:
     """The cell as a float; nan when it is missing or not a number."""
     try:
         return float(value) if value is not None else math.nan
