@@ -128,7 +128,8 @@ class SweepConfig:
     device: str = "cpu"
     """Torch device of every run."""
     threads: int = 1
-    """Torch threads per run."""
+    """Torch threads per run: keep --workers x --threads at the machine's cores (a sweep's last run,
+    alone, leaves the other cores idle on 1)."""
     aggregate_only: bool = False
     """Skip training and evaluation: only re-aggregate the runs already in OUT."""
     progress_every: float = 600.0
