@@ -36,7 +36,7 @@ import numpy as np
 from camal_rl.config import TrainConfig
 from camal_rl.errors import InputError
 from camal_rl.metrics.aggregate import Statistic, bootstrap_ci, iqm
-from camal_rl.rundir import RunDir, cut_short
+from camal_rl.rundir import RunDir, whole_episodes
 
 VARIANTS = ("train", "distractors")
 """Env variants of ``metrics.json`` (``camal-rl evaluate``, ``--distractors``)."""
@@ -393,11 +393,9 @@ def read_monitor(path: Path) -> MonitorEpisodes:
                 reader = csv.DictReader(f)
                 if not {"r", "l"} <= set(reader.fieldnames or []):
                     raise ValueError("no 'r' and 'l' columns")
-                rows = list(reader)
-            # a line that a crash cut short ends the file's episodes (as RunDir.rewind reads it)
-            rows = rows[: next((i for i, row in enumerate(rows) if cut_short(row, "r", "l")), len(rows))]
+                rows = whole_episodes(list(reader))  # as RunDir.rewind reads them
             r, length = (np.array([float(row[k]) for row in rows], dtype=np.float64) for k in "rl")
-        except (OSError, ValueError, KeyError, TypeError, csv.Error) as error:
+        except (OSError, ValueError, csv.Error) as error:
             raise InputError(
                 f"cannot read {file} as an SB3 Monitor CSV ({error}); fix or delete it"
             ) from error

@@ -27,6 +27,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import os
 import platform
 import shutil
 import subprocess
@@ -251,16 +252,20 @@ class RunDir:
         at its end, empty in its earlier rows (lines cut short are dropped then)."""
         fields = list(EVALUATION_FIELDS)
         if self.evaluations.exists():
-            header, rows = _evaluation_rows(self.evaluations)
+            with self.evaluations.open(newline="") as f:
+                header = next(csv.reader(f), [])
             fields = header + [k for k in EVALUATION_FIELDS if k not in header]
             if fields != header:
+                rows = _evaluation_rows(self.evaluations)[1]
                 with written_then_moved(self.evaluations) as tmp, tmp.open("w", newline="") as f:
                     writer = csv.DictWriter(f, fieldnames=fields)
                     writer.writeheader()
                     writer.writerows(rows)
-            elif not self.evaluations.read_bytes().endswith(b"\n"):
-                with self.evaluations.open("a", newline="") as f:
-                    f.write("\r\n")
+            else:
+                with self.evaluations.open("rb+") as f:  # not empty: it has a header
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        f.write(b"\r\n")
         new = not self.evaluations.exists()
         with self.evaluations.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
@@ -359,11 +364,18 @@ def _episodes_within(steps: int) -> Callable[[Rows], int]:
     first garbled one."""
 
     def kept(rows: Rows) -> int:
-        whole = next((i for i, row in enumerate(rows) if cut_short(row, "r", "l")), len(rows))
-        ends = itertools.accumulate(float(row["l"]) for row in rows[:whole])
-        return next((i for i, end in enumerate(ends) if end > steps), whole)
+        whole = whole_episodes(rows)
+        ends = itertools.accumulate(float(row["l"]) for row in whole)
+        return next((i for i, end in enumerate(ends) if end > steps), len(whole))
 
     return kept
+
+
+def whole_episodes(rows: Rows) -> Rows:
+    """The rows of a Monitor CSV before the first that a crash cut short or garbled
+    (:func:`cut_short` on its return and length): whatever follows is not counted either, since the
+    episodes' lengths add up to the env's steps."""
+    return rows[: next((i for i, row in enumerate(rows) if cut_short(row, "r", "l")), len(rows))]
 
 
 def cut_short(row: Mapping[Any, str | None], *numbers: str) -> bool:
