@@ -382,11 +382,8 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     variants: dict[str, dict[str, Any]] = {"train": env_kwargs}
     if cfg.distractors:
         variants["distractors"] = {**env_kwargs, "distractors": cfg.distractors}
-    probe = agent.make_env(env_kwargs)
-    try:
-        agent.check_env(probe)
-    finally:
-        probe.close()
+    with agent.probe(env_kwargs):
+        pass  # a wrong env refused before any rollout
     scored = [*cfg.methods, *(["faithfulness"] if cfg.faithfulness else [])]
     print(
         f"evaluating {agent.model_path} on {cfg.episodes} episode{'s' * (cfg.episodes != 1)} "

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,6 +93,20 @@ class LoadedAgent:
 
         env = make_masked_env(self.env_id, **env_kwargs)
         return StackedImages(env, self.frame_stack) if self.frame_stack > 1 else env
+
+    @contextmanager
+    def probe(self, env_kwargs: Mapping[str, Any]) -> Iterator[gym.Env]:
+        """A masked env (:meth:`make_env`) that passed :meth:`check_env`, closed on leaving: what
+        ``evaluate`` and ``record`` open before any rollout, to refuse a wrong env early.
+
+        :raises InputError: as :meth:`check_env`.
+        """
+        env = self.make_env(env_kwargs)
+        try:
+            self.check_env(env)
+            yield env
+        finally:
+            env.close()
 
     def check_env(self, env: gym.Env) -> None:
         """Refuse an env whose images or actions the model was not built for (an env id or

@@ -153,12 +153,8 @@ def record_agent(
         env = agent.make_env(kwargs)
         return gym.wrappers.TimeLimit(env, max_steps) if max_steps is not None else env
 
-    probe = make_env()
-    try:
-        agent.check_env(probe)
+    with agent.probe(kwargs) as probe:
         names = action_names(probe)
-    finally:
-        probe.close()
     scorer = PolicyScorer(agent.model, layer=layer)
     played = collect_episodes(agent.model, make_env, episodes, seed=seed, deterministic=not stochastic)
     return AgentRecording(

@@ -26,7 +26,7 @@ from camal_rl.cli import main
 from camal_rl.envs import StackedImages, make_masked_env
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EvaluateConfig, collect_episodes
-from camal_rl.loading import load_agent, read_zip_model
+from camal_rl.loading import LoadedAgent, load_agent, read_zip_model
 from camal_rl.video import RecordConfig, agent_label, record
 
 from .conftest import DEVICE
@@ -330,6 +330,36 @@ def test_env_that_does_not_fit_the_model_is_refused(
         agent.check_env(three_actions)
     assert main(["record", str(stock_zips["ppo"]), "--env", DOORKEY, "--env-kwargs", "view"]) == 2
     assert "--env-kwargs takes KEY=VALUE pairs" in capsys.readouterr().err
+
+
+def test_probe_hands_out_a_checked_env_and_always_closes_it(
+    stock_zips: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    closed: list[gym.Env] = []
+
+    class Closing(gym.Wrapper):  # type: ignore[type-arg]
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    make_env = LoadedAgent.make_env
+    monkeypatch.setattr(LoadedAgent, "make_env", lambda agent, kwargs: Closing(make_env(agent, kwargs)))
+    agent = load_agent(stock_zips["ppo"], env=DOORKEY, device=DEVICE)
+    with pytest.raises(InputError, match="renders 40x40"), agent.probe({"view": "full"}):
+        pytest.fail("a refused env is handed out")
+    assert len(closed) == 1
+    with agent.probe({}) as env:
+        assert env.observation_space["image"].shape == (56, 56, 3)  # type: ignore[index]
+        assert not closed[1:]
+    assert closed[1:] == [env]
+    argv = ["record", str(stock_zips["ppo"]), "--env", DOORKEY, "--env-kwargs", "view=full"]
+    assert main([*argv, "--out", str(tmp_path / "refused.mp4")]) == 2  # before any rollout
+    assert not list(tmp_path.iterdir())
+    assert "the model takes 56x56 images with 3 channels" in capsys.readouterr().err
+    assert len(closed) == 3
 
 
 def test_env_kwargs_go_over_the_runs_own(tiny_run: Path) -> None:
