@@ -642,7 +642,8 @@ def _report(outcome: RunOutcome, k: int, n: int) -> RunOutcome:
 
 def flat_notes(results: Sequence[RunResult], methods: Iterable[str]) -> str:
     """A line per agent variant and saliency method whose maps are mostly flat (mean
-    ``flat_share`` over the runs that report it, :func:`~camal_rl.evaluation.flat_note`), or ''."""
+    ``flat_share`` over the runs that report it, :func:`~camal_rl.evaluation.flat_note`; how many
+    of the variant's runs those are when not all), or ''."""
     from camal_rl.results import group_results, metric_values
 
     lines = []
@@ -650,6 +651,11 @@ def flat_notes(results: Sequence[RunResult], methods: Iterable[str]) -> str:
         for method in methods:
             shares = [v for v in metric_values(runs, f"{method}/flat_share") if math.isfinite(v)]
             note = flat_note(method, statistics.fmean(shares)) if shares else None
+            if note and len(shares) < len(runs):
+                note += (
+                    f"; from {len(shares)} of its {len(runs)} runs, the others evaluated before "
+                    "camal-rl recorded flat_share (evaluate them again to count them)"
+                )
             lines += [f"- {label} on {env}: {note}"] if note else []
     return "\n".join(lines)
 

@@ -20,6 +20,7 @@ from camal_rl.compare import (
     changed_settings,
     compare,
     evaluation_seconds,
+    flat_notes,
     format_duration,
     parse_variant,
     progress_line,
@@ -28,6 +29,7 @@ from camal_rl.compare import (
 from camal_rl.config import TrainConfig
 from camal_rl.errors import InputError, MissingExtraError
 from camal_rl.evaluation import EvaluateConfig
+from camal_rl.results import RunResult, load_results
 from camal_rl.rundir import RunDir, write_json
 
 CELL = TrainConfig(
@@ -388,6 +390,33 @@ def test_a_variant_whose_maps_are_mostly_flat_is_noted(
     write_json(cell / "ppo-camal-c0.5" / "seed0" / "metrics.json", metrics)
     compare(tiny_sweep(sweep_copy, aggregate_only=True))
     assert "maps are flat" not in (sweep_copy / "comparison.md").read_text()
+
+
+def test_a_flat_note_says_how_many_runs_it_rests_on(sweep_copy: Path) -> None:
+    """The note averages the runs that report flat_share; when some of the variant's runs do not
+    (evaluated before it was recorded), it says how many it rests on: (0.8 + 0.6) / 2 = 70%."""
+    (camal,) = [r for r in load_results([sweep_copy]) if r.label == "ppo-camal-c0.5"]
+    assert camal.metrics is not None
+
+    def with_share(seed: int, share: float | None) -> RunResult:
+        metrics = json.loads(json.dumps(camal.metrics))
+        gradcam = metrics["variants"]["train"]["saliency"]["gradcam"]
+        if share is None:
+            del gradcam["flat_share"]
+        else:
+            gradcam["flat_share"]["mean"] = share
+        return dataclasses.replace(camal, seed=seed, metrics=metrics)
+
+    head = "- ppo-camal-c0.5 on MiniGrid-DoorKey-5x5-v0: 70% of the gradcam maps are flat"
+    assert flat_notes([with_share(0, 0.8), with_share(1, 0.6)], ["gradcam"]).startswith(head)
+    assert "runs" not in flat_notes([with_share(0, 0.8), with_share(1, 0.6)], ["gradcam"])
+    partial = flat_notes([with_share(0, 0.8), with_share(1, 0.6), with_share(2, None)], ["gradcam"])
+    assert partial.startswith(head)
+    assert partial.endswith(
+        "; from 2 of its 3 runs, the others evaluated before camal-rl recorded flat_share "
+        "(evaluate them again to count them)"
+    )
+    assert flat_notes([with_share(0, 0.05), with_share(1, None)], ["gradcam"]) == ""
 
 
 def test_runs_whose_models_are_gone_keep_their_results(
