@@ -14,6 +14,10 @@ The seed is the unit of replication: every test compares the per-seed values of 
 - Percent improvement with a percentile-bootstrap interval that resamples the seeds of each group
   independently (stratified by group, as rliable's stratified bootstrap resamples runs within each
   task; Agarwal et al., NeurIPS 2021).
+- Probability of improvement (Agarwal et al. 2021): the chance that a seed of one variant beats a
+  seed of the other, with the same bootstrap interval.
+- Multiplicity: each table's Welch p-values, and separately its Mann-Whitney p-values, are adjusted
+  for the number of tests, by Holm's method or Benjamini-Hochberg's (:mod:`camal_rl.multiplicity`).
 
 Returns are summarised by the interquartile mean, attention metrics by the mean
 (:func:`camal_rl.results.summary_statistic`).
@@ -33,6 +37,7 @@ from scipy import stats as sps
 from camal_rl.config import Method
 from camal_rl.errors import InputError
 from camal_rl.metrics.aggregate import Values, defined
+from camal_rl.multiplicity import CORRECTIONS, Correction, adjust_p_values
 from camal_rl.results import (
     RunResult,
     aggregate,
@@ -88,12 +93,18 @@ COLUMNS = (
     "welch_t",
     "welch_df",
     "welch_p",
+    "welch_p_adj",
     "mwu_u",
     "mwu_p",
+    "mwu_p_adj",
     "mwu_method",
+    "p_adj_method",
     "improvement_pct",
     "improvement_low",
     "improvement_high",
+    "prob_improvement",
+    "prob_improvement_low",
+    "prob_improvement_high",
     "note",
 )
 """Columns of :func:`comparison_table` rows, in CSV order."""
@@ -125,6 +136,22 @@ class Improvement:
 
     estimate: float
     """``100 * (mean(a) - mean(b)) / |mean(b)|``, negated when lower is better."""
+    ci_low: float
+    """Lower bound of the percentile-bootstrap interval."""
+    ci_high: float
+    """Upper bound of the percentile-bootstrap interval."""
+    n_a: int
+    n_b: int
+    note: str = ""
+    """Why the estimate or interval is ``nan``; empty otherwise."""
+
+
+@dataclass(frozen=True)
+class ProbabilityOfImprovement:
+    """Probability that a seed of ``a`` is better than a seed of ``b``, with its bootstrap interval."""
+
+    estimate: float
+    """Share of the ``(a, b)`` pairs of seeds where ``a`` is better, ties counting one half."""
     ci_low: float
     """Lower bound of the percentile-bootstrap interval."""
     ci_high: float
@@ -230,10 +257,7 @@ def percent_improvement(
     :param n_resamples: bootstrap resamples.
     :param rng: generator or seed (``None``: seed 0, so equal inputs give equal intervals).
     """
-    if not 0.0 < confidence < 1.0:
-        raise InputError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence}")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
-        raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    _check_bootstrap(confidence, n_resamples)
     x, y = defined(a), defined(b)
     sign = -1.0 if lower_is_better else 1.0
     if x.size == 0 or y.size == 0:
@@ -255,6 +279,59 @@ def percent_improvement(
     ratios = sign * 100.0 * (mean_a - mean_b) / np.abs(mean_b)
     low, high = np.quantile(ratios, [(1 - confidence) / 2, (1 + confidence) / 2])
     return Improvement(float(estimate), float(low), float(high), x.size, y.size)
+
+
+def probability_of_improvement(
+    a: Values,
+    b: Values,
+    *,
+    lower_is_better: bool = False,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    rng: np.random.Generator | int | None = None,
+) -> ProbabilityOfImprovement:
+    """Probability of improvement (rliable; Agarwal et al., "Deep Reinforcement Learning at the
+    Edge of the Statistical Precipice", NeurIPS 2021): ``P(X > Y)`` for a seed ``X`` of ``a`` and a
+    seed ``Y`` of ``b``, the mean over all pairs of 1 if ``x > y``, 1/2 if ``x == y``, 0 otherwise:
+    Mann-Whitney's ``U / (n_a * n_b)``. With ``lower_is_better`` it is ``P(X < Y)`` (ties one
+    half), so above 0.5 always means ``a`` tends to be better. The interval is a percentile
+    bootstrap that resamples the seeds of ``a`` and of ``b`` independently, each with replacement
+    (as :func:`percent_improvement`).
+
+    ``nan`` values are dropped. An empty group gives ``nan``; fewer than 2 values in a group give
+    ``nan`` bounds; ``note`` says which.
+
+    :param a: per-seed values of the variant (e.g. CAMAL).
+    :param b: per-seed values of the reference (e.g. energy).
+    :param lower_is_better: the metric improves downwards (deletion AUC, sufficiency).
+    :param confidence: coverage of the interval, in (0, 1).
+    :param n_resamples: bootstrap resamples.
+    :param rng: generator or seed (``None``: seed 0, so equal inputs give equal intervals).
+    """
+    _check_bootstrap(confidence, n_resamples)
+    x, y = defined(a), defined(b)
+    if x.size == 0 or y.size == 0:
+        return ProbabilityOfImprovement(math.nan, math.nan, math.nan, x.size, y.size, "a group has no values")
+    better = x[:, None] < y[None, :] if lower_is_better else x[:, None] > y[None, :]
+    scores = better + 0.5 * (x[:, None] == y[None, :])  # (n_a, n_b): 1, 1/2 or 0 per pair
+    estimate = float(scores.mean())
+    if x.size < 2 or y.size < 2:
+        note = f"needs at least 2 seeds per group for an interval, got {x.size} and {y.size}"
+        return ProbabilityOfImprovement(estimate, math.nan, math.nan, x.size, y.size, note)
+    generator = np.random.default_rng(0 if rng is None else rng)
+    # a resample with replacement is how often it draws each seed: a multinomial count per seed
+    count_a = generator.multinomial(x.size, np.full(x.size, 1 / x.size), size=n_resamples)
+    count_b = generator.multinomial(y.size, np.full(y.size, 1 / y.size), size=n_resamples)
+    resampled = np.einsum("ri,ij,rj->r", count_a, scores, count_b) / (x.size * y.size)
+    low, high = np.quantile(resampled, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return ProbabilityOfImprovement(estimate, float(low), float(high), x.size, y.size)
+
+
+def _check_bootstrap(confidence: float, n_resamples: int) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise InputError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
+        raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
 
 
 def better_direction(metric: str | Sequence[str]) -> str:
@@ -291,6 +368,7 @@ def comparison_table(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     rng: int = 0,
+    correction: Correction = "holm",
 ) -> list[dict[str, Any]]:
     """Summaries over seeds and tests between agent variants, as tidy rows (:data:`COLUMNS`).
 
@@ -299,10 +377,17 @@ def comparison_table(
     bootstrap interval ``ci_low``/``ci_high`` (:func:`camal_rl.results.aggregate`: the IQM for
     returns, the mean for other metrics). Then one **comparison row** per reference it is tested
     against, in the same env and algorithm: the same summary, plus ``versus`` (the reference's
-    label), ``welch_t/df/p`` (:func:`welch_t_test`), ``mwu_u/p/method`` (:func:`mann_whitney_u`)
-    and ``improvement_pct/low/high`` (:func:`percent_improvement`, positive = better in the
-    metric's direction, plain percent difference where it has none). ``note`` collects why a
-    value is ``nan``.
+    label), ``welch_t/df/p`` (:func:`welch_t_test`), ``mwu_u/p/method`` (:func:`mann_whitney_u`),
+    ``improvement_pct/low/high`` (:func:`percent_improvement`, positive = better in the
+    metric's direction, plain percent difference where it has none) and
+    ``prob_improvement/_low/_high`` (:func:`probability_of_improvement`, above 0.5 = better).
+    ``note`` collects why a value is ``nan``.
+
+    ``welch_p_adj`` and ``mwu_p_adj`` are the p-values adjusted for multiplicity
+    (:func:`adjust_p_values`, the method in ``p_adj_method``) over the family of one env's
+    comparison rows (one markdown comparison table: every variant against its references, over
+    every metric), the Welch tests and the Mann-Whitney tests each a family of their own;
+    undefined (``nan``) tests stay ``nan`` and do not count.
 
     :param results: runs (:func:`camal_rl.results.load_results`).
     :param metrics: metric names or paths (:func:`camal_rl.results.parse_metric`).
@@ -312,9 +397,12 @@ def comparison_table(
     :param confidence: coverage of the bootstrap intervals.
     :param n_resamples: bootstrap resamples.
     :param rng: seed of every bootstrap.
-    :raises InputError: a metric is in no ``metrics.json``, or a name is neither a method nor a
-        label of the runs.
+    :param correction: multiplicity correction, ``"holm"`` or ``"bh"`` (Benjamini-Hochberg).
+    :raises InputError: a metric is in no ``metrics.json``, a name is neither a method nor a
+        label of the runs, or ``correction`` is unknown.
     """
+    if correction not in CORRECTIONS:
+        raise InputError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
     metrics = [parse_metric(m) for m in metrics]
     pairs = list(pairs)
     check_metrics(results, metrics)
@@ -349,16 +437,20 @@ def comparison_table(
                 ref_values = metric_values(others, metric)
                 welch = welch_t_test(values, ref_values)
                 mwu = mann_whitney_u(values, ref_values)
-                gain = percent_improvement(
-                    values,
-                    ref_values,
-                    lower_is_better=summary["better"] == "lower",
-                    confidence=confidence,
-                    n_resamples=n_resamples,
-                    rng=rng,
+                gain, chance = (
+                    estimate(
+                        values,
+                        ref_values,
+                        lower_is_better=summary["better"] == "lower",
+                        confidence=confidence,
+                        n_resamples=n_resamples,
+                        rng=rng,
+                    )
+                    for estimate in (percent_improvement, probability_of_improvement)
                 )
                 notes = [f"Welch: {welch.note}" if welch.note else "", f"U: {mwu.note}" if mwu.note else ""]
                 notes.append(f"improvement: {gain.note}" if gain.note else "")
+                notes.append(f"probability of improvement: {chance.note}" if chance.note else "")
                 rows.append(
                     {
                         **summary,
@@ -374,13 +466,29 @@ def comparison_table(
                         "improvement_pct": gain.estimate,
                         "improvement_low": gain.ci_low,
                         "improvement_high": gain.ci_high,
+                        "prob_improvement": chance.estimate,
+                        "prob_improvement_low": chance.ci_low,
+                        "prob_improvement_high": chance.ci_high,
                         "note": "; ".join(n for n in notes if n),
                     }
                 )
+    _adjust_per_env(rows, correction)
     return rows
+
+
+def _adjust_per_env(rows: Sequence[dict[str, Any]], correction: Correction) -> None:
+    """Fill ``welch_p_adj``, ``mwu_p_adj`` and ``p_adj_method`` of the comparison rows, each env's
+    Welch and Mann-Whitney p-values a family of their own."""
+    for env in dict.fromkeys(row["env"] for row in rows):
+        family = [row for row in rows if row["env"] == env and row["versus"]]
+        for column in ("welch_p", "mwu_p"):
+            adjusted = adjust_p_values([row[column] for row in family], correction)
+            for row, value in zip(family, adjusted, strict=True):
+                row[f"{column}_adj"] = float(value)
+                row["p_adj_method"] = correction
 
 
 def _empty_row() -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(COLUMNS, math.nan)
-    row.update(versus="", mwu_method="", note="", better="")
+    row.update(versus="", mwu_method="", p_adj_method="", note="", better="")
     return row

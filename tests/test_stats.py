@@ -17,6 +17,7 @@ from camal_rl.stats import (
     comparison_table,
     mann_whitney_u,
     percent_improvement,
+    probability_of_improvement,
     welch_t_test,
 )
 from tests.synthetic_runs import metrics_report, write_run
@@ -57,6 +58,11 @@ def test_welch_p_value_against_closed_form_for_four_degrees_of_freedom():
         # a = {1, 1, 2}: U = 0.5 (the 2 ties one 2 of b); as extreme: a gets either 2 (U = 0.5) or
         # the mirror image (U = 8.5): 4 of 20 splits
         ([1, 1, 2], [2, 3, 3], 0.5, 0.2, "permutation"),
+        # 5 v 5 fully separated: 2 / C(10, 5) = 2 / 252 = 0.0079, the smallest p 5 seeds can give
+        ([0, 1, 2, 3, 4], [5, 6, 7, 8, 9], 0.0, 2 / 252, "exact"),
+        ([1, 1, 1, 1, 1], [2, 2, 2, 2, 2], 0.0, 2 / 252, "permutation"),
+        # 5 v 5, one pair out of order: P(U <= 1) = 2 / 252, two-sided 4 / 252
+        ([0, 1, 2, 3, 5], [4, 6, 7, 8, 9], 1.0, 4 / 252, "exact"),
     ],
 )
 def test_mann_whitney_u_by_hand(a, b, u, p, method):
@@ -118,7 +124,53 @@ def test_percent_improvement_degenerate():
         percent_improvement([1.0], [1.0], confidence=95)
 
 
-@pytest.mark.parametrize("test", [welch_t_test, mann_whitney_u, percent_improvement])
+def test_mann_whitney_floor_is_exact_where_the_normal_approximation_is_not():
+    """3 v 3 fully separated: the exact two-sided floor is 2 / 20 = 0.1, with ties too (by
+    permutation); scipy's normal approximation (with continuity correction) says 0.081."""
+    assert mann_whitney_u([1, 2, 3], [4, 5, 6]).p_value == pytest.approx(0.1)
+    approximate = sps.mannwhitneyu([1, 2, 3], [4, 5, 6], method="asymptotic").pvalue
+    assert approximate == pytest.approx(0.081, abs=1e-3)
+    assert mann_whitney_u([1, 1, 2], [3, 4, 4]).p_value == pytest.approx(0.1)
+
+
+def test_probability_of_improvement_by_hand():
+    # pairs (x, y): (1, 0) 1, (1, 2) 0, (1, 5) 0, (2, 0) 1, (2, 2) 1/2, (2, 5) 0, (3, 0) 1, (3, 2) 1,
+    # (3, 5) 0: 4.5 / 9 = 0.5, which is Mann-Whitney's U / (3 * 3)
+    chance = probability_of_improvement([1, 2, 3], [0, 2, 5])
+    assert chance.estimate == pytest.approx(0.5)
+    assert mann_whitney_u([1, 2, 3], [0, 2, 5]).statistic == pytest.approx(4.5)
+    # [1, 2, 4] vs [3, 5, 6]: only 4 > 3 of 9 pairs: 1 / 9; lower is better: the other 8 / 9
+    assert probability_of_improvement([1, 2, 4], [3, 5, 6]).estimate == pytest.approx(1 / 9)
+    assert probability_of_improvement([1, 2, 4], [3, 5, 6], lower_is_better=True).estimate == pytest.approx(
+        8 / 9
+    )
+    # separated groups: every resample is separated too, so the interval is [1, 1]
+    separated = probability_of_improvement([3, 4], [1, 2])
+    assert (separated.estimate, separated.ci_low, separated.ci_high) == (1.0, 1.0, 1.0)
+    # [1, 3] vs [2, 2]: a resample scores the share of 3s it drew from a: 0, 1/2 or 1 with
+    # chances 1/4, 1/2, 1/4, so the 95% percentile interval is [0, 1]
+    spread = probability_of_improvement([1, 3], [2, 2], rng=0)
+    assert (spread.estimate, spread.ci_low, spread.ci_high, spread.note) == (0.5, 0.0, 1.0, "")
+    assert probability_of_improvement([1, 3], [2, 2], rng=0) == spread  # seeded
+    assert probability_of_improvement([1, 3, np.nan], [2, 2]).n_a == 2  # nan dropped
+
+
+def test_probability_of_improvement_degenerate():
+    empty = probability_of_improvement([np.nan], [1.0, 2.0])
+    assert math.isnan(empty.estimate)
+    assert empty.note == "a group has no values"
+    single = probability_of_improvement([3.0], [1.0, 4.0])
+    assert single.estimate == pytest.approx(0.5)
+    assert math.isnan(single.ci_low)
+    assert math.isnan(single.ci_high)
+    assert "at least 2 seeds" in single.note
+    with pytest.raises(InputError, match="n_resamples"):
+        probability_of_improvement([1.0, 2.0], [1.0, 2.0], n_resamples=0)
+
+
+@pytest.mark.parametrize(
+    "test", [welch_t_test, mann_whitney_u, percent_improvement, probability_of_improvement]
+)
 def test_two_sample_tests_take_one_value_per_seed(test):
     with pytest.raises(InputError, match=r"one-dimensional .*got shape \(2, 2\)"):
         test([[1.0, 2.0], [3.0, 4.0]], [1.0, 2.0])
@@ -199,6 +251,54 @@ def test_comparison_table_on_a_synthetic_sweep(tmp_path):
     assert row_of(rows, "ppo-camal", "gradcam/deletion_auc", "ppo-none")["improvement_pct"] == pytest.approx(
         43.75
     )
+
+    # probability of improvement: EPG 0.6..0.8 above 0.2..0.4 in all 9 pairs; returns of camal
+    # (0.4, 0.5, 0.9) against energy (0.3, 0.35, 0.4): 8 wins and one tie (0.4) of 9 pairs
+    chance = [vs_none[f"prob_improvement{end}"] for end in ("", "_low", "_high")]
+    assert chance == [1.0, 1.0, 1.0]
+    assert row_of(rows, "ppo-camal", "return", "ppo-energy")["prob_improvement"] == pytest.approx(8.5 / 9)
+    for row in (r for r in rows if r["versus"]):  # U / 9, or 1 - U / 9 where lower is better
+        share = row["mwu_u"] / 9
+        assert row["prob_improvement"] == pytest.approx(1 - share if row["better"] == "lower" else share)
+
+    # Holm over the table's comparisons: 8 defined Welch tests (camal vs energy's deletion AUC is
+    # not), the smallest 0.00805 -> 8 * 0.00805 = 0.0644; 9 Mann-Whitney tests, six at p = 0.1 and
+    # three at 0.2: 9 * 0.1 = 0.9 for the first, every later one at least that (running maximum)
+    comparisons = [r for r in rows if r["versus"]]
+    assert vs_none["welch_p_adj"] == pytest.approx(8 * vs_none["welch_p"])
+    assert math.isnan(deletion["welch_p_adj"])
+    assert sorted(r["mwu_p"] for r in comparisons) == pytest.approx([0.1] * 6 + [0.2] * 3)
+    assert all(r["mwu_p_adj"] == pytest.approx(0.9) for r in comparisons)
+    assert {r["p_adj_method"] for r in rows} == {"", "holm"}
+    assert all(math.isnan(r["welch_p_adj"]) for r in rows if not r["versus"])
+
+
+def test_comparison_table_benjamini_hochberg_and_one_family_per_env(tmp_path):
+    write_sweep(tmp_path / "first")
+    results = load_results([tmp_path / "first"])
+    # Benjamini-Hochberg on the 9 Mann-Whitney p-values (0.1 x 6, 0.2 x 3): m / rank * p is
+    # 9 / 6 * 0.1 = 0.15 at rank 6 and 9 / 9 * 0.2 = 0.2 at rank 9 (ranks 7, 8 give more); the
+    # running minimum from the top gives 0.15 to every 0.1 and 0.2 to every 0.2
+    rows = comparison_table(results, METRICS, correction="bh")
+    for row in (r for r in rows if r["versus"]):
+        assert row["mwu_p_adj"] == pytest.approx(0.15 if row["mwu_p"] == pytest.approx(0.1) else 0.2)
+        assert row["p_adj_method"] == "bh"
+    with pytest.raises(InputError, match="correction must be one of holm, bh"):
+        comparison_table(results, METRICS, correction="bonferroni")  # type: ignore[arg-type]
+    # a second env's comparisons are a family of their own: the first env's adjusted values stay
+    alone = comparison_table(results, METRICS)
+    other = tmp_path / "other"
+    for method, seeds in SWEEP.items():
+        for seed, (ret, epg, deletion) in enumerate(seeds):
+            report = metrics_report([ret], saliency={"gradcam": {"epg": [epg], "deletion_auc": [deletion]}})
+            write_run(other, env="MiniGrid-DoorKey-6x6-v0", method=method, seed=seed, metrics=report)
+    both = comparison_table(load_results([tmp_path / "first", other]), METRICS)
+    assert {r["env"] for r in both} == {"MiniGrid-DoorKey-5x5-v0", "MiniGrid-DoorKey-6x6-v0"}
+    first = [r for r in both if r["env"] == "MiniGrid-DoorKey-5x5-v0"]
+    assert len(first) == len(alone)
+    for a, b in zip(alone, first, strict=True):
+        assert a["welch_p_adj"] == pytest.approx(b["welch_p_adj"], nan_ok=True)
+        assert a["mwu_p_adj"] == pytest.approx(b["mwu_p_adj"], nan_ok=True)
 
 
 def test_comparison_table_names_are_checked(tmp_path):
