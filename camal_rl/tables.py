@@ -1,6 +1,7 @@
 """The comparison table of ``camal-rl compare`` as files: CSV (one tidy row per
 :func:`camal_rl.stats.comparison_table` row) and markdown (per env, a table of agent variants, a
-table of comparisons, and a legend of what the numbers are).
+table of comparisons, and a legend of what the numbers are); and :func:`quote_p`, the p-values of
+two sets of per-seed values as the tables print them, for a text that quotes one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from camal_rl.stats import COLUMNS, HIGHER_IS_BETTER, LOWER_IS_BETTER
+from camal_rl.metrics.aggregate import Values
+from camal_rl.multiplicity import CORRECTIONS
+from camal_rl.stats import COLUMNS, HIGHER_IS_BETTER, LOWER_IS_BETTER, mann_whitney_u, welch_t_test
+
+SIGNIFICANCE = 0.05
+"""A comparison is bold when both its adjusted p-values (Welch, Mann-Whitney) are below this."""
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
@@ -51,8 +57,11 @@ def write_markdown(
 def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """:func:`~camal_rl.stats.comparison_table` rows as markdown: per env, a table of agent
     variants (one row each, metrics as columns, cells ``estimate [95% CI]``), a table of
-    comparisons (cells: percent improvement [CI] and the Welch / Mann-Whitney p-values, 3
-    significant digits), and a legend of what the numbers are and which direction is better.
+    comparisons (cells: percent improvement [CI], probability of improvement [CI], the Welch /
+    Mann-Whitney p-values and the same adjusted for the table's multiplicity, 3 significant
+    digits; bold when both adjusted p-values are below :data:`SIGNIFICANCE`) with a line naming
+    the correction and the family, and a legend of what the numbers are and which direction is
+    better.
     """
     if not rows:
         return "No results.\n"
@@ -72,6 +81,7 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         if comparisons:
             lines.append("")
             lines += markdown_table(["comparison", *metrics], _comparison_cells(comparisons, metrics))
+            lines += ["", _family_line(comparisons)]
         lines.append("")
     lines += _legend(metrics, better, confidence)
     return "\n".join(lines) + "\n"
@@ -106,22 +116,41 @@ def _comparison_cells(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str])
     table: dict[str, dict[str, Mapping[str, Any]]] = {}
     for row in rows:
         table.setdefault(f"{row['label']} vs {row['versus']}", {})[str(row["metric"])] = row
-    cells = []
-    for name, by_metric in table.items():
-        line = [name]
-        for metric in metrics:
-            cell_row = by_metric.get(metric)
-            if cell_row is None:
-                line.append("n/a")
-                continue
-            gain = "n/a"
-            if math.isfinite(cell_row["improvement_pct"]):
-                gain = f"{cell_row['improvement_pct']:+.1f}%"
-                if math.isfinite(cell_row["improvement_low"]):
-                    gain += f" [{cell_row['improvement_low']:+.1f}, {cell_row['improvement_high']:+.1f}]"
-            line.append(f"{gain}; p {_p(cell_row['welch_p'])} / {_p(cell_row['mwu_p'])}")
-        cells.append(line)
-    return cells
+    return [
+        [name, *(_comparison_cell(by_metric[m]) if m in by_metric else "n/a" for m in metrics)]
+        for name, by_metric in table.items()
+    ]
+
+
+def _comparison_cell(row: Mapping[str, Any]) -> str:
+    """``+12.3% [lo, hi]; P(better) 0.80 [lo, hi]; p WELCH / MWU (adj. WELCH / MWU)``, bold when
+    both adjusted p-values are below :data:`SIGNIFICANCE`."""
+    gain = "n/a"
+    if math.isfinite(row["improvement_pct"]):
+        gain = f"{row['improvement_pct']:+.1f}%"
+        if math.isfinite(row["improvement_low"]):
+            gain += f" [{row['improvement_low']:+.1f}, {row['improvement_high']:+.1f}]"
+    chance = _fmt(row["prob_improvement"], 2)
+    if math.isfinite(row["prob_improvement_low"]):
+        chance += f" [{row['prob_improvement_low']:.2f}, {row['prob_improvement_high']:.2f}]"
+    welch, mwu = row["welch_p_adj"], row["mwu_p_adj"]
+    text = (
+        f"{gain}; P(better) {chance}; p {format_p(row['welch_p'])} / {format_p(row['mwu_p'])} "
+        f"(adj. {format_p(welch)} / {format_p(mwu)})"
+    )
+    return f"**{text}**" if welch < SIGNIFICANCE and mwu < SIGNIFICANCE else text
+
+
+def _family_line(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Which correction adjusted the p-values of one comparison table, over how many tests."""
+    methods = sorted({str(r["p_adj_method"]) for r in rows})
+    correction = " and ".join(CORRECTIONS.get(m, m) for m in methods)
+    n_welch = sum(math.isfinite(r["welch_p"]) for r in rows)
+    n_mwu = sum(math.isfinite(r["mwu_p"]) for r in rows)
+    return (
+        f"adj.: {correction} over this table's {n_welch} Welch and {n_mwu} Mann-Whitney tests, "
+        f"each kind a family; **bold**: both adjusted p < {SIGNIFICANCE:g}."
+    )
 
 
 def _legend(metrics: Sequence[str], better: Mapping[str, str], confidence: str) -> list[str]:
@@ -134,8 +163,15 @@ def _legend(metrics: Sequence[str], better: Mapping[str, str], confidence: str) 
         "(Agarwal et al. 2021). (n=k): only k seeds have the metric.",
         "- Comparison tables: improvement of the first variant over the second in percent of the "
         f"second's mean, positive = better [{confidence} bootstrap CI, seeds of each resampled "
-        "independently]; p: two-sided Welch t-test (Welch 1947) / Mann-Whitney U test "
-        "(Mann & Whitney 1947) on per-seed values; n/a: undefined (fewer than 2 seeds, or no spread).",
+        "independently]; P(better): probability of improvement, the share of pairs of seeds "
+        "(one of each variant) where the first's is better, ties one half, above 0.5 = better "
+        f"(Agarwal et al. 2021) [{confidence} bootstrap CI, the same resampling]; p: two-sided "
+        "Welch t-test (Welch 1947) / Mann-Whitney U test (Mann & Whitney 1947; exact for small "
+        "samples, by permutation with ties) on per-seed values; adj.: the same p-values adjusted "
+        "for multiple testing over the table (every comparison and metric in it; the Welch and the "
+        "Mann-Whitney tests each a family), as the line under it says; bold: both adjusted p-values "
+        f"below {SIGNIFICANCE:g}; n/a: undefined (fewer than 2 seeds, or no spread), not counted "
+        "in the family.",
         f"- Lower is better (↓): {', '.join(n + ('@k' if n == 'sufficiency' else '') for n in lower)}. "
         f"Higher is better (↑): "
         f"{', '.join(n + ('@k' if n == 'comprehensiveness' else '') for n in higher)}.",
@@ -163,6 +199,20 @@ def _fmt(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}" if math.isfinite(value) else "n/a"
 
 
-def _p(value: float) -> str:
-    """A p-value with 3 significant digits."""
+def format_p(value: float) -> str:
+    """A p-value as the tables print it: 3 significant digits, ``n/a`` for ``nan``."""
     return f"{value:.3g}" if math.isfinite(value) else "n/a"
+
+
+def quote_p(a: Values, b: Values) -> str:
+    """The two-sided p-values of per-seed values ``a`` against ``b`` as a comparison cell prints
+    them, ``"p WELCH / MANN-WHITNEY"`` (:func:`~camal_rl.stats.welch_t_test`,
+    :func:`~camal_rl.stats.mann_whitney_u`: exact for small samples, by permutation with ties),
+    for a text that quotes a test: 3 v 3 fully separated gives ``"p 0.00805 / 0.1"`` for
+    ``[0.6, 0.7, 0.8]`` vs ``[0.2, 0.3, 0.4]``. Unadjusted: a text that quotes several tests says
+    so, or adjusts them (:func:`camal_rl.multiplicity.adjust_p_values`).
+
+    :param a: per-seed values of one variant (``nan``: no value).
+    :param b: per-seed values of the other.
+    """
+    return f"p {format_p(welch_t_test(a, b).p_value)} / {format_p(mann_whitney_u(a, b).p_value)}"

@@ -4,12 +4,14 @@ test_stats.py, with numbers checked by hand."""
 from __future__ import annotations
 
 import csv
+import math
 
 import pytest
 
 from camal_rl.results import load_results
 from camal_rl.stats import COLUMNS, comparison_table
-from camal_rl.tables import format_markdown, write_csv, write_markdown
+from camal_rl.tables import format_markdown, format_p, quote_p, write_csv, write_markdown
+from tests.synthetic_runs import metrics_report, write_run
 from tests.test_stats import METRICS, write_sweep
 
 
@@ -32,8 +34,18 @@ def test_markdown_and_csv(tmp_path):
     (comparison,) = [line for line in lines if line.startswith("| ppo-camal vs ppo-none |")]
     cells = [c.strip() for c in comparison.strip("|").split("|")]
     assert cells[2].startswith("+133.3% [")
-    assert cells[2].endswith("; p 0.00805 / 0.1")
+    # every pair of seeds is an improvement; Holm over 8 Welch tests: 8 * 0.00805 = 0.0644, over
+    # 9 Mann-Whitney tests 9 * 0.1 = 0.9; not bold (raw p 0.00805 would have been, in Welch)
+    assert cells[2].endswith("; P(better) 1.00 [1.00, 1.00]; p 0.00805 / 0.1 (adj. 0.0644 / 0.9)")
     assert cells[3].startswith("+43.8% [")
+    assert "**" not in comparison
+    (camal_energy,) = [line for line in lines if line.startswith("| ppo-camal vs ppo-energy |")]
+    assert "; P(better) 0.94 [" in camal_energy  # 8.5 / 9 pairs
+    assert "p n/a / 0.1 (adj. n/a / 0.9)" in camal_energy  # deletion AUC: both constant, no Welch t
+    assert (
+        "adj.: Holm (1979) over this table's 8 Welch and 9 Mann-Whitney tests, each kind a family; "
+        "**bold**: both adjusted p < 0.05." in lines
+    )
     assert any(line.startswith("- Lower is better (↓): deletion_auc, sufficiency@k.") for line in lines)
     (higher,) = [line for line in lines if "Higher is better" in line]
     for name in ("insertion_auc", "comprehensiveness@k", "epg", "iou", "pointing_game", "roc_auc", "return"):
@@ -49,4 +61,50 @@ def test_markdown_and_csv(tmp_path):
     )
     assert float(csv_row["mean"]) == pytest.approx(0.6)
     assert float(csv_row["mwu_p"]) == pytest.approx(0.1)
+    assert float(csv_row["mwu_p_adj"]) == pytest.approx(0.9)
+    assert float(csv_row["prob_improvement"]) == 1.0
+    assert csv_row["p_adj_method"] == "holm"
+    (summary_row,) = [r for r in read if (r["label"], r["metric"], r["versus"]) == ("ppo-none", "return", "")]
+    assert [summary_row[c] for c in ("welch_p_adj", "prob_improvement", "p_adj_method")] == ["nan", "nan", ""]
     assert format_markdown([]) == "No results.\n"
+
+
+def write_separated(root, metrics=3):
+    """5 seeds of a baseline below 3 variants on every metric: each test's p is its floor,
+    Mann-Whitney 2 / 252 = 0.0079."""
+    for rank, method in enumerate(("none", "camal", "energy", "rrr")):
+        for seed in range(5):
+            value = 0.1 + 0.2 * rank + 0.01 * seed
+            saliency = {"gradcam": {"epg": [value], "deletion_auc": [1 - value]}}
+            write_run(root, method=method, seed=seed, metrics=metrics_report([value], saliency=saliency))
+
+
+def test_bold_marks_only_what_survives_the_correction(tmp_path):
+    write_separated(tmp_path)
+    results = load_results([tmp_path])
+    # 3 comparisons against the baseline, 1 metric: Holm gives 3 * 2 / 252 = 0.0238 < 0.05, bold
+    lines = format_markdown(comparison_table(results, ["return"], pairs=())).splitlines()
+    (camal,) = [line for line in lines if line.startswith("| ppo-camal vs ppo-none |")]
+    cell = camal.split("|")[2].strip()
+    assert cell.startswith("**+166.7% [")  # (0.32 - 0.12) / 0.12
+    # camal's Welch p is the largest of the three (energy and rrr lie further off): Holm's 1 x p
+    assert cell.endswith("; p 4.07e-08 / 0.00794 (adj. 4.07e-08 / 0.0238)**")
+    assert "P(better) 1.00 [1.00, 1.00]" in cell
+    # 3 metrics: 9 tests, 9 * 2 / 252 = 0.0714: nothing survives, though every raw p is 0.0079
+    rows = comparison_table(results, METRICS, pairs=())
+    assert all(r["mwu_p"] == pytest.approx(2 / 252) for r in rows if r["versus"])
+    assert all(r["mwu_p_adj"] == pytest.approx(9 * 2 / 252) for r in rows if r["versus"])
+    assert "**+" not in format_markdown(rows)
+    # Benjamini-Hochberg keeps them: every p is the smallest, m / m * p = 0.0079
+    bh = comparison_table(results, METRICS, pairs=(), correction="bh")
+    text = format_markdown(bh)
+    assert text.count("**+") == 9
+    assert "adj.: Benjamini-Hochberg (1995) over this table's 9 Welch and 9 Mann-Whitney tests" in text
+
+
+def test_quote_p_is_the_tables_p():
+    # 3 v 3 (the Welch p as in test_stats: 4 degrees of freedom, 0.00805); exact U floor 0.1
+    assert quote_p([0.6, 0.7, 0.8], [0.2, 0.3, 0.4]) == "p 0.00805 / 0.1"
+    assert quote_p([1, 1, 1], [2, 2, 2]) == "p n/a / 0.1"  # ties: exact by permutation
+    assert quote_p(range(5), range(5, 10)).endswith(" / 0.00794")  # 2 / 252
+    assert (format_p(0.012345), format_p(math.nan)) == ("0.0123", "n/a")
