@@ -14,14 +14,16 @@ import importlib.util
 import json
 import math
 import os
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import tyro
 
 from camal_rl.errors import InputError
+from camal_rl.losses import default_target
 from camal_rl.hyperparams import (
     check_hyperparams,
     default_hyperparams,
@@ -31,8 +33,8 @@ from camal_rl.hyperparams import (
 )
 
 Algo = Literal["ppo", "dqn"]
-Method = Literal["camal", "energy", "rrr", "none"]
-Target = Literal["action", "greedy", "value"]
+Method = Literal["camal", "camal-v1", "energy", "rrr", "none"]
+Target = Literal["decision", "action", "greedy", "value"]
 View = Literal["partial", "full"]
 
 DEFAULT_ENV = "MiniGrid-DoorKey-5x5-v0"
@@ -54,11 +56,14 @@ class TrainConfig:
     of your own that renders {image, mask}: its gymnasium id, or MODULE:ID to import the module that
     registers it (docs/environments.md)."""
     method: Method = "camal"
-    """Attention loss: camal, energy (Rao et al. 2023), rrr (Ross et al. 2017) or none (the baseline)."""
+    """Attention loss: camal (docs/camal_loss.md), camal-v1 (its first formulation, the study's),
+    energy (Rao et al. 2023), rrr (Ross et al. 2017) or none (the baseline)."""
     coef: float | None = None
     """Weight of the attention loss (default: the preset's, else 1.0); ignored by method none."""
-    target: Target = "action"
-    """Grad-CAM target: action (taken action's logit / Q), greedy (best action's), value (PPO only)."""
+    target: Target | None = None
+    """Grad-CAM target: decision (taken action's logit / Q minus the mean over actions; camal's
+    default), action (taken action's logit / Q; the other methods' default), greedy (best
+    action's), value (PPO only)."""
     seed: int = 0
     """Random seed of the agent and the envs."""
     steps: int | None = None
@@ -114,13 +119,18 @@ class TrainConfig:
         return 0.0 if self.method == "none" else (DEFAULT_COEF if self.coef is None else self.coef)
 
     @property
+    def camal_target(self) -> str:
+        """The Grad-CAM target the agent trains (``--target``, else the method's default)."""
+        return default_target(self.method) if self.target is None else self.target
+
+    @property
     def label(self) -> str:
         """Short name of the agent variant: ``ppo-camal``, ``ppo-camal-c0.1``, ``dqn-none``."""
         name = f"{self.algo}-{self.method}"
         if self.method != "none" and self.coef is not None and self.coef != DEFAULT_COEF:
             name += f"-c{self.coef:g}"
-        if self.target != "action":
-            name += f"-{self.target}"
+        if self.camal_target != default_target(self.method):
+            name += f"-{self.camal_target}"
         return name
 
     @property
@@ -149,9 +159,9 @@ class TrainConfig:
         ``hp`` < ``algo_kwargs``); validates values and raises :class:`InputError`."""
         cfg = self
         if cfg.algo == "dqn" and cfg.target == "value":
-            raise InputError("--target value is for ppo only; dqn takes action or greedy")
-        if cfg.coef is not None and cfg.coef < 0:
-            raise InputError(f"--coef must be >= 0, got {cfg.coef}")
+            raise InputError("--target value is for ppo only; dqn takes decision, action or greedy")
+        if cfg.coef is not None and not (math.isfinite(cfg.coef) and cfg.coef >= 0):
+            raise InputError(f"--coef must be >= 0 and finite, got {cfg.coef}")
         for name in ("tile_size", "eval_episodes"):
             if getattr(cfg, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
@@ -176,7 +186,12 @@ class TrainConfig:
         if steps < 1 or n_envs < 1:
             raise InputError(f"--steps and --n-envs must be >= 1, got {steps} and {n_envs}")
         return dataclasses.replace(
-            cfg, steps=steps, n_envs=n_envs, reward_scale=float(reward_scale), algo_kwargs=hp
+            cfg,
+            target=cfg.camal_target,
+            steps=steps,
+            n_envs=n_envs,
+            reward_scale=float(reward_scale),
+            algo_kwargs=hp,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -201,8 +216,52 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        """Read a run's ``config.json``."""
-        return cls.from_json(json.loads(path.read_text()))
+        """Read a run's ``config.json``.
+
+        :raises InputError: the file cannot be read, is not JSON, is not a JSON object, or holds a
+            value its field cannot take (an unknown algorithm, a seed that is not a number).
+        """
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON {type(data).__name__}, not an object")
+            hints = get_type_hints(cls, include_extras=True)
+            for name, value in data.items():
+                if name in hints and not _json_fits(value, hints[name]):
+                    choices = get_args(hints[name]) if get_origin(hints[name]) is Literal else ()
+                    one_of = f" (one of {', '.join(map(str, choices))})" if choices else ""
+                    raise ValueError(f"{name}: {value!r} is not a valid value{one_of}")
+            return cls.from_json(data)
+        except (OSError, ValueError) as error:
+            raise InputError(
+                f"cannot read {path} as a camal-rl run config ({error}); restore the file, or pass a "
+                "run directory written by camal-rl train"
+            ) from error
+
+
+def _json_fits(value: Any, hint: Any) -> bool:
+    """``value``, read from JSON, is one a field typed ``hint`` takes (tuples as lists, paths as
+    strings, mappings as objects)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        return _json_fits(value, args[0])
+    if origin is Literal:
+        return value in args
+    if origin in (Union, types.UnionType):
+        return any(_json_fits(value, arg) for arg in args)
+    if origin is tuple:
+        return isinstance(value, list) and all(_json_fits(item, args[0]) for item in value)
+    if origin is Mapping:
+        return isinstance(value, dict)
+    if hint is type(None):
+        return value is None
+    if hint in (str, Path):
+        return isinstance(value, str)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        return isinstance(value, int if hint is int else int | float) and not isinstance(value, bool)
+    return True
 
 
 TRAINING_SETTINGS = (
@@ -210,7 +269,7 @@ TRAINING_SETTINGS = (
     "env",
     "method",
     "camal_coef",
-    "target",
+    "camal_target",
     "seed",
     "n_envs",
     "env_make_kwargs",

@@ -2,7 +2,9 @@
 
 ``total = task_loss + camal_coef * attention_loss(saliency, mask, kind)``, where ``saliency``
 is the differentiable Grad-CAM of :func:`camal_rl.saliency.grad_cam` (kinds ``camal``,
-``energy``) or the input gradient of :func:`input_gradient` (kind ``rrr``).
+``camal-v1``, ``energy``) or the input gradient of :func:`input_gradient` (kind ``rrr``). The
+agents add the ``camal`` term with its gradient balanced against the task's
+(:data:`BALANCED_KINDS`, docs/camal_loss.md); the other kinds are added as written.
 
 Shared rules:
 
@@ -25,17 +27,35 @@ from torch import Tensor
 
 from camal_rl.errors import InputError
 
-__all__ = ["LOSS_KINDS", "attention_loss", "downsample_mask", "input_gradient"]
+__all__ = ["BALANCED_KINDS", "LOSS_KINDS", "attention_loss", "default_target", "downsample_mask", "input_gradient"]
 
-LOSS_KINDS: tuple[str, ...] = ("camal", "energy", "rrr", "none")
+LOSS_KINDS: tuple[str, ...] = ("camal", "camal-v1", "energy", "rrr", "none")
 """Names accepted by :func:`attention_loss`; ``"camal"`` is the default."""
+BALANCED_KINDS = frozenset({"camal"})
+"""Kinds whose gradient the agents cap at ``camal_coef`` times the task loss's gradient norm
+(:class:`camal_rl.agents.common.attention.Objective`), instead of adding ``camal_coef`` times
+the loss: the coefficient is then a ratio of gradient norms, with the same meaning in every task."""
+
+
+def default_target(kind: str) -> str:
+    """The Grad-CAM target a loss kind trains by default: ``decision`` (the taken action's score
+    minus the mean over actions: what sets the choice apart) for ``camal``; ``action`` (the taken
+    action's logit or Q-value) for the others, as the study trained them."""
+    return "decision" if kind == "camal" else "action"
 
 
 def attention_loss(saliency: Tensor, mask: Tensor, kind: str = "camal", eps: float = 1e-6) -> Tensor:
     """Auxiliary attention loss of one minibatch.
 
-    - ``camal`` (CAMAL, Hundal et al., arXiv 2605.08325): ``c = cam / (max(cam) + eps)`` per
-      sample, ``L = mean[ sum(m (1 - c)) / sum(m) + sum((1 - m) c) / sum(1 - m) ]``: cover the
+    - ``camal`` (CAMAL, Hundal et al., arXiv 2605.08325, as redesigned here; docs/camal_loss.md):
+      ``L = mean[ sum((1 - m) cam) / sum(cam) ]``, the share of the map outside the mask:
+      containment, 0 once the map sits inside the mask, with no pull to cover every object.
+      The term is the same as ``energy``'s; what makes CAMAL is how the agents use it: the map
+      of the decision (the taken action's score minus the mean over actions) and a gradient
+      capped against the task's (:data:`BALANCED_KINDS`).
+    - ``camal-v1`` (the first formulation, kept for the study in experiments/camal_study):
+      ``c = cam / (max(cam) + eps)`` per sample,
+      ``L = mean[ sum(m (1 - c)) / sum(m) + sum((1 - m) c) / sum(1 - m) ]``: cover the
       relevant objects, suppress attention elsewhere. 0 when the normalised CAM equals ``m``.
     - ``energy`` (Rao et al., ICCV 2023, "Studying How to Efficiently and Effectively Guide
       Models with Explanations"): ``L = mean[1 - sum(cam m) / sum(cam)]``, one minus the energy
@@ -85,13 +105,13 @@ def attention_loss(saliency: Tensor, mask: Tensor, kind: str = "camal", eps: flo
     valid = (m.flatten(1).amax(dim=1) > 0).to(dtype)
     s = saliency.to(dtype)
 
-    if kind == "camal":
+    if kind == "camal-v1":
         c = s / (s.amax(dim=(1, 2), keepdim=True) + eps)
         outside = 1.0 - m
         cover = (m * (1.0 - c)).sum(dim=(1, 2)) / (m.sum(dim=(1, 2)) + eps)
         suppress = (outside * c).sum(dim=(1, 2)) / (outside.sum(dim=(1, 2)) + eps)
         per_sample = cover + suppress
-    elif kind == "energy":
+    elif kind in ("camal", "energy"):
         per_sample = 1.0 - (s * m).sum(dim=(1, 2)) / (s.sum(dim=(1, 2)) + eps)
     else:  # rrr
         outside = 1.0 - (m if s.ndim == 3 else m[:, None])

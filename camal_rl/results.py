@@ -44,7 +44,7 @@ MetricPath = tuple[str, ...]
 """A metric as a path into ``metrics.json``: ``(variant, name)`` or ``(variant, group, name)``."""
 GroupKey = tuple[str, str, str]
 """An agent variant: ``(env, algo, label)``."""
-METHOD_ORDER = ("none", "camal", "energy", "rrr")
+METHOD_ORDER = ("none", "camal", "camal-v1", "energy", "rrr")
 """Order of agent variants in tables and legends: the baseline first."""
 IQM_METRICS = frozenset({"return"})
 """Metrics summarised by the IQM over seeds (rliable's estimator for returns); every other
@@ -118,17 +118,21 @@ def find_runs(paths: Iterable[Path]) -> list[Path]:
 def read_run(path: Path) -> RunResult:
     """Read one run directory.
 
-    :raises InputError: ``config.json`` or ``metrics.json`` is not readable.
+    :raises InputError: ``config.json``, ``status.json``, ``metrics.json`` or ``evaluations.csv``
+        is not readable.
     """
     run = RunDir(Path(path))
+    cfg = TrainConfig.load(run.config)
     try:
-        cfg = TrainConfig.load(run.config)
+        status = run.read_status()
+        num_timesteps, state = int(status.get("num_timesteps", 0)), str(status.get("state", "missing"))
+    except InputError:
+        raise
     except (OSError, ValueError, TypeError) as error:
         raise InputError(
-            f"cannot read {run.config} as a camal-rl run config ({error}); "
-            "remove it or pass only folders written by camal-rl train"
+            f"cannot read {run.status} ({error}); delete it (the run then counts as not finished) "
+            "or restore it"
         ) from error
-    status = run.read_status()
     metrics = run.read_metrics()
     try:
         evaluations = run.read_evaluations()
@@ -142,8 +146,8 @@ def read_run(path: Path) -> RunResult:
         label=cfg.label,
         seed=cfg.seed,
         coef=cfg.camal_coef,
-        num_timesteps=int(status.get("num_timesteps", 0)),
-        state=str(status.get("state", "missing")),
+        num_timesteps=num_timesteps,
+        state=state,
         evaluations=tuple(evaluations),
         metrics=metrics,
     )

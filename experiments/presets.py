@@ -20,6 +20,8 @@ VIZDOOM_BASIC = "VizdoomBasic-v1"
 
 STUDY = Path("experiments/camal_study/runs")
 """Where the study's sweeps write their runs (see experiments/camal_study/RESULTS.md)."""
+LOSS = Path("experiments/camal_loss/runs")
+"""Where the redesign of the camal loss writes its runs (see experiments/camal_loss/README.md)."""
 
 # The study's (env x algo) cells: budgets at which the baseline plateaus, stated here.
 DOORKEY_PPO = TrainConfig(
@@ -49,11 +51,12 @@ VIZDOOM_PPO = TrainConfig(
     eval_episodes=10,
     checkpoint_freq=100_000,
 )
+LOSS_TUNE_DOORKEY_PPO = dataclasses.replace(DOORKEY_PPO, steps=150_000)
 TUNING_GRID = (
     "none",
-    "camal:0.1",
-    "camal:1",
-    "camal:10",
+    "camal-v1:0.1",
+    "camal-v1:1",
+    "camal-v1:10",
     "energy:0.1",
     "energy:1",
     "energy:10",
@@ -64,10 +67,18 @@ TUNING_GRID = (
 )
 """Coefficients tried per method. rrr's loss is ~1e-4 at coef 1 early on DoorKey, hence its first
 range (10, 1000); both stopped PPO from learning, so 0.1 and 1 were added after them."""
-STUDY_EVAL: dict[str, Any] = {"episodes": 20, "distractors": 1, "max_steps_scored": 32, "workers": 2}
+STUDY_EVAL: dict[str, Any] = {
+    "episodes": 20,
+    "distractors": 1,
+    "max_steps_scored": 32,
+    "workers": 2,
+    "pairs": ("camal-v1:energy",),
+}
 
-CHOSEN = {"camal": 1.0, "energy": 1.0, "rrr": 0.1}
-"""Coefficients chosen on the tuning seeds by experiments/camal_study/select_coefs.py."""
+CHOSEN = {"camal-v1": 1.0, "energy": 1.0, "rrr": 0.1}
+"""Coefficients chosen on the tuning seeds by experiments/camal_study/select_coefs.py. The study
+trained the first formulation of the camal loss, now ``camal-v1`` (its runs were renamed by
+experiments/camal_study/rename_camal_v1.py)."""
 STUDY_METHODS = ("none", *(f"{method}:{coef:g}" for method, coef in CHOSEN.items()))
 
 PRESETS: dict[str, Any] = {
@@ -78,7 +89,11 @@ PRESETS: dict[str, Any] = {
     "vizdoom-basic-ppo": VIZDOOM_PPO,
     # The study (experiments/camal_study): one sweep per step, run in this order by run_study.sh.
     "study-sanity": SweepConfig(
-        cells=(DOORKEY_PPO,), methods=("none", "camal"), seeds=(0,), out=STUDY / "sanity", **STUDY_EVAL
+        cells=(DOORKEY_PPO,),
+        methods=("none", "camal-v1"),
+        seeds=(0,),
+        out=STUDY / "sanity",
+        **{**STUDY_EVAL, "pairs": ()},
     ),
     # Coefficient tuning on seeds that the study never reports (100, 101), at 150k steps.
     "study-tune": SweepConfig(
@@ -89,6 +104,7 @@ PRESETS: dict[str, Any] = {
         episodes=10,
         faithfulness=False,
         workers=2,
+        pairs=("camal-v1:energy",),
     ),
     # The study proper: fresh seeds, the chosen coefficients (DQN reuses PPO's: not tuned apart).
     "study-doorkey-ppo": SweepConfig(
@@ -115,10 +131,10 @@ PRESETS: dict[str, Any] = {
     # CAMAL at 1 solved none of the five.
     "study-lava-diagnostic": SweepConfig(
         cells=(LAVA_PPO,),
-        methods=("camal:0.1",),
+        methods=("camal-v1:0.1",),
         seeds=(0, 1, 2, 3, 4),
         out=STUDY / "lava-diagnostic",
-        **STUDY_EVAL,
+        **{**STUDY_EVAL, "pairs": ()},
     ),
     # ViZDoom has no distractor variant.
     "study-vizdoom-ppo": SweepConfig(
@@ -134,6 +150,37 @@ PRESETS: dict[str, Any] = {
     # (RESULTS.md, ViZDoom). Not the protocol's cell, which study-vizdoom-ppo keeps. Its first run
     # (runs/vizdoom-ppo-gpu-unscaled) trained on unscaled rewards and no agent learnt; runs now
     # train on rewards x 0.01 (TrainConfig.reward_scale's ViZDoom default).
+    # The redesign of the camal loss (experiments/camal_loss): tuning seeds only (100, 101), the
+    # study-tune budget (DoorKey PPO, 150k), faithfulness scored. camal (the redesign) beside the
+    # baseline, camal-v1 (the study's formulation) and energy, all at coefficient 1.
+    "loss-tune-doorkey-ppo": SweepConfig(
+        cells=(LOSS_TUNE_DOORKEY_PPO,),
+        methods=("none", "camal", "camal-v1", "energy"),
+        seeds=(100, 101),
+        run_order="seeds",
+        out=LOSS / "tune-doorkey-ppo",
+        episodes=10,
+        workers=2,
+    ),
+    # Ablations of camal's two changes, in the same folder: camal on the taken action's logit
+    # (balanced gradient, no decision target) and energy on the decision target (decision target,
+    # no balanced gradient).
+    "loss-ablate-target-doorkey-ppo": SweepConfig(
+        cells=(dataclasses.replace(LOSS_TUNE_DOORKEY_PPO, target="action"),),
+        methods=("camal",),
+        seeds=(100, 101),
+        out=LOSS / "tune-doorkey-ppo",
+        episodes=10,
+        workers=2,
+    ),
+    "loss-ablate-balance-doorkey-ppo": SweepConfig(
+        cells=(dataclasses.replace(LOSS_TUNE_DOORKEY_PPO, target="decision"),),
+        methods=("energy",),
+        seeds=(100, 101),
+        out=LOSS / "tune-doorkey-ppo",
+        episodes=10,
+        workers=2,
+    ),
     "study-vizdoom-gpu": SweepConfig(
         cells=(dataclasses.replace(VIZDOOM_PPO, steps=100_000, eval_freq=10_000),),
         methods=STUDY_METHODS[:3],

@@ -194,7 +194,7 @@ class TestSettings:
                 1.0,
                 "gradcam",
                 "action",
-                "unknown camal_loss 'gradcam'; choose one of camal, energy, rrr, none",
+                "unknown camal_loss 'gradcam'; choose one of camal, camal-v1, energy, rrr, none",
             ),
             (1.0, "camal", "argmax", "unknown camal_target 'argmax'"),
             (lambda p: p - 0.5, "camal", "action", "schedule must stay finite and >= 0"),

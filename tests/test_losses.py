@@ -10,12 +10,12 @@ from camal_rl.errors import InputError
 from camal_rl.losses import LOSS_KINDS, attention_loss, downsample_mask, input_gradient
 from camal_rl.saliency import grad_cam
 
-CAM_KINDS = ("camal", "energy")
+CAM_KINDS = ("camal", "camal-v1", "energy")
 
 # 3x3 case, mask at the CAM's resolution.
 CAM3 = torch.tensor([[0.0, 1.0, 2.0], [0.0, 4.0, 0.0], [0.0, 0.0, 0.0]])
 MASK3 = torch.tensor([[0, 0, 1], [0, 1, 0], [0, 0, 0]], dtype=torch.uint8)
-# camal: c = cam / 4 = [[0, .25, .5], [0, 1, 0], [0, 0, 0]]; sum(m) = 2, sum(1 - m) = 7
+# camal-v1: c = cam / 4 = [[0, .25, .5], [0, 1, 0], [0, 0, 0]]; sum(m) = 2, sum(1 - m) = 7
 #   inside:  (1 - .5) + (1 - 1) = 0.5  -> 0.5 / 2 = 0.25
 #   outside: c at (0, 1) = 0.25        -> 0.25 / 7
 #   L = 0.25 + 0.25 / 7 = 2 / 7
@@ -29,7 +29,7 @@ CAM4 = torch.zeros(4, 4)
 CAM4[0, 0], CAM4[1, 0], CAM4[3, 3] = 2.0, 4.0, 1.0
 MASK8 = torch.zeros(8, 8, dtype=torch.uint8)
 MASK8[0:3, 0:2] = 2
-# camal: c = cam / 4 -> 0.5 at (0, 0), 1 at (1, 0), 0.25 at (3, 3); sum(m) = 1.5, sum(1 - m) = 14.5
+# camal-v1: c = cam / 4 -> 0.5 at (0, 0), 1 at (1, 0), 0.25 at (3, 3); sum(m) = 1.5, sum(1 - m) = 14.5
 #   inside:  1 * (1 - .5) + 0.5 * (1 - 1) = 0.5            -> 0.5 / 1.5 = 1 / 3
 #   outside: 0 * .5 + 0.5 * 1 + 1 * .25 = 0.75              -> 0.75 / 14.5
 CAMAL4 = 1 / 3 + 0.75 / 14.5
@@ -50,10 +50,13 @@ def test_downsample_mask_by_area() -> None:
 @pytest.mark.parametrize(
     ("kind", "cam", "mask", "expected"),
     [
-        ("camal", CAM3, MASK3, CAMAL3),
+        ("camal-v1", CAM3, MASK3, CAMAL3),
         ("energy", CAM3, MASK3, ENERGY3),
-        ("camal", CAM4, MASK8, CAMAL4),
+        ("camal-v1", CAM4, MASK8, CAMAL4),
         ("energy", CAM4, MASK8, ENERGY4),
+        # camal's map term is the share outside the mask, energy's: the same numbers
+        ("camal", CAM3, MASK3, ENERGY3),
+        ("camal", CAM4, MASK8, ENERGY4),
     ],
 )
 def test_hand_computed_values(kind: str, cam: Tensor, mask: Tensor, expected: float) -> None:
@@ -66,24 +69,38 @@ def test_hand_computed_values(kind: str, cam: Tensor, mask: Tensor, expected: fl
 def test_batch_mean_and_mask_dtypes() -> None:
     cam = torch.stack([CAM3, 2.0 * CAM3.T])  # camal is scale-invariant; transposed pair
     for mask in (torch.stack([MASK3, MASK3.T]), torch.stack([MASK3, MASK3.T]).bool()):
-        assert attention_loss(cam, mask).item() == pytest.approx(CAMAL3, rel=1e-5)
+        assert attention_loss(cam, mask, "camal-v1").item() == pytest.approx(CAMAL3, rel=1e-5)
         assert attention_loss(cam, mask.float(), "energy").item() == pytest.approx(ENERGY3, rel=1e-5)
     # mean of two different samples: camal 2/7 and (all-zero CAM on a valid mask) 1
     mixed = torch.stack([CAM3, torch.zeros(3, 3)])
-    assert attention_loss(mixed, torch.stack([MASK3, MASK3])).item() == pytest.approx(
+    assert attention_loss(mixed, torch.stack([MASK3, MASK3]), "camal-v1").item() == pytest.approx(
         (CAMAL3 + 1.0) / 2, rel=1e-5
     )
 
 
-def test_camal_is_zero_when_normalised_cam_equals_mask() -> None:
+def test_camal_is_the_default_and_the_share_outside_the_mask() -> None:
+    # CAM3 has 7 units of attention, 1 of them outside MASK3 (at (0, 1)): 1 / 7, whatever the scale
+    for scale in (1.0, 0.01):  # eps (1e-6) in the denominator: exact up to 1e-4 at these scales
+        loss = attention_loss(scale * CAM3[None], MASK3[None])
+        assert loss.item() == pytest.approx(1 / 7, rel=1e-4)
+    # containment: 0 once the map sits inside the mask, covering one object of two or both
+    assert attention_loss(CAM3[None] * MASK3[None], MASK3[None]).item() == pytest.approx(0.0, abs=1e-6)
+    one_object = torch.zeros(1, 3, 3)
+    one_object[0, 1, 1] = 4.0
+    assert attention_loss(one_object, MASK3[None]).item() == pytest.approx(0.0, abs=1e-6)
+    # camal-v1 pulls toward the missing object: inside (1 - 0) + (1 - 1) over sum(m) = 2
+    assert attention_loss(one_object, MASK3[None], "camal-v1").item() == pytest.approx(0.5, rel=1e-5)
+
+
+def test_camal_v1_is_zero_when_normalised_cam_equals_mask() -> None:
     m = MASK3.float()
-    assert attention_loss(3.0 * m[None], MASK3[None]).item() == pytest.approx(0.0, abs=1e-5)
+    assert attention_loss(3.0 * m[None], MASK3[None], "camal-v1").item() == pytest.approx(0.0, abs=1e-5)
     # at a coarser CAM: the area-downsampled 8x8 mask of a whole 2x2-pixel cell is binary
     mask = torch.zeros(1, 8, 8)
     mask[0, 2:4, 4:6] = 1.0
     cam = torch.zeros(1, 4, 4)
     cam[0, 1, 2] = 0.5
-    assert attention_loss(cam, mask).item() == pytest.approx(0.0, abs=1e-5)
+    assert attention_loss(cam, mask, "camal-v1").item() == pytest.approx(0.0, abs=1e-5)
 
 
 @pytest.mark.parametrize("kind", [*CAM_KINDS, "rrr"])
@@ -144,10 +161,10 @@ def test_never_nan_or_inf(kind: str, case: str, dtype: torch.dtype) -> None:
 def test_edge_case_values() -> None:
     cases = _edge_cases()
     # zero cam on a valid mask: camal = sum(m) / sum(m) + 0 = 1; energy = 1 - 0 = 1
-    assert attention_loss(*cases["zero cam"]).item() == pytest.approx(1.0, rel=1e-5)
+    assert attention_loss(*cases["zero cam"], "camal-v1").item() == pytest.approx(1.0, rel=1e-5)
     assert attention_loss(*cases["zero cam"], "energy").item() == pytest.approx(1.0)
     # uniform cam on a full mask: c = 1 everywhere, both terms 0 (sum(1 - m) = 0 -> 0 / eps)
-    full = attention_loss(torch.ones(1, 4, 4), torch.ones(1, 8, 8))
+    full = attention_loss(torch.ones(1, 4, 4), torch.ones(1, 8, 8), "camal-v1")
     assert full.item() == pytest.approx(0.0, abs=1e-5)
     # one pixel of 8x8 -> m = 1/4 in one 2x2 cell; cam peaked there (c = 1 there, 0 elsewhere):
     # inside 0.25 * 0 / 0.25 = 0; outside (1 - 0.25) * 1 / 15.75 = 0.75 / 15.75
@@ -155,7 +172,7 @@ def test_edge_case_values() -> None:
     cam[0, 2, 1] = 5.0
     mask = torch.zeros(1, 8, 8)
     mask[0, 5, 2] = 1
-    assert attention_loss(cam, mask).item() == pytest.approx(0.75 / 15.75, rel=1e-5)
+    assert attention_loss(cam, mask, "camal-v1").item() == pytest.approx(0.75 / 15.75, rel=1e-5)
     # energy: sum(cam * m) = 5 * 0.25 of sum(cam) = 5 -> 1 - 0.25
     assert attention_loss(cam, mask, "energy").item() == pytest.approx(0.75, rel=1e-5)
 
@@ -211,7 +228,7 @@ def test_gradcheck_double(kind: str) -> None:
 
 def test_input_errors() -> None:
     cam = torch.rand(2, 4, 4)
-    with pytest.raises(InputError, match="camal, energy, rrr, none"):
+    with pytest.raises(InputError, match="camal, camal-v1, energy, rrr, none"):
         attention_loss(cam, torch.ones(2, 4, 4), "gradmask")
     with pytest.raises(InputError, match=r"\(B, H, W\)"):
         attention_loss(cam, torch.ones(3, 4, 4))

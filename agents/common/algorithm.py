@@ -18,6 +18,9 @@ from .attention import (
     check_discrete_actions,
     check_masked_observation_space,
     coef_at,
+    default_target,
+    is_balanced,
+    Objective,
     validate_camal_settings,
 )
 from .extractors import (
@@ -37,8 +40,9 @@ class CamalAlgorithm(BaseAlgorithm):
     :param policy: the policy (class or alias).
     :param env: an env with ``{"image", "mask"}`` observations.
     :param camal_coef: weight of the attention term (>= 0), or a schedule of the progress remaining.
-    :param camal_loss: ``camal``, ``energy``, ``rrr`` or ``none``.
-    :param camal_target: the Grad-CAM target score, one of :attr:`camal_targets`.
+    :param camal_loss: ``camal``, ``camal-v1``, ``energy``, ``rrr`` or ``none``.
+    :param camal_target: the Grad-CAM target score, one of :attr:`camal_targets`; None: the
+        loss's default (``decision`` for ``camal``, ``action`` for the others).
     :param kwargs: the SB3 algorithm's arguments.
     """
 
@@ -51,9 +55,10 @@ class CamalAlgorithm(BaseAlgorithm):
         env: GymEnv | str | None,
         camal_coef: CoefSchedule = 1.0,
         camal_loss: str = "camal",
-        camal_target: str = "action",
+        camal_target: str | None = None,
         **kwargs: Any,
     ) -> None:
+        camal_target = default_target(camal_loss) if camal_target is None else camal_target
         validate_camal_settings(camal_coef, camal_loss, camal_target, self.camal_targets)
         self.camal_coef = camal_coef
         self.camal_loss = camal_loss
@@ -84,18 +89,23 @@ class CamalAlgorithm(BaseAlgorithm):
         coef: float,
         images: Tensor | None,
         log_prob: Tensor,
-    ) -> Tensor:
-        """``loss`` plus ``coef`` times the attention term of one minibatch (when ``train``), its
-        statistics added to ``attention_log`` (with the batch EPG / IoU when ``alignment``). An
-        agent that does not train attention computes the term, for the log alone, on the
-        alignment minibatches only."""
+    ) -> Objective:
+        """``loss`` and the attention term of one minibatch (when ``train``), to backpropagate
+        with :meth:`Objective.backward`; its statistics added to ``attention_log`` (with the batch
+        EPG / IoU when ``alignment``). An agent that does not train attention computes the term,
+        for the log alone, on the alignment minibatches only."""
+        balanced = is_balanced(self.camal_loss)
         if not (train or alignment):
-            return loss
+            return Objective(loss, None, coef, balanced)
         term = attention_term(
             self.camal_loss, maps, target_scores, mask, train=train, images=images, log_prob=log_prob
         )
         attention_log.add(term, mask, alignment=alignment)
-        return loss if term.loss is None else loss + coef * term.loss
+        return Objective(loss, term.loss, coef, balanced)
+
+    def _backward(self, objective: Objective, attention_log: AttentionLog) -> None:
+        """Backpropagate one minibatch's objective into the policy's ``.grad``."""
+        attention_log.add_scale(objective.backward(list(self.policy.parameters())))
 
     @property
     def trains_attention(self) -> bool:

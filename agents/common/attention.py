@@ -20,11 +20,23 @@ from torch import Tensor
 
 from camal_rl.envs.base import IMAGE_KEY, MASK_KEY
 from camal_rl.errors import InputError
-from camal_rl.losses import LOSS_KINDS, attention_loss, input_gradient
+from camal_rl.losses import BALANCED_KINDS, LOSS_KINDS, attention_loss, default_target, input_gradient
 from camal_rl.metrics import energy_pointing_game, iou_top_k
 from camal_rl.saliency import grad_cam
 
 CoefSchedule = float | Callable[[float], float]
+
+
+def decision_scores(scores: Tensor, actions: Tensor) -> Tensor:
+    """(B,) the taken action's score minus the mean of the scores over actions: PPO's centred
+    logit (d/dx of it equals that of log pi(a|x) at a uniform policy, without log pi's saturation
+    as pi(a|x) -> 1), DQN's advantage Q(s, a) - mean_b Q(s, b). Shared by all actions, V(s) and
+    the mean logit drop out: the map explains the choice.
+
+    :param scores: (B, n_actions) logits or Q-values.
+    :param actions: (B,) or (B, 1) integer actions.
+    """
+    return scores.gather(1, actions.long().view(-1, 1)).squeeze(1) - scores.mean(dim=1)
 
 
 def validate_camal_settings(coef: CoefSchedule, loss: str, target: str, targets: tuple[str, ...]) -> None:
@@ -105,7 +117,7 @@ class AttentionTerm:
     loss: Tensor | None
     """Loss to add to the task loss, or None when the term is not trained on (coef 0, ``none``)."""
     value: Tensor
-    """Detached scalar logged as ``camal/attention_loss`` (for ``none``: the ``camal`` loss, not
+    """Detached scalar logged as ``camal/attention_loss`` (for ``none`` and ``rrr``: the ``camal-v1`` loss, not
     trained on); read on the host once per update, not per minibatch (no GPU sync)."""
     cam: Tensor
     """Detached Grad-CAM (B, h, w) of the target score, for the attention statistics."""
@@ -143,8 +155,60 @@ def attention_term(
         return AttentionTerm(loss, loss.detach(), cam.detach())
     cam = grad_cam(maps, target_scores, create_graph=False)
     with torch.no_grad():
-        value = attention_loss(cam, mask, "camal" if kind in ("none", "rrr") else kind)
+        value = attention_loss(cam, mask, "camal-v1" if kind in ("none", "rrr") else kind)
     return AttentionTerm(None, value, cam)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One minibatch's task loss and attention term, and how to backpropagate them.
+
+    For the loss kinds in :data:`camal_rl.losses.BALANCED_KINDS` (``camal``) the attention
+    gradient ``g_att`` is capped against the task gradient ``g_task`` over all parameters:
+    ``grad = g_task + s g_att`` with ``s = coef * min(1, |g_task| / |g_att|)``, so the attention
+    term can at most add ``coef`` times the task gradient's norm. The scale-invariant map terms
+    have gradients that grow as 1 / |cam|; with the small maps of a freshly initialised policy head
+    they were 40x PPO's and, through the shared gradient-norm clip, starved the RL update
+    (docs/camal_loss.md). The other kinds backpropagate ``task + coef * attention`` as before.
+    """
+
+    task: Tensor
+    attention: Tensor | None
+    """The attention loss, or None when not trained on."""
+    coef: float
+    balanced: bool
+
+    @property
+    def total(self) -> Tensor:
+        """The scalar loss as written, ``task + coef * attention`` (logged as ``train/loss``)."""
+        return self.task if self.attention is None else self.task + self.coef * self.attention
+
+    def backward(self, parameters: list[torch.nn.Parameter]) -> Tensor | None:
+        """Accumulate the gradients into ``parameters``' ``.grad``; return the balanced scale ``s``
+        (a 0-d tensor, on the parameters' device) or None when the term is added as written."""
+        if self.attention is None or not self.balanced:
+            self.total.backward()
+            return None
+        params = [p for p in parameters if p.requires_grad]
+        att_grads = torch.autograd.grad(self.attention, params, retain_graph=True, allow_unused=True)
+        self.task.backward()
+        task_norm = torch.stack([p.grad.pow(2).sum() for p in params if p.grad is not None]).sum().sqrt()
+        att_norm = torch.stack([g.pow(2).sum() for g in att_grads if g is not None]).sum().sqrt()
+        ratio = (task_norm / att_norm.clamp_min(1e-12)).clamp(max=1.0)
+        scale = self.coef * ratio
+        for p, g in zip(params, att_grads, strict=True):
+            if g is None:
+                continue
+            if p.grad is None:
+                p.grad = g * scale
+            else:
+                p.grad.add_(g * scale)
+        return scale.detach()
+
+
+def is_balanced(kind: str) -> bool:
+    """Whether the agents cap this loss kind's gradient against the task's (:class:`Objective`)."""
+    return kind in BALANCED_KINDS
 
 
 @dataclass
@@ -167,6 +231,7 @@ class AttentionLog:
     iou: list[float] = field(default_factory=list)
     coverage: list[Tensor] = field(default_factory=list)
     dead: list[Tensor] = field(default_factory=list)
+    scales: list[Tensor] = field(default_factory=list)
 
     def add(self, term: AttentionTerm, mask: Tensor, *, alignment: bool = True) -> None:
         """Add one minibatch: its loss value, the share of samples with a mask (coverage) and of
@@ -183,9 +248,17 @@ class AttentionLog:
         self.epg.append(float(energy_pointing_game(cam_np, mask_np).mean()))
         self.iou.append(float(iou_top_k(cam_np, mask_np).mean()))
 
+    def add_scale(self, scale: Tensor | None) -> None:
+        """Add one balanced step's attention-gradient scale (:meth:`Objective.backward`)."""
+        if scale is not None:
+            self.scales.append(scale)
+
     def record(self, logger: Logger, coef: float) -> None:
-        """Record the means under ``camal/``."""
+        """Record the means under ``camal/`` (``camal/grad_scale``: the mean balanced scale ``s``,
+        for the balanced kinds)."""
         logger.record("camal/coef", coef)
+        if self.scales:
+            logger.record("camal/grad_scale", torch.stack(self.scales).double().mean().item())
         if self.losses:
             for key, values in (
                 ("attention_loss", self.losses),

@@ -13,11 +13,11 @@ from stable_baselines3.common.type_aliases import GymEnv
 from torch.nn import functional as F
 
 from ..common.algorithm import CamalAlgorithm
-from ..common.attention import MASK_KEY, AttentionLog
+from ..common.attention import MASK_KEY, AttentionLog, decision_scores
 from ..common.buffers import MaskPackedDictReplayBuffer
 from .policies import CamalDQNPolicy, q_values_with_maps
 
-DQN_TARGETS = ("action", "greedy")
+DQN_TARGETS = ("action", "decision", "greedy")
 ALIGNMENT_EVERY = 10
 """CamalDQN computes the batch EPG and IoU it logs (``camal/batch_epg``, ``camal/batch_iou``) on
 every 10th gradient step only: with one update per vector step they cost about a tenth of an
@@ -39,8 +39,12 @@ class CamalDQN(CamalAlgorithm, DQN):
     :param env: an env with ``{"image", "mask"}`` observations (``camal_rl.envs.make_masked_env``).
     :param camal_coef: weight of the attention term (>= 0), or a schedule of the progress
         remaining. 0 trains exactly as stock DQN.
-    :param camal_loss: ``camal`` (default), ``energy``, ``rrr`` (on log softmax(Q)) or ``none``.
-    :param camal_target: ``action`` (Q of the replayed action) or ``greedy`` (max_a Q).
+    :param camal_loss: ``camal`` (default; its gradient capped at ``camal_coef`` times the TD
+        loss's, see docs/camal_loss.md), ``camal-v1``, ``energy``, ``rrr`` (on log softmax(Q)) or
+        ``none``.
+    :param camal_target: ``decision`` (Q(s, a) - mean_b Q(s, b) of the replayed action;
+        ``camal``'s default), ``action`` (Q of the replayed action; the others' default) or
+        ``greedy`` (max_a Q).
     :param kwargs: DQN's arguments (learning_rate, buffer_size, ..., policy_kwargs, seed).
     """
 
@@ -138,10 +142,12 @@ class CamalDQN(CamalAlgorithm, DQN):
             actions = replay_data.actions.long().view(-1, 1)
             if self.camal_target == "greedy":
                 target_scores = q_values.max(dim=1).values
+            elif self.camal_target == "decision":
+                target_scores = decision_scores(q_values, actions)
             else:
                 target_scores = current_q_values.squeeze(1)
             assert isinstance(replay_data.observations, dict)
-            loss = self._with_attention_term(
+            objective = self._with_attention_term(
                 loss,
                 maps,
                 target_scores,
@@ -156,7 +162,7 @@ class CamalDQN(CamalAlgorithm, DQN):
 
             # Optimize the policy
             self.policy.optimizer.zero_grad()
-            loss.backward()
+            self._backward(objective, attention_log)
             # Clip gradient norm
             th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()

@@ -18,16 +18,18 @@ from ..common.algorithm import CamalAlgorithm
 from ..common.attention import (
     MASK_KEY,
     AttentionLog,
+    Objective,
+    decision_scores,
 )
 from .policies import AttentionForward, CamalActorCriticPolicy
 
-PPO_TARGETS = ("action", "greedy", "value")
+PPO_TARGETS = ("action", "decision", "greedy", "value")
 
 
 class MinibatchLoss(NamedTuple):
     """One minibatch's loss and the numbers SB3 logs about it."""
 
-    loss: Tensor
+    objective: Objective
     policy_loss: float
     value_loss: float
     entropy_loss: float
@@ -48,10 +50,13 @@ class CamalPPO(CamalAlgorithm, PPO):
     :param env: an env with ``{"image", "mask"}`` observations (``camal_rl.envs.make_masked_env``).
     :param camal_coef: weight of the attention term (>= 0), or a schedule of the progress
         remaining (1 at the start, 0 at the end). 0 trains exactly as stock PPO.
-    :param camal_loss: ``camal`` (default), ``energy`` (Rao et al. 2023), ``rrr`` (Ross et al. 2017)
-        or ``none`` (baseline; the attention statistics are still logged).
-    :param camal_target: Grad-CAM target score: ``action`` (logit of the taken action), ``greedy``
-        (logit of the most likely action) or ``value`` (V(s), over the critic's extractor).
+    :param camal_loss: ``camal`` (default; its gradient capped at ``camal_coef`` times PPO's, see
+        docs/camal_loss.md), ``camal-v1`` (the first formulation), ``energy`` (Rao et al. 2023),
+        ``rrr`` (Ross et al. 2017) or ``none`` (baseline; the attention statistics are still logged).
+    :param camal_target: Grad-CAM target score: ``decision`` (the taken action's logit minus the
+        mean logit; ``camal``'s default), ``action`` (logit of the taken action; the others'
+        default), ``greedy`` (logit of the most likely action) or ``value`` (V(s), over the
+        critic's extractor).
     :param kwargs: PPO's arguments (learning_rate, n_steps, batch_size, ..., policy_kwargs, seed).
         Without ``features_extractor_class`` in ``policy_kwargs``, MiniGrid envs get the
         cell-aligned :class:`MiniGridCNN` and other envs :class:`NatureCamCNN`; the attention layer
@@ -102,7 +107,8 @@ class CamalPPO(CamalAlgorithm, PPO):
                 terms = self._minibatch_loss(
                     rollout_data, clip_range, clip_range_vf, camal_coef, attention_log, alignment=epoch == 0
                 )
-                loss = terms.loss
+                # CAMAL: the task loss and the attention term, backpropagated by _backward
+                loss = terms.objective.total
                 pg_losses.append(terms.policy_loss)
                 clip_fractions.append(terms.clip_fraction)
                 value_losses.append(terms.value_loss)
@@ -118,7 +124,7 @@ class CamalPPO(CamalAlgorithm, PPO):
 
                 # Optimization step
                 self.policy.optimizer.zero_grad()
-                loss.backward()
+                self._backward(terms.objective, attention_log)
                 # Clip grad norm
                 th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
                 self.policy.optimizer.step()
@@ -209,7 +215,7 @@ class CamalPPO(CamalAlgorithm, PPO):
 
         # CAMAL: the attention term, added to the same optimizer step
         target_scores, maps = self._camal_target_scores(forward, actions)
-        loss = self._with_attention_term(
+        objective = self._with_attention_term(
             loss,
             maps,
             target_scores,
@@ -231,7 +237,7 @@ class CamalPPO(CamalAlgorithm, PPO):
             approx_kl_div = th.mean((th.exp(log_ratio) - 1) - log_ratio).cpu().numpy()
 
         return MinibatchLoss(
-            loss,
+            objective,
             policy_loss.item(),
             value_loss.item(),
             entropy_loss.item(),
@@ -245,4 +251,6 @@ class CamalPPO(CamalAlgorithm, PPO):
             return forward.values.flatten(), forward.vf_maps
         if self.camal_target == "greedy":
             return forward.action_logits.max(dim=1).values, forward.pi_maps
+        if self.camal_target == "decision":
+            return decision_scores(forward.action_logits, actions), forward.pi_maps
         return forward.action_logits.gather(1, actions.view(-1, 1)).squeeze(1), forward.pi_maps
