@@ -111,8 +111,11 @@ def check_env_command(cfg: EnvsConfig) -> str:
     """``camal-rl envs --check ID``: print :func:`camal_rl.envs.check.check_env`'s report."""
     from camal_rl.envs.check import check_env
     from camal_rl.hyperparams import parse_assignments
+    from camal_rl.outputs import check_output
 
     assert cfg.check is not None
+    if cfg.png is not None:
+        check_output(cfg.png, "--png")
     kwargs = parse_assignments(cfg.env_kwargs, "--env-kwargs")
     report = check_env(cfg.check, steps=cfg.steps, env_kwargs=kwargs)
     text = report.format()

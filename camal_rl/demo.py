@@ -16,6 +16,7 @@ from camal_rl.envs import make_masked_env
 from camal_rl.envs.base import get_mask_classes
 from camal_rl.envs.minigrid import VIEWS
 from camal_rl.errors import InputError
+from camal_rl.outputs import check_output
 from camal_rl.visual import frame_mask_panel, stack_panels, write_png
 
 DEMO_SCALE = 4
@@ -85,6 +86,7 @@ def demo(cfg: DemoConfig) -> dict[str, Path]:
     from camal_rl.compare import SweepConfig, compare
     from camal_rl.video import RecordConfig, record
 
+    check_output(cfg.out, "--out", folder=True)
     written = {"env_picture": write_env_demo(cfg.out, cfg.env, seed=cfg.seed)}
     # Four evaluations along the way, but not more often than once per PPO rollout (8 x 128 steps).
     every = max(cfg.steps // 4, 1024)

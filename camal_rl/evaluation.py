@@ -43,6 +43,7 @@ from camal_rl.metrics import (
     summarize,
     summarize_steps,
 )
+from camal_rl.outputs import check_output
 from camal_rl.rundir import write_json
 from camal_rl.saliency import check_saliency_methods, compute_saliency
 
@@ -382,8 +383,10 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     variants: dict[str, dict[str, Any]] = {"train": env_kwargs}
     if cfg.distractors:
         variants["distractors"] = {**env_kwargs, "distractors": cfg.distractors}
+    out = cfg.out or agent.metrics_path
+    check_output(out, "--out")  # a wrong env or output path refused before any rollout
     with agent.probe(env_kwargs):
-        pass  # a wrong env refused before any rollout
+        pass
     scored = [*cfg.methods, *(["faithfulness"] if cfg.faithfulness else [])]
     print(
         f"evaluating {agent.model_path} on {cfg.episodes} episode{'s' * (cfg.episodes != 1)} "
@@ -400,7 +403,6 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         "settings": cfg.settings(agent.algo),
         "variants": {},
     }
-    out = cfg.out or agent.metrics_path
     try:
         for name, kwargs in variants.items():
             result = evaluate_model(
@@ -421,9 +423,15 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         print(f"\ninterrupted: the evaluation did not finish; {out} not written", file=sys.stderr)
         raise
     report["evaluation_seconds"] = round(time.monotonic() - started, 1)  # what a sweep's estimate goes by
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, report)
-    print(format_metrics_table(report))
+    print(format_metrics_table(report))  # first: a failed write below loses no numbers
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(out, report)
+    except OSError as error:
+        raise InputError(
+            f"cannot write {out} ({error.strerror or error}); the table above is the evaluation, "
+            "rerun it with --out a place you can write to keep it"
+        ) from error
     print(f"wrote {out} (evaluated in {report['evaluation_seconds']:.0f} s)")
     return report
 

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from camal_rl.errors import InputError
 from camal_rl.metrics.aggregate import bootstrap_ci
+from camal_rl.outputs import check_output
 from camal_rl.results import (
     METHOD_ORDER,
     RunResult,
@@ -474,6 +475,7 @@ def plot(cfg: PlotConfig) -> list[Path]:
     states = ", ".join(f"{n} {state}" for state, n in sorted(state_counts(results).items()))
     print(f"{len(results)} runs ({states}) of {len(group_results(results))} agent variants")
     out = cfg.out if cfg.out is not None else default_out(cfg.runs)
+    check_output(out, "--out", folder=True)
     written = write_plots(
         results, out, curves=cfg.curves, metrics=cfg.metrics, source=cfg.source, window=cfg.window
     )

@@ -29,6 +29,7 @@ from camal_rl.evaluation import EVAL_SEED, Episode, collect_episodes
 from camal_rl.frames import DEFAULT_ALPHA, AgentRecording, RecordedEpisode, render_frames, still_index
 from camal_rl.hyperparams import parse_assignments
 from camal_rl.metrics import energy_pointing_game
+from camal_rl.outputs import check_output
 from camal_rl.rundir import written_then_moved
 from camal_rl.saliency import check_saliency_methods, compute_saliency, eval_mode
 
@@ -357,6 +358,10 @@ def record(cfg: RecordConfig) -> list[Path]:
     check_record_config(cfg)
     overrides = parse_assignments(cfg.env_kwargs, "--env-kwargs")
     agents = [load_agent(path, device=cfg.device, env=cfg.env, env_kwargs=overrides) for path in cfg.runs]
+    out = cfg.out or default_out(cfg, agents, [agent_label(agent) for agent in agents])
+    suffixes = [".mp4", *([".gif"] if cfg.gif else []), *([".png"] if cfg.frame_png else [])]
+    for suffix in suffixes:  # before any rollout
+        check_output(out.with_suffix(suffix), "--out")
     try:
         recordings = [
             record_agent(
@@ -371,14 +376,16 @@ def record(cfg: RecordConfig) -> list[Path]:
             )
             for agent in agents
         ]
-        out = cfg.out or default_out(cfg, agents, [rec.label for rec in recordings])
-        written = write_video(
-            render_frames(recordings, scale=cfg.scale, alpha=cfg.alpha),
-            out,
-            fps=cfg.fps,
-            gif=cfg.gif,
-            still=still_index(recordings) if cfg.frame_png else None,
-        )
+        try:
+            written = write_video(
+                render_frames(recordings, scale=cfg.scale, alpha=cfg.alpha),
+                out,
+                fps=cfg.fps,
+                gif=cfg.gif,
+                still=still_index(recordings) if cfg.frame_png else None,
+            )
+        except OSError as error:  # a disk that filled up, or a folder that went away
+            raise InputError(f"cannot write {out} ({error.strerror or error}); no video written") from error
     except KeyboardInterrupt:
         print("\ninterrupted: the recording did not finish; no video written", file=sys.stderr)
         raise
