@@ -1,7 +1,8 @@
 """``camal-rl envs --check ID``: does an env (above all one of the user's) follow the contract?
 
-Makes the env as training does (:func:`camal_rl.envs.make_masked_env`, which checks the declared
-spaces and ``mask_classes``), runs gymnasium's own checker on it, then rolls a seeded random policy
+Makes the env as training does (:func:`camal_rl.envs.make_masked_env`), asks of its spaces what
+training asks (the declared spaces, ``mask_classes``, a ``Discrete`` action space, with training's
+own checks), runs gymnasium's own checker on it, then rolls a seeded random policy
 and checks every observation against its space. It reports what CAMAL's loss will see: how often
 the mask marks anything, and each class's share of the pixels.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
-from camal_rl.envs.base import IMAGE_KEY, MASK_KEY, get_mask_classes
+from camal_rl.envs.base import IMAGE_KEY, MASK_KEY, check_masked_env
 from camal_rl.envs.registry import make_masked_env
 from camal_rl.errors import InputError
 
@@ -90,13 +91,13 @@ def check_env(
         raise InputError(f"--steps must be >= 1, got {steps}")
     env = make_masked_env(env_id, **dict(env_kwargs or {}))
     try:
+        classes = _training_checks(env, env_id)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 gymnasium_check_env(env, skip_render_check=True)  # the wrappers training sees
             except (AssertionError, AttributeError, TypeError, ValueError) as error:
                 raise InputError(f"{env_id} fails gymnasium's env checker: {error}") from error
-        classes = get_mask_classes(env)
         extractor, maps = _default_attention_maps(env)
         tally = _MaskTally(env_id, env.observation_space, len(classes))
         env.action_space.seed(seed)
@@ -125,6 +126,23 @@ def check_env(
         )
     finally:
         env.close()
+
+
+def _training_checks(env: Any, env_id: str) -> tuple[str, ...]:
+    """What training asks of an env's spaces, asked with training's own checks: observations
+    ``{image, mask}`` of one size, ``mask_classes`` naming each class the mask space declares (no
+    more, no fewer), a ``Discrete`` action space. Returns the mask classes.
+
+    :raises InputError: the first check that fails, with its message.
+    """
+    from camal_rl.agents.common.attention import check_discrete_actions
+
+    classes = check_masked_env(env, env_id)
+    try:
+        check_discrete_actions(env.action_space, "training (CamalPPO, CamalDQN)")
+    except InputError as error:
+        raise InputError(f"{env_id}: {error}") from None
+    return classes
 
 
 def _default_attention_maps(env: Any) -> tuple[str, tuple[int, int]]:

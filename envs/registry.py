@@ -12,7 +12,8 @@ import difflib
 import functools
 import importlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -64,10 +65,11 @@ def make_masked_env(
         :func:`camal_rl.envs.vizdoom.make_vizdoom_masked_env` (``resolution``, ``frame_skip``, ...).
     :raises InputError: unknown id (the message lists close matches), view, tile size or class name;
         a module that does not import; a MiniGrid option for another env; an env of the user's
-        that breaks the contract.
+        that breaks the contract; ``env_kwargs`` the env refuses (:func:`refused_keywords`).
     :raises WrongEnvTypeError: the id is neither a MiniGrid nor a ViZDoom env, and renders no mask.
     """
     base = base_id(env_id)
+    check_class_names(classes)
     minigrid_only = {
         "view": view != "partial",
         "tile_size": tile_size != DEFAULT_TILE_SIZE,
@@ -78,7 +80,8 @@ def make_masked_env(
         refuse_options(minigrid_only, base, "set the screen size with resolution=(height, width)")
         from camal_rl.envs.vizdoom import make_vizdoom_masked_env
 
-        return make_vizdoom_masked_env(base, classes=classes, **env_kwargs)
+        with refused_keywords(base, env_kwargs):
+            return make_vizdoom_masked_env(base, classes=classes, **env_kwargs)
 
     if view not in VIEWS:
         raise InputError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
@@ -86,7 +89,8 @@ def make_masked_env(
     base = import_env_module(base)
     if base not in gym.registry:
         raise InputError(unknown_id_message(env_id))
-    env = gym.make(base, disable_env_checker=True, **env_kwargs)
+    with refused_keywords(base, env_kwargs):
+        env = gym.make(base, disable_env_checker=True, **env_kwargs)
     try:
         if is_masked_space(env.observation_space):  # an env of the user's that renders its own masks
             hint = "the env renders its own image and mask; pass its own options as keywords"
@@ -107,6 +111,46 @@ def make_masked_env(
     except Exception:
         env.close()
         raise
+
+
+def check_class_names(classes: object) -> None:
+    """Refuse ``classes`` (of :func:`make_masked_env`) that are not names: ``classes=7``.
+
+    :raises InputError: saying what to pass.
+    """
+    names = classes.split(",") if isinstance(classes, str) else classes
+    if isinstance(names, Mapping):  # ViZDoom: {class name: object names}
+        names = list(names)
+    if names is not None and not (
+        isinstance(names, Sequence) and all(isinstance(name, str) for name in names)
+    ):
+        raise InputError(
+            f"classes must be object type names, e.g. classes=key,door or classes=[key, door]; "
+            f"got {classes!r}"
+        )
+
+
+@contextmanager
+def refused_keywords(env_id: str, env_kwargs: Mapping[str, Any]) -> Iterator[None]:
+    """Within the block an env is built with the user's ``env_kwargs``: the ``TypeError``,
+    ``ValueError`` or ``AssertionError`` its constructor raises (a keyword it does not take, a value
+    of the wrong type or out of range) becomes an :class:`InputError` naming the keywords. Without
+    keywords the error is the env's own and passes unchanged.
+
+    :raises InputError: the env refused the keywords.
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except (TypeError, ValueError, AssertionError) as error:
+        if not env_kwargs:
+            raise
+        detail = str(error).partition(" was raised from the environment creator")[0]  # gymnasium's suffix
+        raise InputError(
+            f"{env_id} refused the keywords {dict(env_kwargs)} ({detail or type(error).__name__}); pass "
+            "only keywords the env takes, with values of their types and ranges (--env-kwargs KEY=VALUE)"
+        ) from error
 
 
 def refuse_options(given: dict[str, bool], env_id: str, hint: str) -> None:
