@@ -18,12 +18,18 @@
                           share of flat Grad-CAM maps
       metrics.json        `camal-rl evaluate`: returns and every attention metric
       videos/             `camal-rl record`
+      .lock               held (flock) by the process that trains or evaluates the run
+
+Model zips and the replay buffer are written to ``<name>.tmp`` and renamed into place, so a kill
+at any moment leaves the previous file whole; a file that is not whole anyway (copied in part, a
+disk that lost it) is skipped, named, by whatever loads the newest model.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import fnmatch
 import itertools
 import json
 import math
@@ -32,6 +38,8 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +48,9 @@ from pathlib import Path
 from typing import Any
 
 from camal_rl.errors import InputError
+
+if sys.platform != "win32":
+    import fcntl
 
 STATES = ("running", "interrupted", "failed", "complete")
 EVALUATION_FIELDS = (
@@ -54,6 +65,15 @@ EVALUATION_FIELDS = (
     "flat_share",
     "wall_time_s",
 )
+RUN_ENTRIES = (
+    *("config.json", "command.txt", "versions.json", "status.json", "model.zip", "replay_buffer.pkl"),
+    *("checkpoints", "monitor", "progress.csv", "progress.*.csv", "events.out.tfevents.*"),
+    *("evaluations.csv", "metrics.json", "videos", "plots", ".lock", "*.tmp"),
+)
+"""Name patterns of what camal-rl writes in a run directory (``plots``: ``camal-rl plot RUN``;
+``*.tmp``: a save that a kill cut short): ``--overwrite`` deletes a folder holding nothing else."""
+MODEL_MEMBERS = ("data", "policy.pth")
+"""Members every SB3 model zip holds: its settings (JSON) and the policy's weights."""
 VERSIONED_PACKAGES = ("camal-rl", "torch", "stable-baselines3", "gymnasium", "minigrid", "numpy", "vizdoom")
 
 
@@ -109,6 +129,23 @@ class RunDir:
         """A run was started here (its config is written)."""
         return self.config.exists()
 
+    def entries(self) -> list[str]:
+        """The names in the folder, sorted, folders ending ``/``."""
+        return sorted(entry.name + "/" * entry.is_dir() for entry in self.path.iterdir())
+
+    def foreign_entries(self) -> list[str]:
+        """The names in the folder that camal-rl does not write in a run (:data:`RUN_ENTRIES`)."""
+        return [
+            name
+            for name in self.entries()
+            if not any(fnmatch.fnmatchcase(name.rstrip("/"), pattern) for pattern in RUN_ENTRIES)
+        ]
+
+    def is_run(self) -> bool:
+        """The folder is a camal-rl run directory: its ``config.json`` is there and nothing that
+        camal-rl does not write in a run."""
+        return self.config.is_file() and not self.foreign_entries()
+
     def read_status(self) -> dict[str, Any]:
         """The status record; ``{"state": "missing"}`` when there is none."""
         if not self.status.exists():
@@ -158,17 +195,61 @@ class RunDir:
         since: the results stand)."""
         return self.is_complete() and self.metrics.exists()
 
-    def latest_model(self) -> Path:
-        """The newest saved model: ``model.zip`` or the last checkpoint, whichever has more steps."""
-        candidates = self.saved_models()
-        if not candidates:
+    def latest_model(self, say: Callable[[str], None] = print) -> Path:
+        """The newest whole saved model (:meth:`load_latest`, without loading it); the broken ones
+        skipped are ``say``-ed.
+
+        :raises InputError: there is none, naming the broken ones.
+        """
+        skipped: list[str] = []
+        latest = self.load_latest(lambda path: path, skipped.append)
+        if latest is None and skipped:
+            raise InputError(
+                f"{self.path} holds no saved model that loads ({'; '.join(skipped)}); "
+                f"`camal-rl train --resume --out {self.path}` trains it again from step 0 with its saved "
+                "settings, replacing its records (copy the folder first to keep them)"
+            )
+        for line in skipped:
+            say(line)
+        if latest is None:
             raise InputError(
                 f"{self.path} holds no saved model (model.zip or checkpoints/step_*.zip): deleted, or "
                 "never saved (a study's committed run folders keep the records, not the models); "
                 f"`camal-rl train --resume --out {self.path}` trains it again with its saved settings, "
                 "replacing its records (copy the folder first to keep them)"
             )
-        return max(candidates, key=lambda p: (_steps_of(p, self), p == self.model))
+        return latest[0]
+
+    def load_latest(
+        self, load: Callable[[Path], Any], say: Callable[[str], None] = print
+    ) -> tuple[Path, Any] | None:
+        """``load`` the newest saved model that loads: ``model.zip`` or a checkpoint, newest first
+        by the step its own data records (``model.zip`` first at a tie). Each file skipped is
+        ``say``-ed with why: one that :func:`model_problem` finds broken (a save a kill cut short,
+        an empty file), or that ``load`` refuses with an error of reading a zip (``ValueError``,
+        ``RuntimeError``, ``KeyError``, ``EOFError``, ``AssertionError``: SB3 asserts there is data).
+
+        :return: the path loaded and what ``load`` returned; None when no saved model loads.
+        """
+        skipped: list[str] = []
+        steps: dict[Path, int] = {}
+        for path in self.saved_models():
+            problem = model_problem(path)
+            if problem:
+                skipped.append(f"{path.relative_to(self.path)}: {problem}")
+            else:
+                steps[path] = saved_steps(path)
+        loaded: tuple[Path, Any] | None = None
+        for path in sorted(steps, key=lambda p: (steps[p], p == self.model), reverse=True):
+            try:
+                loaded = path, load(path)
+                break
+            except (ValueError, RuntimeError, KeyError, EOFError, AssertionError) as error:
+                why = f"it does not load ({type(error).__name__}: {error})"
+                skipped.append(f"{path.relative_to(self.path)}: {why}")
+        for line in skipped:
+            say(f"skipped {self.path / line}")
+        return loaded
 
     def progress_files(self) -> list[Path]:
         """SB3 logger CSVs in session order (``progress.csv``, ``progress.1.csv``, ...)."""
@@ -208,26 +289,106 @@ class RunDir:
                 return int(float(rows[-1]["time/total_timesteps"])), float(rows[-1]["time/fps"])
         return 0, math.nan
 
-    def prepare(self, *, overwrite: bool, resume: bool) -> None:
-        """Create the folder for a new run, or check it can be resumed.
+    def check_target(self, *, overwrite: bool, resume: bool) -> None:
+        """Refuse, before any work, an ``--out`` that cannot take the run: a regular file, a folder
+        below one, a place that cannot be written (read-only), a folder that is not a run (never
+        deleted, ``overwrite`` or not), a run without ``overwrite`` or ``resume``, or with
+        ``resume``, a folder with nothing to resume.
 
-        :raises InputError: the run exists and neither ``overwrite`` nor ``resume`` is set, or
-            ``resume`` is set and there is nothing to resume.
+        :raises InputError: saying which, and what to do.
         """
+        check_writable(self.path, "--out")
         if resume:
             if not self.exists():
                 raise InputError(
                     f"nothing to resume in {self.path}: no config.json; start the run without --resume"
                 )
             return
-        if self.path.exists() and any(self.path.iterdir()):
-            if not overwrite:
-                raise InputError(
-                    f"run directory {self.path} exists; pass --resume to continue it, "
-                    "--overwrite to delete it and start again, or choose another --out"
-                )
-            shutil.rmtree(self.path)
+        if not self.path.exists() or not [e for e in self.path.iterdir() if e.name != ".lock"]:
+            return
+        if self.config.is_file() and not overwrite:
+            raise InputError(
+                f"run directory {self.path} exists; pass --resume to continue it, "
+                "--overwrite to delete it and start again, or choose another --out"
+            )
+        if self.is_run():
+            return
+        names = self.foreign_entries() if self.config.is_file() else self.entries()
+        named = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        if not self.config.is_file():
+            raise InputError(
+                f"{self.path} exists and is not a camal-rl run directory (no config.json; it holds "
+                f"{named}); choose another --out: "
+                + ("--overwrite replaces only a run, so " if overwrite else "")
+                + "nothing was deleted"
+            )
+        raise InputError(
+            f"{self.path} is a camal-rl run, but it also holds what camal-rl did not write ({named}): "
+            "--overwrite replaces only a run directory, so nothing was deleted; move those out, or "
+            "choose another --out"
+        )
+
+    def prepare(self, *, overwrite: bool, resume: bool) -> None:
+        """Create the folder for a new run, or check it can be resumed (:meth:`check_target`);
+        ``overwrite`` empties a run directory first (but for the ``.lock`` of the process that
+        holds it).
+
+        :raises InputError: as :meth:`check_target`.
+        """
+        self.check_target(overwrite=overwrite, resume=resume)
+        if resume:
+            return
+        if self.path.exists():
+            for entry in self.path.iterdir():
+                if entry.name == ".lock":
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
         self.path.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold ``RUN/.lock`` for the block: a process that trains or evaluates the run holds it,
+        so that no other process writes the run meanwhile (an orphaned sweep worker and the rerun
+        that resumed its run). Re-entrant within a process (a sweep's worker holds it around
+        train and evaluate); the kernel drops it when the process ends, however it ends. A
+        folder it had to create is removed again when nothing but the lock is in it.
+
+        :raises InputError: another live process holds it (its pid named), or the lock cannot be
+            written.
+        """
+        lock = self.path.absolute() / ".lock"
+        if lock in _HELD_LOCKS or sys.platform == "win32":  # no flock there
+            yield
+            return
+        created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise InputError(f"cannot write {lock} ({error.strerror or error}); check --out") from error
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise InputError(
+                f"{self.path} is in use: process {holder} is training or evaluating it (it holds "
+                f"{lock}); wait for it to end, or stop it (kill {holder}), then run this again"
+            ) from None
+        _HELD_LOCKS.add(lock)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            _HELD_LOCKS.discard(lock)
+            if created and self.path.is_dir() and {e.name for e in self.path.iterdir()} <= {".lock"}:
+                lock.unlink(missing_ok=True)
+                self.path.rmdir()
+            os.close(fd)
 
     def append_command(self, argv: Sequence[str]) -> None:
         """Add the command line of this session to ``command.txt``."""
@@ -315,6 +476,8 @@ class RunDir:
 
 
 Rows = list[dict[str, str]]
+_HELD_LOCKS: set[Path] = set()
+"""The ``.lock`` files this process holds (:meth:`RunDir.locked`)."""
 
 
 def _evaluation_rows(path: Path) -> tuple[list[str], Rows]:
@@ -395,20 +558,77 @@ def _number(value: str | None) -> float:
 
 
 @contextmanager
-def written_then_moved(path: Path, tmp: Path | None = None) -> Iterator[Path]:
+def written_then_moved(path: Path, tmp: Path | None = None, *, durable: bool = False) -> Iterator[Path]:
     """A temporary path to write ``path``'s new content to: moved onto ``path`` when the block
     ends, removed when it raises (Ctrl-C too), so ``path`` is never half written and keeps its
     old content on failure.
 
     :param tmp: the temporary path (default: ``path`` with ``.tmp`` added to its suffix).
+    :param durable: flush the new content to the disk before the move (model zips: a power cut
+        after the move must not leave an empty file in place of the old one).
     """
     tmp = tmp or path.with_suffix(path.suffix + ".tmp")
     try:
         yield tmp
+        if durable:
+            with tmp.open("rb+") as f:
+                os.fsync(f.fileno())
+        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    tmp.replace(path)
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Refuse, before any work, a folder to write that cannot be: ``path`` is a regular file or
+    below one, or its nearest existing folder cannot take a new file (read-only, no permission).
+
+    :param option: the option that named it, for the message (``--out``).
+    :raises InputError: saying which.
+    """
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path} is a file, not a folder; choose a folder for {option}")
+    folder = next(p for p in (path, *path.parents) if p.exists())
+    if not folder.is_dir():
+        raise InputError(f"{option} {path} is below {folder}, which is a file; choose a folder for {option}")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".camal-rl-check-"):
+            pass
+    except OSError as error:
+        raise InputError(
+            f"{option} {path}: cannot write in {folder} ({error.strerror or error}); choose a folder "
+            f"you can write for {option}"
+        ) from error
+
+
+def model_problem(path: Path) -> str | None:
+    """What makes a saved model zip unloadable, in words, or None when it looks whole: an
+    empty file, a zip cut short (a save a kill interrupted: the zip's index is at its end), a zip
+    without SB3's members (:data:`MODEL_MEMBERS`), a member whose data fails its checksum. Reads the
+    file, unpickles nothing."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return "it is empty (0 bytes)"
+        with zipfile.ZipFile(path) as archive:
+            missing = [name for name in MODEL_MEMBERS if name not in archive.namelist()]
+            if missing:
+                return f"it is a zip without SB3's {' and '.join(missing)}: not a saved model"
+            bad = archive.testzip()
+            json.loads(archive.read("data"))
+    except zipfile.BadZipFile as error:
+        return f"it is not a whole zip ({size} bytes: {error}); a save cut short"
+    except (OSError, ValueError, EOFError, zipfile.LargeZipFile) as error:
+        return f"it cannot be read ({type(error).__name__}: {error})"
+    return f"its member {bad} is corrupt (checksum)" if bad else None
+
+
+def saved_steps(path: Path) -> int:
+    """The env steps a whole saved model zip was trained for (``num_timesteps`` of its data, read
+    as JSON: nothing is unpickled)."""
+    with zipfile.ZipFile(path) as archive:
+        steps = json.loads(archive.read("data")).get("num_timesteps", 0)
+    return int(steps) if isinstance(steps, int) else 0
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -427,12 +647,6 @@ def git_revision() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None
-
-
-def _steps_of(path: Path, run: RunDir) -> int:
-    if path.stem.startswith("step_"):
-        return int(path.stem.removeprefix("step_"))
-    return int(run.read_status().get("num_timesteps", 0))
 
 
 def _json_default(value: Any) -> Any:

@@ -1,16 +1,22 @@
 """``camal-rl train``: train one agent into a run directory, resumably.
 
 Ctrl-C or a crash saves the model before the process exits, and ``--resume`` continues from the
-newest saved model (``model.zip`` or the last checkpoint) with the step count where it stopped.
+newest saved model that loads (``model.zip`` or the last checkpoint) with the step count where it
+stopped. Every save goes to a temporary file renamed into place, so a kill or a full disk in the
+middle of one leaves the earlier file whole; a save that fails says so in one message and marks
+the run ``failed``. The process that trains a run holds its lock (``RunDir.locked``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import pickle
 import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -27,10 +33,44 @@ from camal_rl.errors import InputError
 from camal_rl.evaluation import EVAL_SEED, quick_evaluation
 from camal_rl.hyperparams import check_algo_kwargs
 from camal_rl.loading import algorithm_classes
-from camal_rl.rundir import RunDir, write_json
+from camal_rl.rundir import RunDir, write_json, written_then_moved
 
 if TYPE_CHECKING:
     from camal_rl.agents import CamalDQN, CamalPPO
+
+STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM})
+"""The errors of a file that cannot be written (a full disk, a quota, read-only, permissions): the
+user's to fix, said in one message rather than a traceback."""
+
+
+class SaveFailedError(InputError):
+    """A model, checkpoint or replay buffer that could not be written; the earlier file is kept.
+
+    :param run: the run directory.
+    :param path: the file that was being saved.
+    :param error: why it could not be.
+    """
+
+    def __init__(self, run: RunDir, path: Path, error: OSError) -> None:
+        self.summary = f"cannot save {path} ({error.strerror or error})"
+        super().__init__(
+            f"{self.summary}: it keeps what it held before, and the run is marked failed. Free some "
+            f"space (or make {run.path} writable), then continue from its newest saved model: "
+            f"camal-rl train --resume --out {run.path}"
+        )
+
+
+def save_file(run: RunDir, path: Path, save: Callable[[Path], None]) -> None:
+    """``save`` a model zip or replay buffer to a temporary file beside ``path``, flushed to the
+    disk and renamed onto ``path``: a kill or a failure on the way leaves ``path`` as it was.
+
+    :raises SaveFailedError: the file cannot be written (e.g. the disk is full).
+    """
+    try:
+        with written_then_moved(path, durable=True) as tmp:
+            save(tmp)
+    except OSError as error:
+        raise SaveFailedError(run, path, error) from error
 
 
 def env_factory(cfg: TrainConfig, **overrides: Any) -> Callable[[], gym.Env]:
@@ -108,7 +148,7 @@ class RunCallback(BaseCallback):
     def checkpoint(self) -> None:
         """Save ``checkpoints/step_<N>.zip`` (and the replay buffer if asked)."""
         self.run.checkpoints.mkdir(exist_ok=True)
-        self.model.save(self.run.checkpoints / f"step_{self.num_timesteps}.zip")
+        save_file(self.run, self.run.checkpoints / f"step_{self.num_timesteps}.zip", self.model.save)
         save_replay_buffer(self.model, self.run, self.cfg)
         self.run.write_status("running", num_timesteps=self.num_timesteps)
         self.last_checkpoint = self.num_timesteps
@@ -116,7 +156,7 @@ class RunCallback(BaseCallback):
 
 def save_replay_buffer(model: BaseAlgorithm, run: RunDir, cfg: TrainConfig) -> None:
     if cfg.save_replay_buffer and isinstance(model, OffPolicyAlgorithm):
-        model.save_replay_buffer(run.replay_buffer)
+        save_file(run, run.replay_buffer, model.save_replay_buffer)
 
 
 class ScaledRewards(VecEnvWrapper):
@@ -188,12 +228,15 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
         and only ``steps`` (if given) changes; ``save_replay_buffer`` can be switched on (and is
         recorded in config.json from then on).
     :param argv: the command line to record (default: ``sys.argv``).
-    :raises InputError: bad settings, an existing run without --resume / --overwrite.
+    :raises InputError: bad settings, an ``--out`` that cannot take the run (a file, below a file,
+        read-only, a folder that is not a run), an existing run without --resume / --overwrite, a
+        run another process holds, a save that failed (:class:`SaveFailedError`).
     """
     run = RunDir(cfg.run_dir)
+    run.check_target(overwrite=cfg.overwrite, resume=cfg.resume)
     existed = run.path.exists()
+    switched_on = False  # --save-replay-buffer given at --resume
     if cfg.resume:
-        run.prepare(overwrite=False, resume=True)
         saved = TrainConfig.load(run.config)
         asked = asked_of_resume(cfg, saved)
         if asked:
@@ -202,20 +245,30 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
                 f"others (saved -> asked: {describe_changes(asked)}); drop those options to resume, "
                 "or train a new run with them (another --out, or --overwrite)"
             )
-        if cfg.save_replay_buffer and not saved.save_replay_buffer:  # switched on from now on
-            saved = dataclasses.replace(saved, save_replay_buffer=True)
-            write_json(run.config, saved.to_json())
+        switched_on = cfg.save_replay_buffer and not saved.save_replay_buffer
+        saved = dataclasses.replace(
+            saved, save_replay_buffer=saved.save_replay_buffer or cfg.save_replay_buffer
+        )
         cfg = dataclasses.replace(saved, steps=cfg.steps or saved.steps, resume=True)
     cfg = cfg.resolved()
     algo_class = algorithm_classes()[cfg.algo]
     check_algo_kwargs(algo_class, cfg.algo_kwargs)
     check_env_config(cfg)
-    if not cfg.resume:
-        run.prepare(overwrite=cfg.overwrite, resume=False)
-        write_json(run.config, cfg.to_json())
-        run.write_versions()
-    run.append_command(argv if argv is not None else sys.argv)
+    with run.locked():
+        if switched_on:  # recorded from now on
+            write_json(run.config, saved.to_json())
+        if not cfg.resume:
+            run.prepare(overwrite=cfg.overwrite, resume=False)
+            write_json(run.config, cfg.to_json())
+            run.write_versions()
+        run.append_command(argv if argv is not None else sys.argv)
+        return _train(cfg, run, algo_class, existed=existed)
 
+
+def _train(
+    cfg: TrainConfig, run: RunDir, algo_class: type[CamalPPO] | type[CamalDQN], *, existed: bool
+) -> RunDir:
+    """:func:`train` once its run directory is written and locked."""
     try:
         model, resumed_at = _build_model(cfg, run, algo_class)
     except BaseException:
@@ -254,6 +307,13 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
         raise
     except BaseException as error:
         _save(model, run, cfg, "failed", error=f"{type(error).__name__}: {error}")
+        if isinstance(error, OSError) and error.errno in STORAGE_ERRORS:
+            raise InputError(
+                f"training stopped at {model.num_timesteps} steps: cannot write "
+                f"{error.filename or 'a file of the run'} ({error.strerror}); the model is saved to "
+                f"{run.model} and the run marked failed. Free some space (or make {run.path} writable), "
+                f"then continue with: camal-rl train --resume --out {run.path}"
+            ) from error
         raise
     finally:
         if progress is not None and hasattr(progress, "pbar"):
@@ -270,9 +330,9 @@ def _build_model(
     """A fresh model, or the newest saved one of a resumed run, on the run's envs. A resumed run
     that holds no saved model (deleted, or killed before its first save) trains from step 0: what it
     recorded, its metrics too, belonged to a model that no longer exists and is dropped."""
-    if cfg.resume and run.has_model():
-        path = run.latest_model()
-        model = algo_class.load(path, device=cfg.device)
+    latest = run.load_latest(lambda p: algo_class.load(p, device=cfg.device)) if cfg.resume else None
+    if latest is not None:
+        path, model = latest
         steps = int(model.num_timesteps)
         assert cfg.n_envs is not None
         dropped = run.rewind(steps, cfg.n_envs)
@@ -284,7 +344,10 @@ def _build_model(
             )
         model.set_env(make_training_envs(cfg, run, resumed_at=steps))
         if isinstance(model, OffPolicyAlgorithm) and run.replay_buffer.exists():
-            model.load_replay_buffer(run.replay_buffer)
+            try:
+                model.load_replay_buffer(run.replay_buffer)
+            except (EOFError, pickle.UnpicklingError, ValueError) as error:  # saved before saves were atomic
+                print(f"skipped {run.replay_buffer}: it does not load ({type(error).__name__}: {error})")
         print(f"resuming {run.path} from {path.name} at {steps} steps")
         from camal_rl.agents import CamalDQN
 
@@ -300,8 +363,8 @@ def _build_model(
         dropped = run.rewind(0, cfg.n_envs)
         run.metrics.unlink(missing_ok=True)
         print(
-            f"{run.path} holds no saved model (model.zip or checkpoints/step_*.zip): training it from "
-            f"step 0 with its saved settings; dropped what the run recorded before "
+            f"{run.path} holds no saved model that loads (model.zip or checkpoints/step_*.zip): training "
+            f"it from step 0 with its saved settings; dropped what the run recorded before "
             f"({dropped['evaluations']} evaluations, {dropped['episodes']} training episodes, "
             f"{dropped['progress']} logger rows)"
         )
@@ -329,6 +392,27 @@ def _build_model(
 
 
 def _save(model: BaseAlgorithm, run: RunDir, cfg: TrainConfig, state: str, **fields: Any) -> None:
-    model.save(run.model)
-    save_replay_buffer(model, run, cfg)
+    """Save ``model.zip`` (and the replay buffer if asked) and record ``state``. A save that fails,
+    or that a second Ctrl-C cuts short, leaves the earlier files whole (:func:`save_file`) and
+    marks the run ``failed`` or ``interrupted`` at the step of its last save; then it raises."""
+    try:
+        save_file(run, run.model, model.save)
+        save_replay_buffer(model, run, cfg)
+    except (SaveFailedError, KeyboardInterrupt) as error:
+        failed = isinstance(error, SaveFailedError)
+        why = (
+            error.summary if isinstance(error, SaveFailedError) else f"the save of {run.model} was cut short"
+        )
+        try:  # the status keeps the step of the last whole save
+            steps = run.read_status().get("num_timesteps", 0)
+            run.write_status("failed" if failed else "interrupted", num_timesteps=steps, error=why)
+        except (OSError, ValueError) as failure:  # a full disk takes status.json too
+            print(f"{run.status} not updated either ({failure})", file=sys.stderr)
+        if not failed:
+            print(
+                f"\ninterrupted while saving {run.model}: it keeps what it held before. Continue from the "
+                f"newest saved model with: camal-rl train --resume --out {run.path}",
+                file=sys.stderr,
+            )
+        raise
     run.write_status(state, num_timesteps=int(model.num_timesteps), **fields)

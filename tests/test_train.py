@@ -66,7 +66,9 @@ def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="exists; pass --resume to continue it, --overwrite"):
+    with pytest.raises(
+        InputError, match=r"exists and is not a camal-rl run directory \(no config.json; it holds notes"
+    ):
         train(tiny(out, steps=64))
     assert (out / "notes.txt").read_text() == "keep me"
     with pytest.raises(InputError, match="nothing to resume"):
