@@ -38,7 +38,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from camal_rl.errors import InputError
+from camal_rl.outputs import check_output
 
 if sys.platform != "win32":
     import fcntl
@@ -297,7 +297,7 @@ class RunDir:
 
         :raises InputError: saying which, and what to do.
         """
-        check_writable(self.path, "--out")
+        check_output(self.path, "--out", folder=True)
         if resume:
             if not self.exists():
                 raise InputError(
@@ -577,28 +577,6 @@ def written_then_moved(path: Path, tmp: Path | None = None, *, durable: bool = F
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def check_writable(path: Path, option: str) -> None:
-    """Refuse, before any work, a folder to write that cannot be: ``path`` is a regular file or
-    below one, or its nearest existing folder cannot take a new file (read-only, no permission).
-
-    :param option: the option that named it, for the message (``--out``).
-    :raises InputError: saying which.
-    """
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{option} {path} is a file, not a folder; choose a folder for {option}")
-    folder = next(p for p in (path, *path.parents) if p.exists())
-    if not folder.is_dir():
-        raise InputError(f"{option} {path} is below {folder}, which is a file; choose a folder for {option}")
-    try:
-        with tempfile.TemporaryFile(dir=folder, prefix=".camal-rl-check-"):
-            pass
-    except OSError as error:
-        raise InputError(
-            f"{option} {path}: cannot write in {folder} ({error.strerror or error}); choose a folder "
-            f"you can write for {option}"
-        ) from error
 
 
 def model_problem(path: Path) -> str | None:
