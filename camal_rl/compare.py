@@ -16,10 +16,12 @@ with Welch's t-test and the Mann-Whitney U test; ``OUT/comparison.md``, ``compar
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import difflib
 import itertools
 import math
+import os
 import signal
 import statistics
 import sys
@@ -213,9 +215,12 @@ def parse_variant(variant: str) -> tuple[str, float | None]:
             f"unknown method {method!r} in {variant!r}; use METHOD or METHOD:COEF with METHOD in {LOSS_KINDS}"
         )
     try:
-        return method, float(coef) if coef else None
+        value = float(coef) if coef else None
     except ValueError:
         raise InputError(f"the coefficient in {variant!r} is not a number; write e.g. camal:0.1") from None
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise InputError(f"the coefficient in {variant!r} must be a finite number >= 0; write e.g. camal:0.1")
+    return method, value
 
 
 @dataclass(frozen=True)
@@ -237,6 +242,12 @@ _interrupted = False
 _in_hand = False
 """Set in a worker process while :func:`run_one` has a run in hand (see :func:`_worker_signal`)."""
 
+_parent: int | None = None
+"""A pool worker's parent, the sweep's process (:func:`_install_worker_signals`)."""
+
+_orphaned = False
+"""Set in a pool worker whose sweep's process died: it ends once its run is saved."""
+
 
 def run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int = 1) -> RunOutcome:
     """Train (or resume) and evaluate one run, unless its directory says it is done. Runs in a pool
@@ -249,6 +260,8 @@ def run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int = 1) 
         return _run_one(train_cfg, eval_cfg, threads)
     finally:
         _in_hand = False
+        if _orphaned:  # its run saved: no sweep is left to take the outcome or hand out more runs
+            os._exit(128 + signal.SIGTERM)
 
 
 def _run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int) -> RunOutcome:
@@ -271,7 +284,8 @@ def _run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int) -> 
         if evaluated and not changed:
             return RunOutcome(str(run.path), "skipped", 0.0)
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("a") as stream:
+        # the lock refuses a run that another process trains (a worker of a sweep killed before)
+        with run.locked(), log.open("a") as stream:
             stdout, stderr = sys.stdout, sys.stderr
             sys.stdout = sys.stderr = stream
             try:
@@ -480,7 +494,10 @@ def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
     """Run the jobs in a local pool of ``cfg.workers`` processes (spawned: no fork after torch)."""
     outcomes: list[RunOutcome] = []
     with ProcessPoolExecutor(
-        max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_install_worker_signals
+        max_workers=cfg.workers,
+        mp_context=get_context("spawn"),
+        initializer=_install_worker_signals,
+        initargs=(os.getpid(),),
     ) as pool:
         try:
             started = time.time()
@@ -535,11 +552,36 @@ def progress_line(runs: Sequence[TrainConfig], out: Path, since: float) -> str:
     return f"{time.strftime('%H:%M')} in progress: {', '.join(parts) or 'starting'}"
 
 
-def _install_worker_signals() -> None:
+def _install_worker_signals(parent: int) -> None:
     """Pool worker initializer: SIGTERM and Ctrl-C go to :func:`_worker_signal` (a run in hand
-    saves and stops, resumable; an idle worker ignores them)."""
+    saves and stops, resumable; an idle worker ignores them), and the worker dies with the sweep's
+    process ``parent``: on Linux the kernel sends it SIGTERM when the parent dies (even by
+    SIGKILL), elsewhere a thread watches the parent's pid; a parent already gone ends it now."""
+    global _parent
+    _parent = parent
     signal.signal(signal.SIGTERM, _worker_signal)
     signal.signal(signal.SIGINT, _worker_signal)
+    if not _signal_at_parent_death():
+        threading.Thread(target=_watch_parent, name="watch-sweep", daemon=True).start()
+    if os.getppid() != parent:  # died before the signal was asked for
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _signal_at_parent_death() -> bool:
+    """Ask Linux to send this process SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``);
+    False where that cannot be done."""
+    if not sys.platform.startswith("linux"):
+        return False
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) == 0)
+
+
+def _watch_parent() -> None:
+    """Send this process SIGTERM once its parent is no longer :data:`_parent`."""
+    while os.getppid() == _parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _worker_signal(signum: int, frame: FrameType | None) -> None:
@@ -547,7 +589,15 @@ def _worker_signal(signum: int, frame: FrameType | None) -> None:
     :class:`Terminated` (once), SIGINT ``KeyboardInterrupt``, and the run saves and stops. Without
     one (its run done, waiting for the next): ignored. There is nothing to save, and the exception
     would kill the worker inside the pool's queue (a traceback, and a broken pool whose shutdown
-    waits on the other workers); the sweep's process shuts the pool down instead."""
+    waits on the other workers); the sweep's process shuts the pool down instead. When that
+    process is gone (killed), the worker ends: at once when idle, else once its run is saved
+    (:func:`run_one`); left alone it would wait for runs forever, or train its run to the end
+    with no sweep to own it."""
+    global _orphaned
+    if _parent is not None and os.getppid() != _parent:
+        _orphaned = True
+        if not _in_hand:
+            os._exit(128 + signum)
     if not _in_hand:
         return
     if signum == signal.SIGTERM:

@@ -598,6 +598,17 @@ def test_variants_and_refusals(tmp_path: Path) -> None:
     assert not (tmp_path / "scale").exists()
 
 
+@pytest.mark.parametrize("coef", ["nan", "inf", "-inf", "-1"])
+def test_a_coefficient_that_is_not_a_finite_number_is_refused_before_any_run(
+    tmp_path: Path, coef: str
+) -> None:
+    """camal:nan trained every none run for minutes, then failed blaming --hp."""
+    variant = f"camal:{coef}"
+    with pytest.raises(InputError, match=rf"the coefficient in '{variant}' must be a finite number >= 0"):
+        compare(tiny_sweep(tmp_path / "sweep", methods=("none", variant)))
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_reward_scale_reaches_every_run() -> None:
     cells = (TrainConfig(env="VizdoomBasic-v1"), TrainConfig(reward_scale=0.5))
     default = SweepConfig(cells=cells, methods=("none",), seeds=(0,))
