@@ -295,7 +295,9 @@ class EvaluateConfig:
     """Evaluate a trained agent: returns plus every attention metric, written to metrics.json."""
 
     run: Annotated[Path, tyro.conf.Positional]
-    """A run directory (from `camal-rl train`) or a model zip."""
+    """A run directory (from `camal-rl train`) or a model zip (Stable-Baselines3's or camal-rl's; its
+    pickled objects are rebuilt from an allowlist of SB3's and camal-rl's own, its weights read as
+    tensors alone, see --allow-pickle)."""
     episodes: int = 20
     """Held-out evaluation episodes per env variant."""
     seed: int = EVAL_SEED
@@ -331,6 +333,10 @@ class EvaluateConfig:
     """Torch device: auto, cpu or cuda."""
     out: Path | None = None
     """Where to write the metrics (default: RUN/metrics.json, or next to the model zip)."""
+    allow_pickle: bool = False
+    """Unpickle the model zip's saved objects as Stable-Baselines3 does: this runs whatever code the
+    file carries, so only for a zip you trust whose objects (e.g. a features extractor of your own)
+    the allowlist refuses."""
 
     def settings(self, algo: str) -> dict[str, Any]:
         """What decides the numbers of ``metrics.json`` (recorded there as ``settings``; a sweep
@@ -378,7 +384,9 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     cfg.check()
     started = time.monotonic()
     overrides = parse_assignments(cfg.env_kwargs, "--env-kwargs")
-    agent = load_agent(cfg.run, device=cfg.device, env=cfg.env, env_kwargs=overrides)
+    agent = load_agent(
+        cfg.run, device=cfg.device, env=cfg.env, env_kwargs=overrides, allow_pickle=cfg.allow_pickle
+    )
     env_kwargs = agent.env_kwargs
     variants: dict[str, dict[str, Any]] = {"train": env_kwargs}
     if cfg.distractors:

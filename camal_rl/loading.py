@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from camal_rl.config import TrainConfig
 from camal_rl.envs.base import IMAGE_KEY
 from camal_rl.errors import InputError
 from camal_rl.rundir import RunDir
+from camal_rl.zipdata import read_zip_data, saved_objects
 
 if TYPE_CHECKING:
     from camal_rl.agents import CamalDQN, CamalPPO
@@ -180,23 +182,28 @@ class ZipModel:
     """Saved by a CAMAL agent (its policy is a camal-rl policy), not by stock SB3."""
 
 
-def read_zip_model(path: Path) -> ZipModel:
+def read_zip_model(path: Path, *, allow_pickle: bool = False) -> ZipModel:
     """The algorithm of a model zip, from its saved policy class (and, for an actor-critic, from
-    PPO's ``clip_range``, which A2C does not save).
+    PPO's ``clip_range``, which A2C does not save), read without running code the file carries
+    (:func:`camal_rl.zipdata.saved_objects`).
 
+    :param allow_pickle: unpickle the saved objects as SB3 does (runs what they carry).
     :raises InputError: the file is not a readable SB3 model zip of a supported algorithm.
     """
     from camal_rl.agents.common.algorithm import CamPolicy
 
-    try:  # the saved data alone: the parameters are loaded once, by the algorithm's load()
-        with zipfile.ZipFile(path) as archive:
-            data = json_to_data(archive.read("data").decode())
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError, RuntimeError) as error:
-        raise InputError(
-            f"cannot read model zip {path}: {error}; "
-            "pass a run directory, or a model zip saved by camal-rl or Stable-Baselines3"
-        ) from error
-    policy_class = data.get("policy_class")
+    data = read_zip_data(path)  # the saved data alone: the parameters are loaded once, by load()
+    if allow_pickle:
+        try:
+            saved = json_to_data(json.dumps({"policy_class": data.get("policy_class")}))
+        except ImportError as error:
+            raise InputError(
+                f"{path} names a policy class from a module that does not import ({error}); install "
+                "the package that defines it, or put its folder on PYTHONPATH"
+            ) from error
+        policy_class = saved.get("policy_class")
+    else:
+        policy_class = saved_objects(data, path).get("policy_class")
     if not isinstance(policy_class, type):
         raise InputError(
             f"{path} names no loadable policy class ({policy_class!r}); if it is a custom class, "
@@ -219,6 +226,7 @@ def load_agent(
     device: str = "auto",
     env: str | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
+    allow_pickle: bool = False,
 ) -> LoadedAgent:
     """Load the newest model of a run directory, or a model zip: a CAMAL agent's, or a stock SB3
     PPO, A2C or DQN model trained on image observations (evaluated and recorded, not trained).
@@ -227,7 +235,11 @@ def load_agent(
     :param device: torch device.
     :param env: env id, overriding the run's (required for a bare zip).
     :param env_kwargs: env keywords over the run's own (a bare zip has none of its own).
-    :raises InputError: nothing loadable there, or no env known for a bare zip.
+    :param allow_pickle: unpickle the zip's saved objects as SB3 does, which runs whatever code
+        they carry (for files you trust). By default they are rebuilt from an allowlist
+        (:func:`camal_rl.zipdata.saved_objects`) and the weights read as tensors alone.
+    :raises InputError: nothing loadable there, no env known for a bare zip, or (without
+        ``allow_pickle``) a saved object outside the allowlist.
     """
     if not path.exists():
         raise InputError(f"{path} does not exist; pass a run directory or a model zip")
@@ -244,13 +256,22 @@ def load_agent(
         saved = ZipModel(config.algo, camal=True)
     else:
         model_path = path
-        saved = read_zip_model(model_path)
+        saved = read_zip_model(model_path, allow_pickle=allow_pickle)
     env_id = env or (config.env if config is not None else None)
     if env_id is None:
         raise InputError(f"{path} is a bare model zip: pass --env with the env id it was trained on")
     algorithm = algorithm_classes()[saved.algo] if saved.camal else STOCK_ALGORITHMS[saved.algo]
+    objects = None if allow_pickle else saved_objects(read_zip_data(model_path), model_path)
     try:
-        model = algorithm.load(model_path, device=device)
-    except (zipfile.BadZipFile, ValueError, KeyError, RuntimeError, EOFError) as error:
+        model = algorithm.load(model_path, device=device, custom_objects=objects)
+    except (
+        zipfile.BadZipFile,
+        ValueError,
+        KeyError,
+        RuntimeError,
+        EOFError,
+        AssertionError,
+        ImportError,
+    ) as error:
         raise InputError(f"cannot load {model_path}: {error}") from error
     return LoadedAgent(model, saved.algo, model_path, config, env_id, run, dict(env_kwargs or {}))

@@ -274,7 +274,9 @@ class RecordConfig:
     runs: Annotated[
         tuple[Path, ...], tyro.conf.Positional, tyro.conf.arg(metavar="RUN_OR_MODEL [RUN_OR_MODEL ...]")
     ]
-    """Run directories (from `camal-rl train`) or model zips; several are tiled side by side."""
+    """Run directories (from `camal-rl train`) or model zips (their pickled objects rebuilt from an
+    allowlist of SB3's and camal-rl's own, their weights read as tensors alone, see --allow-pickle);
+    several are tiled side by side."""
     method: str = "gradcam"
     """Saliency method of the heatmap: gradcam, gradcam++, gradient, input_x_gradient,
     integrated_gradients or perturbation."""
@@ -312,6 +314,10 @@ class RecordConfig:
     """Also write one still PNG next to the MP4 (the middle step of the first episode with a mask in view)."""
     device: str = "auto"
     """Torch device: auto, cpu or cuda."""
+    allow_pickle: bool = False
+    """Unpickle the model zips' saved objects as Stable-Baselines3 does: this runs whatever code a
+    file carries, so only for zips you trust whose objects (e.g. a features extractor of your own)
+    the allowlist refuses."""
 
 
 def check_record_config(cfg: RecordConfig) -> None:
@@ -357,7 +363,10 @@ def record(cfg: RecordConfig) -> list[Path]:
 
     check_record_config(cfg)
     overrides = parse_assignments(cfg.env_kwargs, "--env-kwargs")
-    agents = [load_agent(path, device=cfg.device, env=cfg.env, env_kwargs=overrides) for path in cfg.runs]
+    agents = [
+        load_agent(path, device=cfg.device, env=cfg.env, env_kwargs=overrides, allow_pickle=cfg.allow_pickle)
+        for path in cfg.runs
+    ]
     out = cfg.out or default_out(cfg, agents, [agent_label(agent) for agent in agents])
     suffixes = [".mp4", *([".gif"] if cfg.gif else []), *([".png"] if cfg.frame_png else [])]
     for suffix in suffixes:  # before any rollout
