@@ -394,7 +394,8 @@ def record(cfg: RecordConfig) -> list[Path]:
                 still=still_index(recordings) if cfg.frame_png else None,
             )
         except OSError as error:  # a disk that filled up, or a folder that went away
-            raise InputError(f"cannot write {out} ({error.strerror or error}); no video written") from error
+            detail = error.strerror or str(error).partition("\n")[0]  # ffmpeg's: its command follows
+            raise InputError(f"cannot write {out} ({detail}); no video written") from error
     except KeyboardInterrupt:
         print("\ninterrupted: the recording did not finish; no video written", file=sys.stderr)
         raise
