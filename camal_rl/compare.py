@@ -42,6 +42,7 @@ import tyro
 from camal_rl.config import DEFAULT_ENV, Algo, TrainConfig, describe_changes, get_preset, training_differences
 from camal_rl.errors import InputError, MissingExtraError, Terminated, raise_terminated
 from camal_rl.evaluation import EvaluateConfig, QPolicy, flat_note
+from camal_rl.outputs import check_output
 from camal_rl.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -818,6 +819,7 @@ def compare(cfg: SweepConfig) -> dict[str, Path]:
     if cfg.max_runs is not None and cfg.max_runs < 1:
         raise InputError(f"--max-runs must be >= 1 (leave it out to run them all), got {cfg.max_runs}")
     cfg.evaluate_config(cfg.out).check()  # evaluation settings fail here, not after training
+    check_output(cfg.out, "--out", folder=True)
     empty = [option for option, given in (("--methods", cfg.methods), ("--seeds", cfg.seeds)) if not given]
     if not cfg.cells and not cfg.envs:
         empty.insert(0, "--envs")

@@ -18,12 +18,11 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin, get_type_hints
 
 import tyro
 
 from camal_rl.errors import InputError
-from camal_rl.losses import default_target
 from camal_rl.hyperparams import (
     check_hyperparams,
     default_hyperparams,
@@ -31,6 +30,7 @@ from camal_rl.hyperparams import (
     env_backend,
     parse_assignments,
 )
+from camal_rl.losses import default_target
 
 Algo = Literal["ppo", "dqn"]
 Method = Literal["camal", "camal-v1", "energy", "rrr", "none"]
@@ -119,9 +119,9 @@ class TrainConfig:
         return 0.0 if self.method == "none" else (DEFAULT_COEF if self.coef is None else self.coef)
 
     @property
-    def camal_target(self) -> str:
+    def camal_target(self) -> Target:
         """The Grad-CAM target the agent trains (``--target``, else the method's default)."""
-        return default_target(self.method) if self.target is None else self.target
+        return cast(Target, default_target(self.method)) if self.target is None else self.target
 
     @property
     def label(self) -> str:

@@ -27,7 +27,15 @@ from torch import Tensor
 
 from camal_rl.errors import InputError
 
-__all__ = ["BALANCED_KINDS", "LOSS_KINDS", "attention_loss", "default_target", "downsample_mask", "input_gradient"]
+__all__ = [
+    "BALANCED_KINDS",
+    "LOSS_KINDS",
+    "attention_loss",
+    "default_target",
+    "downsample_mask",
+    "input_gradient",
+    "is_balanced_kind",
+]
 
 LOSS_KINDS: tuple[str, ...] = ("camal", "camal-v1", "energy", "rrr", "none")
 """Names accepted by :func:`attention_loss`; ``"camal"`` is the default."""
@@ -35,6 +43,11 @@ BALANCED_KINDS = frozenset({"camal"})
 """Kinds whose gradient the agents cap at ``camal_coef`` times the task loss's gradient norm
 (:class:`camal_rl.agents.common.attention.Objective`), instead of adding ``camal_coef`` times
 the loss: the coefficient is then a ratio of gradient norms, with the same meaning in every task."""
+
+
+def is_balanced_kind(kind: str) -> bool:
+    """Whether the agents cap this kind's gradient against the task's (:data:`BALANCED_KINDS`)."""
+    return kind in BALANCED_KINDS
 
 
 def default_target(kind: str) -> str:

@@ -27,6 +27,7 @@ disk that lost it) is skipped, named, by whatever loads the newest model.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import fnmatch
@@ -150,7 +151,18 @@ class RunDir:
         """The status record; ``{"state": "missing"}`` when there is none."""
         if not self.status.exists():
             return {"state": "missing"}
-        return dict(json.loads(self.status.read_text()))
+        try:
+            status: Any = json.loads(self.status.read_text())
+        except (OSError, ValueError) as error:
+            status = error
+        if not isinstance(status, dict):
+            kind = type(status).__name__
+            why = status if isinstance(status, Exception) else f"a JSON {kind}, not an object"
+            raise InputError(
+                f"cannot read {self.status} ({why}); restore it, or delete it: the run then counts as "
+                "not finished (train --resume continues it from its newest model)"
+            )
+        return status
 
     def read_metrics(self) -> dict[str, Any] | None:
         """``metrics.json`` (``camal-rl evaluate``); None when the run was not evaluated.
@@ -575,7 +587,8 @@ def written_then_moved(path: Path, tmp: Path | None = None, *, durable: bool = F
                 os.fsync(f.fileno())
         tmp.replace(path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only place: the first error is the one to tell
+            tmp.unlink(missing_ok=True)
         raise
 
 

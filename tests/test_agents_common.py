@@ -12,9 +12,11 @@ from camal_rl.agents import MaskPackedDictReplayBuffer, MiniGridCNN, NatureCamCN
 from camal_rl.agents.common.attention import (
     AttentionLog,
     AttentionTerm,
+    Objective,
     as_image_observation,
     check_masked_observation_space,
     coef_at,
+    decision_scores,
     validate_camal_settings,
 )
 from camal_rl.errors import InputError
@@ -245,3 +247,40 @@ def test_attention_log_means_over_the_minibatches_of_an_update() -> None:
     assert logger.name_to_value["camal/mask_coverage"] == pytest.approx(0.75)
     assert logger.name_to_value["camal/dead_cam_share"] == pytest.approx(0.25)
     assert "camal/batch_epg" not in logger.name_to_value  # no minibatch was measured
+
+
+class TestObjective:
+    """Hand-checked gradients: task = w . a with a = (3, 4), |a| = 5; attention = w . b."""
+
+    @staticmethod
+    def grad(b: list[float], coef: float, *, balanced: bool) -> tuple[list[float], float | None]:
+        w = torch.nn.Parameter(torch.zeros(2))
+        a, b_ = torch.tensor([3.0, 4.0]), torch.tensor(b)
+        scale = Objective((w * a).sum(), (w * b_).sum(), coef, balanced).backward([w])
+        assert w.grad is not None
+        return w.grad.tolist(), None if scale is None else scale.item()
+
+    def test_a_large_attention_gradient_is_capped_at_coef_times_the_task_gradient(self) -> None:
+        # |b| = 20 > |a| = 5: s = coef * 5 / 20 -> coef 1: 0.25, grad (3, 4 + 5) = (3, 9)
+        assert self.grad([0.0, 20.0], 1.0, balanced=True) == ([3.0, 9.0], 0.25)
+        # coef 0.5: s = 0.125, grad (3, 4 + 2.5)
+        assert self.grad([0.0, 20.0], 0.5, balanced=True) == ([3.0, 6.5], 0.125)
+
+    def test_a_small_attention_gradient_is_added_at_coef(self) -> None:
+        # |b| = 1 < |a| = 5: s = coef = 2, grad (3 + 2, 4)
+        assert self.grad([1.0, 0.0], 2.0, balanced=True) == ([5.0, 4.0], 2.0)
+
+    def test_unbalanced_kinds_add_coef_times_the_loss(self) -> None:
+        assert self.grad([0.0, 20.0], 1.0, balanced=False) == ([3.0, 24.0], None)
+        w = torch.nn.Parameter(torch.zeros(2))
+        objective = Objective((w * torch.tensor([3.0, 4.0])).sum() + 1.0, None, 1.0, True)
+        assert objective.total.item() == 1.0
+        assert objective.backward([w]) is None
+        assert w.grad is not None
+        assert w.grad.tolist() == [3.0, 4.0]
+
+
+def test_decision_scores_are_the_taken_score_minus_the_mean() -> None:
+    scores = torch.tensor([[1.0, 2.0, 6.0], [0.0, -3.0, 0.0]])  # means 3 and -1
+    assert decision_scores(scores, torch.tensor([2, 1])).tolist() == [3.0, -2.0]
+    assert decision_scores(scores, torch.tensor([[0], [0]])).tolist() == [-2.0, 1.0]

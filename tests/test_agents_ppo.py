@@ -79,7 +79,7 @@ def attention_on_fixed_batch(model: CamalPPO, target: str) -> tuple[float, float
     return loss, float(np.mean(energy_pointing_game(cam.cpu().numpy(), obs["mask"])))
 
 
-@pytest.mark.parametrize("target", ["action", "greedy", "value"])
+@pytest.mark.parametrize("target", ["decision", "action", "greedy", "value"])
 def test_attention_loss_falls_and_epg_rises(target: str) -> None:
     model = CamalPPO(
         "MultiInputPolicy",
@@ -103,7 +103,7 @@ def test_attention_loss_falls_and_epg_rises(target: str) -> None:
     assert len(logs.series("camal/batch_epg")) == 4
 
 
-@pytest.mark.parametrize("loss", ["camal", "energy", "rrr", "none"])
+@pytest.mark.parametrize("loss", ["camal", "camal-v1", "energy", "rrr", "none"])
 def test_every_loss_learns_with_finite_losses(loss: str) -> None:
     model = CamalPPO("MultiInputPolicy", toy_env(), camal_loss=loss, **TINY)
     logs = record_logs(model)
@@ -112,6 +112,24 @@ def test_every_loss_learns_with_finite_losses(loss: str) -> None:
         values = logs.series(key)
         assert values, key
         assert np.isfinite(values).all(), key
+
+
+def test_camal_defaults_to_the_decision_target_and_a_capped_gradient() -> None:
+    """camal trains the decision's map (the others the taken action's logit), and its attention
+    gradient never adds more than camal_coef times PPO's gradient norm: the mean scale s logged
+    per update is in (0, coef]."""
+    assert CamalPPO("MultiInputPolicy", toy_env(), **TINY).camal_target == "decision"
+    assert CamalPPO("MultiInputPolicy", toy_env(), camal_loss="camal-v1", **TINY).camal_target == "action"
+    model = CamalPPO("MultiInputPolicy", toy_env(), camal_coef=0.5, **TINY)
+    logs = record_logs(model)
+    model.learn(128)
+    scales = logs.series("camal/grad_scale")
+    assert scales
+    assert all(0.0 < s <= 0.5 + 1e-9 for s in scales)
+    v1 = CamalPPO("MultiInputPolicy", toy_env(), camal_loss="camal-v1", **TINY)
+    v1_logs = record_logs(v1)
+    v1.learn(128)
+    assert not v1_logs.series("camal/grad_scale")  # added as written: no scale
 
 
 def test_save_load_round_trip_and_image_only_prediction(tmp_path: Path) -> None:

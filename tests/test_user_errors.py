@@ -69,7 +69,6 @@ class Place:
 
 
 Case = Callable[[Place], list[str]]
-STATUS_FIX = "needs rundir.RunDir.read_status to refuse a status.json that is not a JSON object"
 """(train --resume rewrites a broken status.json: resuming goes by the saved models.)"""
 
 
@@ -142,7 +141,6 @@ CASES = [
         "compare-out-file",
         lambda p: ["compare", "--out", str(p.file), "--methods", "none", "--seeds", "0", "--steps", "64"],
         "is a file",
-        fixed_elsewhere="needs compare to ask outputs.check_output(--out, folder=True) before any run",
     ),
     case(
         "envs-check-png-below-file",
@@ -170,7 +168,7 @@ CASES = [
         "config",
     ),
     case("aggregate-only-config-list", sweep_with_broken("config.json", "[]"), "a JSON list"),
-    case("aggregate-only-status-list", sweep_with_broken("status.json", "[]"), "status.json", STATUS_FIX),
+    case("aggregate-only-status-list", sweep_with_broken("status.json", "[]"), "status.json"),
     # a zip with no model in it
     case("evaluate-zip-without-model", zip_without_model, "cannot read model zip"),
     # an env whose spaces training refuses

@@ -10,17 +10,17 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from torch import Tensor
 
+from camal_rl.losses import default_target, is_balanced_kind
+
 from .attention import (
     AttentionLog,
     CoefSchedule,
+    Objective,
     as_image_observation,
     attention_term,
     check_discrete_actions,
     check_masked_observation_space,
     coef_at,
-    default_target,
-    is_balanced,
-    Objective,
     validate_camal_settings,
 )
 from .extractors import (
@@ -94,7 +94,7 @@ class CamalAlgorithm(BaseAlgorithm):
         with :meth:`Objective.backward`; its statistics added to ``attention_log`` (with the batch
         EPG / IoU when ``alignment``). An agent that does not train attention computes the term,
         for the log alone, on the alignment minibatches only."""
-        balanced = is_balanced(self.camal_loss)
+        balanced = is_balanced_kind(self.camal_loss)
         if not (train or alignment):
             return Objective(loss, None, coef, balanced)
         term = attention_term(

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from camal_rl.envs.base import IMAGE_KEY, MASK_KEY
 from camal_rl.errors import InputError
-from camal_rl.losses import BALANCED_KINDS, LOSS_KINDS, attention_loss, default_target, input_gradient
+from camal_rl.losses import LOSS_KINDS, attention_loss, input_gradient
 from camal_rl.metrics import energy_pointing_game, iou_top_k
 from camal_rl.saliency import grad_cam
 
@@ -117,8 +117,9 @@ class AttentionTerm:
     loss: Tensor | None
     """Loss to add to the task loss, or None when the term is not trained on (coef 0, ``none``)."""
     value: Tensor
-    """Detached scalar logged as ``camal/attention_loss`` (for ``none`` and ``rrr``: the ``camal-v1`` loss, not
-    trained on); read on the host once per update, not per minibatch (no GPU sync)."""
+    """Detached scalar logged as ``camal/attention_loss`` (for ``none`` and ``rrr``: the
+    ``camal-v1`` loss, not trained on); read on the host once per update, not per minibatch (no
+    GPU sync)."""
     cam: Tensor
     """Detached Grad-CAM (B, h, w) of the target score, for the attention statistics."""
 
@@ -204,11 +205,6 @@ class Objective:
             else:
                 p.grad.add_(g * scale)
         return scale.detach()
-
-
-def is_balanced(kind: str) -> bool:
-    """Whether the agents cap this loss kind's gradient against the task's (:class:`Objective`)."""
-    return kind in BALANCED_KINDS
 
 
 @dataclass
