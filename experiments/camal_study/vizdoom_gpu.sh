@@ -45,7 +45,7 @@ echo "compare: exit ${PIPESTATUS[0]} after $(( $(date +%s) - start )) s" | tee -
 [ -n "${SMI:-}" ] && kill "$SMI"
 
 none=$(ls -d "$SWEEP"/*/ppo-none/seed0 2>/dev/null | head -n 1)
-camal=$(ls -d "$SWEEP"/*/ppo-camal/seed0 2>/dev/null | head -n 1)
+camal=$(ls -d "$SWEEP"/*/ppo-camal-v1/seed0 2>/dev/null | head -n 1)
 if [ -n "$none" ] && [ -n "$camal" ]; then
   timeout "${STILL_TIMEOUT:-60}" "$PY" experiments/camal_study/saliency_still.py "$OUT_DIR/vizdoom_none_vs_camal.png" \
     "$none" "$camal" --device "${STILL_DEVICE:-cuda}" 2>&1 | tail -n 3

@@ -25,7 +25,7 @@ STUDY = HERE.parent / "camal_study" / "runs" / "doorkey-ppo" / "MiniGrid-DoorKey
 GROUPS: dict[str, list[Path]] = {
     "stock SB3 PPO, NatureCNN (seeds 0-2)": sorted((HERE / "runs").glob("ppo-stock-seed*.metrics.json")),
     "study `none`, MiniGridCNN (seeds 0-4)": sorted(STUDY.glob("ppo-none/seed*/metrics.json")),
-    "study CAMAL, MiniGridCNN (seeds 0-4)": sorted(STUDY.glob("ppo-camal/seed*/metrics.json")),
+    "study CAMAL, MiniGridCNN (seeds 0-4)": sorted(STUDY.glob("ppo-camal-v1/seed*/metrics.json")),
 }
 METRICS = (
     "return",
