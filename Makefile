@@ -1,6 +1,8 @@
 # camal-rl: two commands set everything up on a fresh machine.
-#   make demo   installs what is missing, then runs the main job on a small default
-#   make test   installs what is missing, then runs ruff, mypy and pytest
+#   make demo   installs what the demo needs, then runs the main job on a small default
+#   make test   installs what is missing (extras dev, vizdoom, ray), then runs ruff, mypy and pytest
+# On a machine without a GPU, add TORCH_INDEX=cpu (e.g. `make demo TORCH_INDEX=cpu`): torch then
+# comes from PyTorch's CPU-only index, a few hundred MB instead of several GB of CUDA wheels.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
@@ -10,22 +12,40 @@ BIN := $(VENV)/bin
 # torch 2.13 satisfies setup.cfg's range; installing it explicitly first avoids pulling a newer,
 # multi-GB build through the range. Override with `make TORCH=torch==2.X.Y ...`.
 TORCH ?= torch==2.13.0
+# Index torch is installed from: empty for pip's default, `cpu` for PyTorch's CPU-only wheels,
+# or any index URL.
+TORCH_INDEX ?=
+TORCH_INDEX_URL := $(if $(filter cpu,$(TORCH_INDEX)),https://download.pytorch.org/whl/cpu,$(TORCH_INDEX))
+# Extras of each install: the demo needs none; tests, ViZDoom and Ray sweeps need theirs.
+DEMO_EXTRAS ?=
 EXTRAS ?= dev,vizdoom,ray
 STAMP := $(VENV)/.camal-rl-installed
+DEMO_STAMP := $(VENV)/.camal-rl-installed-demo
 TYPECHECK_DIR ?= build/typecheck
 
-.PHONY: install demo test lint typecheck pytest bench clean
+# $(call install_venv,EXTRAS): the venv, torch (unless it imports), then camal-rl with EXTRAS.
+define install_venv
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null \
+		|| $(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".$(if $(1),[$(1)])"
+	touch $@
+endef
+
+.PHONY: install install-demo demo test lint typecheck pytest bench clean
 
 install: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
-	touch $(STAMP)
+	$(call install_venv,$(EXTRAS))
 
-demo: install
+install-demo: $(DEMO_STAMP)
+
+$(DEMO_STAMP): setup.cfg pyproject.toml
+	$(call install_venv,$(DEMO_EXTRAS))
+
+demo: install-demo
 	$(BIN)/camal-rl demo --out demo
 
 lint: install
