@@ -25,6 +25,7 @@ Returns are summarised by the interquartile mean, attention metrics by the mean
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -36,7 +37,7 @@ from scipy import stats as sps
 
 from camal_rl.config import Method
 from camal_rl.errors import InputError
-from camal_rl.metrics.aggregate import Values, defined
+from camal_rl.metrics.aggregate import Values, check_bootstrap, defined, percentile_bootstrap
 from camal_rl.multiplicity import CORRECTIONS, Correction, adjust_p_values
 from camal_rl.results import (
     RunResult,
@@ -243,7 +244,8 @@ def percent_improvement(
     """How much better ``a`` is than ``b``, in percent of ``b``:
     ``100 * (mean(a) - mean(b)) / |mean(b)|``, negated when lower is better, so a positive value
     always means ``a`` is better. The interval is a percentile bootstrap that resamples the seeds
-    of ``a`` and of ``b`` independently, each with replacement.
+    of ``a`` and of ``b`` independently, each with replacement
+    (:func:`camal_rl.metrics.aggregate.percentile_bootstrap`: ``scipy.stats.bootstrap``).
 
     The ratio needs a denominator away from zero: it suits metrics of one sign (attention metrics
     in [0, 1], positive returns); for returns near zero read the difference of means instead.
@@ -257,7 +259,7 @@ def percent_improvement(
     :param n_resamples: bootstrap resamples.
     :param rng: generator or seed (``None``: seed 0, so equal inputs give equal intervals).
     """
-    _check_bootstrap(confidence, n_resamples)
+    check_bootstrap(confidence, n_resamples)
     x, y = defined(a), defined(b)
     sign = -1.0 if lower_is_better else 1.0
     if x.size == 0 or y.size == 0:
@@ -270,15 +272,17 @@ def percent_improvement(
     if x.size < 2 or y.size < 2:
         note = f"needs at least 2 seeds per group for an interval, got {x.size} and {y.size}"
         return Improvement(float(estimate), math.nan, math.nan, x.size, y.size, note)
-    generator = np.random.default_rng(0 if rng is None else rng)
-    mean_a = x[generator.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
-    mean_b = y[generator.integers(0, y.size, size=(n_resamples, y.size))].mean(axis=1)
-    if np.any(mean_b == 0):
+
+    def ratio(resampled_a: np.ndarray, resampled_b: np.ndarray, axis: int = -1) -> np.ndarray:
+        mean_a, mean_b = resampled_a.mean(axis=axis), resampled_b.mean(axis=axis)
+        safe_b = np.where(mean_b == 0, np.nan, mean_b)  # no percent change of a zero mean: nan
+        return np.asarray(sign * 100.0 * (mean_a - safe_b) / np.abs(safe_b))
+
+    low, high = percentile_bootstrap((x, y), ratio, confidence=confidence, n_resamples=n_resamples, rng=rng)
+    if math.isnan(low):
         note = "some resamples of the reference have mean 0: no interval"
         return Improvement(float(estimate), math.nan, math.nan, x.size, y.size, note)
-    ratios = sign * 100.0 * (mean_a - mean_b) / np.abs(mean_b)
-    low, high = np.quantile(ratios, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return Improvement(float(estimate), float(low), float(high), x.size, y.size)
+    return Improvement(float(estimate), low, high, x.size, y.size)
 
 
 def probability_of_improvement(
@@ -308,30 +312,28 @@ def probability_of_improvement(
     :param n_resamples: bootstrap resamples.
     :param rng: generator or seed (``None``: seed 0, so equal inputs give equal intervals).
     """
-    _check_bootstrap(confidence, n_resamples)
+    check_bootstrap(confidence, n_resamples)
     x, y = defined(a), defined(b)
     if x.size == 0 or y.size == 0:
         return ProbabilityOfImprovement(math.nan, math.nan, math.nan, x.size, y.size, "a group has no values")
-    better = x[:, None] < y[None, :] if lower_is_better else x[:, None] > y[None, :]
-    scores = better + 0.5 * (x[:, None] == y[None, :])  # (n_a, n_b): 1, 1/2 or 0 per pair
-    estimate = float(scores.mean())
+    share_better = functools.partial(_share_better, lower_is_better=lower_is_better)
+    estimate = float(share_better(x, y))
     if x.size < 2 or y.size < 2:
         note = f"needs at least 2 seeds per group for an interval, got {x.size} and {y.size}"
         return ProbabilityOfImprovement(estimate, math.nan, math.nan, x.size, y.size, note)
-    generator = np.random.default_rng(0 if rng is None else rng)
-    # a resample with replacement is how often it draws each seed: a multinomial count per seed
-    count_a = generator.multinomial(x.size, np.full(x.size, 1 / x.size), size=n_resamples)
-    count_b = generator.multinomial(y.size, np.full(y.size, 1 / y.size), size=n_resamples)
-    resampled = np.einsum("ri,ij,rj->r", count_a, scores, count_b) / (x.size * y.size)
-    low, high = np.quantile(resampled, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return ProbabilityOfImprovement(estimate, float(low), float(high), x.size, y.size)
+    low, high = percentile_bootstrap(
+        (x, y), share_better, confidence=confidence, n_resamples=n_resamples, rng=rng
+    )
+    return ProbabilityOfImprovement(estimate, low, high, x.size, y.size)
 
 
-def _check_bootstrap(confidence: float, n_resamples: int) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise InputError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence}")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
-        raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+def _share_better(a: np.ndarray, b: np.ndarray, *, lower_is_better: bool, axis: int = -1) -> np.ndarray:
+    """Mean over all pairs ``(x, y)`` of 1 if ``x`` beats ``y``, 1/2 for a tie, 0 otherwise, along
+    ``axis`` of ``a`` and ``b`` (their other axes broadcast: a batch of bootstrap resamples)."""
+    x = np.moveaxis(a, axis, -1)[..., :, None]
+    y = np.moveaxis(b, axis, -1)[..., None, :]
+    wins = x < y if lower_is_better else x > y
+    return np.asarray((wins + 0.5 * (x == y)).mean(axis=(-2, -1)))
 
 
 def better_direction(metric: str | Sequence[str]) -> str:

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.stats import trim_mean
 
 from camal_rl.errors import InputError
 from camal_rl.metrics import Summary, bootstrap_ci, episode_means, iqm, summarize, summarize_steps
@@ -22,6 +23,36 @@ def test_bootstrap_ci_two_values_by_hand():
     # resampled means of [0, 1] are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4:
     # the 2.5% and 97.5% quantiles are 0 and 1
     assert bootstrap_ci([0.0, 1.0], rng=0) == (0.5, 0.0, 1.0)
+
+
+def _hand_written_bootstrap(values, statistic, confidence, n_resamples, seed):
+    """The percentile bootstrap camal-rl computed by hand before it called scipy.stats.bootstrap:
+    one (n_resamples, n) draw of indices, the statistic of each row, numpy's linear quantiles."""
+    x = np.asarray(values, dtype=np.float64)
+    resampled = x[np.random.default_rng(seed).integers(0, x.size, size=(n_resamples, x.size))]
+    stat = resampled.mean(axis=1) if statistic == "mean" else trim_mean(resampled, 0.25, axis=1)
+    return tuple(np.quantile(stat, [(1 - confidence) / 2, (1 + confidence) / 2]))
+
+
+def test_bootstrap_ci_pinned_numbers():
+    # five values, every resampled mean a multiple of 0.1 / 5 = 0.02; the 2.5% and 97.5% quantiles
+    # of 2000 seeded resamples (seed 0), the same before and after the move to scipy.stats.bootstrap
+    values = [0.3, 0.9, 0.5, 0.7, 0.1]
+    assert bootstrap_ci(values) == pytest.approx((0.5, 0.26, 0.74), abs=1e-12)
+    # IQM of 5 values: the mean of the middle 3 (floor(5 / 4) = 1 trimmed per end), multiples of 1/30
+    assert bootstrap_ci(values, statistic="iqm") == pytest.approx((0.5, 5 / 30, 23 / 30), abs=1e-12)
+
+
+@pytest.mark.parametrize("statistic", ["mean", "iqm"])
+@pytest.mark.parametrize("confidence", [0.95, 0.5])
+def test_bootstrap_ci_equals_the_hand_written_bootstrap(statistic, confidence):
+    """scipy.stats.bootstrap draws the same indices from the same seed (one (R, n) integers call):
+    the bounds agree to rounding (scipy's quantile interpolates in a different order)."""
+    for seed in range(5):
+        values = np.random.default_rng(100 + seed).normal(size=7 + 9 * seed)
+        _, low, high = bootstrap_ci(values, statistic=statistic, confidence=confidence, rng=seed)
+        expected = _hand_written_bootstrap(values, statistic, confidence, 2000, seed)
+        np.testing.assert_allclose((low, high), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_bootstrap_ci_contains_point_and_is_deterministic():

@@ -98,6 +98,9 @@ def test_percent_improvement_by_hand():
     # each resampled mean lies in [0.5, 0.7] and [0.3, 0.5]: ratios within [0, 133.3]
     assert 0.0 <= gain.ci_low < 50.0 < gain.ci_high <= 100 * 0.4 / 0.3
     assert percent_improvement([0.5, 0.6, 0.7], [0.3, 0.4, 0.5], rng=0) == gain  # seeded
+    # pinned (the same before and after the move to scipy.stats.bootstrap): 2.5% quantile at
+    # means 0.5 v 13/30, 100 * (1/15) / (13/30) = 200/13 %; 97.5% at 0.6 v 0.3
+    assert (gain.ci_low, gain.ci_high) == pytest.approx((200 / 13, 100.0), abs=1e-9)
     # lower is better: 100 * (0.3 - 0.4) / 0.4 = -25 %, reported as +25 % (an improvement)
     lower = percent_improvement([0.2, 0.3, 0.4], [0.4, 0.4, 0.4], lower_is_better=True)
     assert lower.estimate == pytest.approx(25.0)
@@ -153,6 +156,9 @@ def test_probability_of_improvement_by_hand():
     assert (spread.estimate, spread.ci_low, spread.ci_high, spread.note) == (0.5, 0.0, 1.0, "")
     assert probability_of_improvement([1, 3], [2, 2], rng=0) == spread  # seeded
     assert probability_of_improvement([1, 3, np.nan], [2, 2]).n_a == 2  # nan dropped
+    # pinned (seed 0; the same before and after the move to scipy.stats.bootstrap)
+    pinned = probability_of_improvement([0.1, 0.4, 0.35, 0.8, 0.5], [0.2, 0.3, 0.1, 0.25, 0.05])
+    assert (pinned.estimate, pinned.ci_low, pinned.ci_high) == pytest.approx((0.86, 0.52, 1.0))
 
 
 def test_probability_of_improvement_degenerate():

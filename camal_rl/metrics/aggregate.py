@@ -1,6 +1,7 @@
 """Aggregation of per-step metric values: per step -> per episode -> per seed, with the
 interquartile mean and percentile-bootstrap confidence intervals of rliable (Agarwal et al.,
-"Deep Reinforcement Learning at the Edge of the Statistical Precipice", NeurIPS 2021).
+"Deep Reinforcement Learning at the Edge of the Statistical Precipice", NeurIPS 2021), computed
+by scipy (``scipy.stats.trim_mean``, ``scipy.stats.bootstrap``).
 
 Per-step values are ``nan`` where the metric is undefined (an empty mask: no relevant object in
 view). Every helper here drops ``nan`` values before computing anything, and reports
@@ -9,12 +10,13 @@ view). Every helper here drops ``nan`` values before computing anything, and rep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.stats import trim_mean
+from scipy.stats import DegenerateDataWarning, bootstrap, trim_mean
 from torch import Tensor
 
 from camal_rl.errors import InputError
@@ -36,6 +38,18 @@ def iqm(values: Values) -> float:
     return float(trim_mean(x, 0.25)) if x.size else float("nan")
 
 
+def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.asarray(np.mean(x, axis=axis))
+
+
+def _iqm(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.asarray(trim_mean(x, 0.25, axis=axis))
+
+
+_STATISTICS: dict[str, Callable[..., np.ndarray]] = {"mean": _mean, "iqm": _iqm}
+""":data:`Statistic` names -> vectorised ``statistic(x, axis)``."""
+
+
 def bootstrap_ci(
     values: Values,
     *,
@@ -45,8 +59,9 @@ def bootstrap_ci(
     rng: np.random.Generator | int | None = None,
 ) -> tuple[float, float, float]:
     """Percentile-bootstrap confidence interval (Efron & Tibshirani 1993; the interval rliable
-    reports): resample the values with replacement ``n_resamples`` times and take the
-    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the statistic.
+    reports), by :func:`percentile_bootstrap`: resample the values with replacement
+    ``n_resamples`` times and take the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
+    quantiles of the statistic.
 
     ``nan`` values are dropped first. No value left: ``(nan, nan, nan)``. One value: the value and
     ``nan`` bounds, since one value has no spread to resample and a zero-width interval would
@@ -59,22 +74,70 @@ def bootstrap_ci(
     :param rng: generator or seed; ``None`` seeds with 0, so equal values give equal intervals.
     :return: ``(point, low, high)``: the statistic on the values and the interval bounds.
     """
-    if statistic not in ("mean", "iqm"):
+    if statistic not in _STATISTICS:
         raise InputError(f"statistic must be 'mean' or 'iqm', got {statistic!r}")
+    check_bootstrap(confidence, n_resamples)
+    x = defined(values)
+    if x.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    point = _STATISTICS[statistic](x, axis=-1)
+    if x.size == 1:
+        return float(point), float("nan"), float("nan")
+    low, high = percentile_bootstrap(
+        (x,), _STATISTICS[statistic], confidence=confidence, n_resamples=n_resamples, rng=rng
+    )
+    return float(point), low, high
+
+
+def percentile_bootstrap(
+    samples: Sequence[np.ndarray],
+    statistic: Callable[..., np.ndarray],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    rng: np.random.Generator | int | None = None,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of a statistic of one or more samples, by
+    :func:`scipy.stats.bootstrap` with ``method="percentile"``: each sample is resampled with
+    replacement, independently of the others (rliable's stratified bootstrap, with the samples
+    as strata), ``n_resamples`` times in one batch, and the bounds are the
+    ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles (linear interpolation) of
+    the resampled statistic.
+
+    A resample whose statistic is ``nan`` (a ratio over a zero mean) makes both bounds ``nan``.
+
+    :param samples: 1-D float arrays of at least two values each, ``nan`` already dropped.
+    :param statistic: ``statistic(*resamples, axis=-1)``, vectorised: each resample is an
+        (n_resamples, n_i) array; returns (n_resamples,).
+    :param confidence: coverage of the interval, in (0, 1).
+    :param n_resamples: bootstrap resamples.
+    :param rng: generator or seed; ``None`` seeds with 0, so equal values give equal intervals.
+    :return: ``(low, high)``.
+    """
+    generator = np.random.default_rng(0 if rng is None else rng)
+    with warnings.catch_warnings():
+        # nan bounds are the documented answer to a nan resample; scipy's warning about them
+        # speaks of the BCa interval, which this is not
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        result = bootstrap(
+            tuple(samples),
+            statistic,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            vectorized=True,
+            paired=False,
+            rng=generator,
+        )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def check_bootstrap(confidence: float, n_resamples: int) -> None:
+    """:raises InputError: ``confidence`` outside (0, 1) or ``n_resamples`` not a positive integer."""
     if not 0.0 < confidence < 1.0:
         raise InputError(f"confidence must lie in (0, 1), e.g. 0.95; got {confidence}")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 1:
         raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    x = defined(values)
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    point = _statistic(x[None], statistic)[0]
-    if x.size == 1:
-        return float(point), float("nan"), float("nan")
-    generator = np.random.default_rng(0 if rng is None else rng)
-    resampled = x[generator.integers(0, x.size, size=(n_resamples, x.size))]
-    low, high = np.quantile(_statistic(resampled, statistic), [(1 - confidence) / 2, (1 + confidence) / 2])
-    return float(point), float(low), float(high)
 
 
 def episode_means(step_values: Values, episode_ids: Values) -> tuple[np.ndarray, float]:
@@ -194,11 +257,6 @@ def mean_or_nan(values: Values) -> float:
     """Mean of the values that are not ``nan`` (``nan`` when there are none, without a warning)."""
     x = defined(values)
     return float(x.mean()) if x.size else float("nan")
-
-
-def _statistic(x: np.ndarray, statistic: Statistic) -> np.ndarray:
-    """The statistic of each row of ``x`` (R, n)."""
-    return np.asarray(x.mean(axis=1) if statistic == "mean" else trim_mean(x, 0.25, axis=1))
 
 
 def defined(values: Values) -> np.ndarray:
