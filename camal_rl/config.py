@@ -321,17 +321,18 @@ def describe_changes(changed: Mapping[str, Any]) -> str:
     return ", ".join(f"{name} {saved} -> {wanted}" for name, (saved, wanted) in changed.items())
 
 
-def asked_of_resume(cfg: TrainConfig, saved: TrainConfig) -> dict[str, list[Any]]:
-    """What ``train --resume`` is asked to change in a saved run's training: the options of ``cfg``
-    set away from their defaults (``--hp`` on top of the saved run's) where they differ from the
-    saved settings. A resumed run keeps its settings, so these would be ignored."""
+def resume_request(cfg: TrainConfig, saved: TrainConfig) -> TrainConfig:
+    """The training ``train --resume`` is asked for: the saved run's settings, with the options of
+    ``cfg`` set away from their defaults (``--hp`` on top of the saved run's). A resumed run keeps
+    its settings, so whatever this changes (``RunDir.needs(...).trained_differently``) would be
+    ignored."""
     default = TrainConfig()
     asked = {
         name: getattr(cfg, name) for name in OPTION_SETTINGS if getattr(cfg, name) != getattr(default, name)
     }
     if cfg.hp:  # over the saved run's resolved hyperparameters
         asked["algo_kwargs"] = {**saved.algo_kwargs, **parse_assignments(cfg.hp, "--hp")}
-    return training_differences(saved, dataclasses.replace(saved, **asked)) if asked else {}
+    return dataclasses.replace(saved, **asked) if asked else saved
 
 
 def presets_file() -> Path:
@@ -379,7 +380,7 @@ def from_preset(name: str, kind: type[Any] = TrainConfig, path: Path | None = No
     add to the preset's.
 
     :param name: the preset's name.
-    :param kind: the preset's type (:class:`TrainConfig`, or ``camal_rl.compare.SweepConfig``).
+    :param kind: the preset's type (:class:`TrainConfig`, or ``camal_rl.sweep.SweepConfig``).
     :param path: the presets file (default: :func:`presets_file`).
     :param overrides: fields to change.
     """

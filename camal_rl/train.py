@@ -28,7 +28,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from camal_rl.config import TrainConfig, asked_of_resume, describe_changes
+from camal_rl.config import TrainConfig, describe_changes, resume_request
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EVAL_SEED, quick_evaluation
 from camal_rl.hyperparams import check_algo_kwargs
@@ -238,7 +238,7 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
     switched_on = False  # --save-replay-buffer given at --resume
     if cfg.resume:
         saved = TrainConfig.load(run.config)
-        asked = asked_of_resume(cfg, saved)
+        asked = run.needs(resume_request(cfg, saved)).trained_differently
         if asked:
             raise InputError(
                 f"--resume continues {run.path} with its saved settings, but the options ask for "
@@ -370,9 +370,26 @@ def _build_model(
         )
     venv = make_training_envs(cfg, run, resumed_at=0)
     try:
-        model = algo_class(
+        model = new_model(cfg, algo_class, venv)
+    except InputError:
+        venv.close()
+        raise
+    return model, 0
+
+
+def new_model(
+    cfg: TrainConfig, algo_class: type[CamalPPO] | type[CamalDQN], env: gym.Env | VecEnv
+) -> CamalPPO | CamalDQN:
+    """A new, untrained agent of a resolved config on ``env``: how :func:`train` builds one, and
+    how :func:`camal_rl.weights.load_weights` rebuilds one (on one env, for its spaces) to take a
+    run's saved policy weights.
+
+    :raises InputError: the algorithm refuses the config's hyperparameters.
+    """
+    try:
+        return algo_class(
             "MultiInputPolicy",
-            venv,
+            env,
             camal_coef=cfg.camal_coef,
             camal_loss=cfg.method,
             camal_target=cfg.target,
@@ -382,13 +399,11 @@ def _build_model(
             **cfg.algo_kwargs,
         )
     except (TypeError, ValueError, AssertionError) as error:  # SB3 checks its keywords with asserts
-        venv.close()
         hp = ", ".join(f"{k}={v!r}" for k, v in cfg.algo_kwargs.items())
         raise InputError(
             f"{algo_class.__name__} refused its hyperparameters ({type(error).__name__}: {error}); "
             f"check the values given with --hp (the run's: {hp})"
         ) from error
-    return model, 0
 
 
 def _save(model: BaseAlgorithm, run: RunDir, cfg: TrainConfig, state: str, **fields: Any) -> None:

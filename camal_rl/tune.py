@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from camal_rl.compare import SweepConfig, compare, require_some_runs, unfinished
+from camal_rl.compare import compare
 from camal_rl.config import DEFAULT_ENV, Algo
 from camal_rl.errors import InputError
 from camal_rl.evaluation import ALIGNMENT_METRICS, QPolicy
@@ -35,6 +35,7 @@ from camal_rl.results import RunResult, load_results, metric_name, metric_values
 from camal_rl.rundir import write_json
 from camal_rl.saliency import SALIENCY_METHODS
 from camal_rl.stats import better_direction
+from camal_rl.sweep import SweepConfig, require_some_runs, run_needs
 from camal_rl.tables import markdown_table
 
 BASELINE = "none"
@@ -337,7 +338,7 @@ def tune(cfg: TuneConfig) -> Tuning:
         )
     compare(sweep)
     runs = sweep.run_configs()
-    missing = [run.run_dir for run in runs if unfinished(run, sweep.evaluate_config(run.run_dir))]
+    missing = [run.run_dir for run, evaluation in sweep.jobs() if not run_needs(run, evaluation).done]
     if missing:
         raise InputError(
             f"{len(missing)} of {len(runs)} tuning runs are not complete (e.g. {missing[0]}); run the same "

@@ -15,10 +15,14 @@ from typing import Any
 
 import pytest
 
-from camal_rl.compare import (
+from camal_rl.compare import compare
+from camal_rl.config import TrainConfig, describe_changes
+from camal_rl.errors import InputError, MissingExtraError
+from camal_rl.evaluation import EvaluateConfig
+from camal_rl.results import RunResult, load_results
+from camal_rl.rundir import RunDir, write_json
+from camal_rl.sweep import (
     SweepConfig,
-    changed_settings,
-    compare,
     evaluation_seconds,
     flat_notes,
     format_duration,
@@ -26,11 +30,6 @@ from camal_rl.compare import (
     progress_line,
     sweep_estimate,
 )
-from camal_rl.config import TrainConfig
-from camal_rl.errors import InputError, MissingExtraError
-from camal_rl.evaluation import EvaluateConfig
-from camal_rl.results import RunResult, load_results
-from camal_rl.rundir import RunDir, write_json
 
 CELL = TrainConfig(
     steps=128, n_envs=2, hp=("n_steps=64", "batch_size=64", "n_epochs=1"), eval_freq=0, checkpoint_freq=0
@@ -188,12 +187,13 @@ def test_sweep_estimate_goes_by_the_finished_runs_of_each_variant(
 def test_an_unreadable_metrics_file_is_refused_saying_what_to_do(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     run.metrics.write_text("{not json")
+    settings = EvaluateConfig(tmp_path).settings("ppo")
     with pytest.raises(InputError, match=r"rerun camal-rl evaluate .* to rewrite it, or delete it"):
-        changed_settings(run, EvaluateConfig(tmp_path), "ppo")
+        _ = run.needs(CELL, settings).evaluation_changes
     assert evaluation_seconds(run) is None  # the estimate goes without it
     run.metrics.unlink()
     assert run.read_metrics() is None
-    assert changed_settings(run, EvaluateConfig(tmp_path), "ppo") == {}
+    assert run.needs(CELL, settings).evaluation_changes == {}
 
 
 def test_progress_line_names_the_runs_at_work_and_their_time_left(
@@ -480,18 +480,17 @@ def test_runs_trained_with_other_settings_are_refused_and_left_out(
 
 
 def test_trained_differently_names_each_setting(tmp_path: Path) -> None:
-    from camal_rl.compare import describe_changes, trained_differently
-
     run = RunDir(tmp_path / "run")
     saved = dataclasses.replace(CELL, out=run.path).resolved()
     run.path.mkdir()
     run.config.write_text(json.dumps(saved.to_json()))
-    assert trained_differently(run, dataclasses.replace(CELL, steps=999, device="cuda")) == {}
-    changed = trained_differently(
-        run, dataclasses.replace(CELL, view="full", reward_scale=0.5, method="energy", hp=("n_steps=32",))
-    )
+    assert run.needs(dataclasses.replace(CELL, steps=999, device="cuda")).trained_differently == {}
+    changed = run.needs(
+        dataclasses.replace(CELL, view="full", reward_scale=0.5, method="energy", hp=("n_steps=32",))
+    ).trained_differently
     assert changed == {
         "method": ["camal", "energy"],
+        "camal_target": ["decision", "action"],  # each loss's default target (losses.default_target)
         "env_make_kwargs": [{"view": "partial", "tile_size": 8}, {"view": "full", "tile_size": 8}],
         "reward_scale": [1.0, 0.5],
         "hp n_steps": [64, 32],
@@ -499,7 +498,7 @@ def test_trained_differently_names_each_setting(tmp_path: Path) -> None:
         "hp n_epochs": [1, 4],
     }
     assert describe_changes({"hp gamma": [0.99, 0.9], "seed": [0, 1]}) == "hp gamma 0.99 -> 0.9, seed 0 -> 1"
-    assert trained_differently(RunDir(tmp_path / "not-started"), CELL) == {}
+    assert RunDir(tmp_path / "not-started").needs(CELL).trained_differently == {}
 
 
 def test_a_failed_run_is_reported_after_the_others_are_aggregated(
@@ -640,10 +639,10 @@ def test_run_order_interleaves_the_variants_seed_by_seed() -> None:
 def test_ctrl_c_stops_the_run_and_cancels_the_worker_s_later_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import camal_rl.compare as compare_module
+    import camal_rl.sweep.executors as executors
     import camal_rl.train as train_module
 
-    monkeypatch.setattr(compare_module, "_interrupted", False)  # restored after the test
+    monkeypatch.setattr(executors, "_interrupted", False)  # restored after the test
     calls: list[Path] = []
 
     def interrupted_train(cfg: TrainConfig, argv: Any = None) -> None:
@@ -653,13 +652,13 @@ def test_ctrl_c_stops_the_run_and_cancels_the_worker_s_later_runs(
     monkeypatch.setattr(train_module, "train", interrupted_train)
     sweep = tiny_sweep(tmp_path / "sweep", methods=("none", "camal"))
     first, second = sweep.run_configs()
-    stopped = compare_module.run_one(first, sweep.evaluate_config(first.run_dir))
+    stopped = executors.run_one(first, sweep.evaluate_config(first.run_dir))
     assert (stopped.state, stopped.run) == ("stopped", str(first.run_dir))
-    cancelled = compare_module.run_one(second, sweep.evaluate_config(second.run_dir))
+    cancelled = executors.run_one(second, sweep.evaluate_config(second.run_dir))
     assert (cancelled.state, cancelled.seconds) == ("cancelled", 0.0)
     assert calls == [first.run_dir]  # the second run never started
     # a Ray worker cancels nothing itself: after a stopped run it starts the next one it is given
-    again = compare_module._ray_task(second, sweep.evaluate_config(second.run_dir), 1)
+    again = executors._ray_task(second, sweep.evaluate_config(second.run_dir), 1)
     assert again.state == "stopped"
     assert calls == [first.run_dir, second.run_dir]
 
@@ -784,7 +783,7 @@ def test_table_metrics_follow_the_saliency_methods_scored() -> None:
 
 
 def test_aggregation_tables_and_plots_the_saliency_methods_scored(tmp_path: Path) -> None:
-    from camal_rl.compare import aggregate_sweep
+    from camal_rl.sweep import aggregate_sweep
     from tests.synthetic_runs import metrics_report, write_run
 
     for method, epg in (("none", 0.3), ("camal", 0.2)):

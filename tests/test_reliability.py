@@ -331,7 +331,7 @@ from multiprocessing import get_context
 
 
 def start(parent):  # the sweep's initializer, imported in the worker only: the parent starts fast
-    from camal_rl.compare import _install_worker_signals
+    from camal_rl.sweep.executors import _install_worker_signals
 
     _install_worker_signals(parent)
 
@@ -387,25 +387,25 @@ def test_a_pool_worker_dies_with_its_sweep(tmp_path: Path) -> None:
 def test_an_orphaned_worker_ends_once_its_run_is_saved(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweep died while the worker trained: the signal stops the run (which saves, as on
     Ctrl-C) and the worker ends after it rather than wait for the next run."""
-    import camal_rl.compare as compare
+    import camal_rl.sweep.executors as executors
 
-    monkeypatch.setattr(compare, "_parent", -1)  # not our parent: the sweep is gone
-    monkeypatch.setattr(compare, "_orphaned", False)
-    monkeypatch.setattr(compare, "_interrupted", False)
+    monkeypatch.setattr(executors, "_parent", -1)  # not our parent: the sweep is gone
+    monkeypatch.setattr(executors, "_orphaned", False)
+    monkeypatch.setattr(executors, "_interrupted", False)
 
     def exit_(code: int) -> None:
         raise SystemExit(code)
 
-    monkeypatch.setattr(compare.os, "_exit", exit_)
+    monkeypatch.setattr(executors.os, "_exit", exit_)
 
-    def training(*args: Any) -> compare.RunOutcome:
+    def training(*args: Any) -> executors.RunOutcome:
         try:
-            compare._worker_signal(signal.SIGINT, None)  # as the kernel's signal arrives mid-run
+            executors._worker_signal(signal.SIGINT, None)  # as the kernel's signal arrives mid-run
         except KeyboardInterrupt:
-            return compare.RunOutcome("run", "stopped", 1.0)
+            return executors.RunOutcome("run", "stopped", 1.0)
         raise AssertionError("the run was not stopped")
 
-    monkeypatch.setattr(compare, "_run_one", training)
+    monkeypatch.setattr(executors, "_run_one", training)
     with pytest.raises(SystemExit) as ended:
-        compare.run_one(TrainConfig(), compare.EvaluateConfig(run=Path("run")))
+        executors.run_one(TrainConfig(), executors.EvaluateConfig(run=Path("run")))
     assert ended.value.code == 128 + signal.SIGTERM
