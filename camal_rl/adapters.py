@@ -13,7 +13,7 @@ Conventions, fixed for the whole package:
   scale; the scorer normalises.
 - ``scores``: (B, n_actions). Policy logits for PPO, Q-values for DQN. ``softmax(scores)`` is the
   action distribution ``f`` that faithfulness metrics read (pi(a|x) for PPO, softmax(Q)(a) for
-  DQN, as DESIGN.md defines them). :class:`EpsilonGreedyPolicy` gives a value-based agent's
+  DQN, as docs/design.md defines them). :class:`EpsilonGreedyPolicy` gives a value-based agent's
   metrics the distribution it acts with instead.
 - ``maps``: (B, K, h, w) activations of the attention layer, inside the autograd graph of
   ``scores`` so that Grad-CAM can differentiate through them.

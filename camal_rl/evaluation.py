@@ -325,7 +325,7 @@ class EvaluateConfig:
     """Score at most this many evenly spaced steps per episode (attention metrics are costly)."""
     q_policy: QPolicy = "softmax"
     """DQN: the action distribution faithfulness and behaviour metrics read: softmax (of the
-    Q-values, DESIGN.md's f) or epsilon-greedy (the policy the agent acts with; use it when
+    Q-values, docs/design.md's f) or epsilon-greedy (the policy the agent acts with; use it when
     softmax(Q) is near-uniform, as with MiniGrid's rewards)."""
     q_epsilon: float = 0.05
     """DQN: epsilon of --q-policy epsilon-greedy, in (0, 1]."""

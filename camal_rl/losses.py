@@ -1,4 +1,4 @@
-"""The attention-loss family of DESIGN.md: pure functions of a saliency map and a mask.
+"""The attention-loss family of docs/design.md: pure functions of a saliency map and a mask.
 
 ``total = task_loss + camal_coef * attention_loss(saliency, mask, kind)``, where ``saliency``
 is the differentiable Grad-CAM of :func:`camal_rl.saliency.grad_cam` (kinds ``camal``,

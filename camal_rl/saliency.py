@@ -2,7 +2,7 @@
 
 Two uses, two entry points:
 
-- :func:`grad_cam` is the training-time Grad-CAM of DESIGN.md on feature maps the model already
+- :func:`grad_cam` is the training-time Grad-CAM of docs/design.md on feature maps the model already
   returned, kept inside the autograd graph so an attention loss on it trains the network.
 - The evaluation methods (:class:`GradCAM`, :class:`GradCAMPlusPlus`, :class:`VanillaGradient`,
   :class:`InputXGradient`, :class:`IntegratedGradients`, :class:`PerturbationSaliency`) share

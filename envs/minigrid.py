@@ -116,7 +116,7 @@ class _MaskObsWrapper(
                 "mask": mask_space(height * self.tile_size, width * self.tile_size, len(self.mask_classes)),
             }
         )
-        # DESIGN.md: `env.unwrapped.mask_classes` names the classes too.
+        # docs/design.md: `env.unwrapped.mask_classes` names the classes too.
         setattr(self._minigrid, "mask_classes", self.mask_classes)  # noqa: B010
 
     def _grid_shape(self) -> tuple[int, int]:

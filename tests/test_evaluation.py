@@ -230,7 +230,7 @@ def test_dqn_faithfulness_reads_the_chosen_action_distribution(tiny_run: Path, t
     assert uniform["behaviour"]["behaviour_kl_mask"]["mean"] == pytest.approx(0.0, abs=1e-9)
 
     name, softmax = faithfulness()
-    assert name == "softmax(Q)"  # the default, as DESIGN.md defines f for DQN
+    assert name == "softmax(Q)"  # the default, as docs/design.md defines f for DQN
     assert softmax["saliency"]["gradcam"]["deletion_auc"]["mean"] != pytest.approx(1 / 7, abs=1e-9)
     # alignment does not depend on the action distribution
     assert softmax["saliency"]["gradcam"]["epg"]["mean"] == uniform["saliency"]["gradcam"]["epg"]["mean"]

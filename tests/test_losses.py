@@ -1,4 +1,4 @@
-"""Tests for camal_rl.losses: the attention-loss family of DESIGN.md."""
+"""Tests for camal_rl.losses: the attention-loss family of docs/design.md."""
 
 from __future__ import annotations
 

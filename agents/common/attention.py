@@ -2,7 +2,7 @@
 
 CAMAL (Hundal, Xiao, Dong, Rigger, arXiv 2605.08325, 2026) adds to the task loss
 ``camal_coef * attention_loss(grad_cam(maps, y), mask)``, where ``maps`` are the attention
-layer's activations and ``y`` a per-sample target score (DESIGN.md, data flow).
+layer's activations and ``y`` a per-sample target score (docs/design.md, data flow).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A replay buffer that stores the mask at one bit per pixel.
 
-DESIGN.md lets SB3's DictReplayBuffer store the mask beside the image. A uint8 mask costs a third
+docs/design.md lets SB3's DictReplayBuffer store the mask beside the image. A uint8 mask costs a third
 of an RGB frame's bytes (H*W vs 3*H*W), for observations and next observations alike, which
 breaks the replay-memory target (CamalDQN <= 1.3x DQN). The losses only read ``mask > 0``, so this
 buffer keeps that bit, packed with :func:`numpy.packbits` (H*W/8 bytes), and unpacks the sampled

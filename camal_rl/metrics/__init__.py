@@ -1,4 +1,4 @@
-"""Attention metrics (DESIGN.md, "Attention metrics"): pure numpy/torch functions on batches.
+"""Attention metrics (docs/design.md, "Attention metrics"): pure numpy/torch functions on batches.
 
 - :mod:`~camal_rl.metrics.alignment`: does the saliency lie on the relevant objects
   (energy pointing game, IoU of the top-|M| pixels, pointing game, ROC-AUC), and is it flat

@@ -222,7 +222,7 @@ def summarize_steps(
     n_resamples: int = 2000,
     rng: np.random.Generator | int | None = None,
 ) -> Summary:
-    """The whole chain of DESIGN.md: per step -> per episode (mean of defined steps) -> per seed
+    """The whole chain of docs/design.md: per step -> per episode (mean of defined steps) -> per seed
     (mean of its episodes) -> summary over seeds. Without ``seed_ids`` the summary is over
     episodes. Episodes with no defined step and seeds with no defined episode are dropped.
 

@@ -3,7 +3,7 @@
 Every function takes a batch of saliency maps ``saliency`` (B, h, w), >= 0, at any resolution,
 and a batch of masks ``mask`` (B, H, W) (class labels, bool or 0/1; numpy arrays or tensors).
 ``S`` is the saliency resized bilinearly (``align_corners=False``) to H x W and ``M = mask > 0``,
-as DESIGN.md defines them. Each returns an ndarray (B,) of float64.
+as docs/design.md defines them. Each returns an ndarray (B,) of float64.
 
 Conventions, the same in every function:
 

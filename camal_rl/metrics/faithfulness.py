@@ -4,7 +4,7 @@ Every function sees the model only through an :class:`~camal_rl.adapters.ActionS
 ``images`` are raw pixels (B, C, H, W) in [0, 255] and ``pi(x) = softmax(scores)``. The score
 that deletion, insertion, comprehensiveness and sufficiency follow is
 ``f(x) = pi(a* | x)``, with ``a*`` the first maximal score on the clean image (the greedy
-action) unless ``actions`` is given, as DESIGN.md defines it.
+action) unless ``actions`` is given, as docs/design.md defines it.
 
 Conventions:
 
@@ -289,7 +289,7 @@ def occlusion_kl_ratio(
     eps: float = 1e-6,
     batch_size: int | None = 1024,
 ) -> np.ndarray:
-    """Occlusion KL ratio of DESIGN.md: how much more the policy changes when the salient pixels
+    """Occlusion KL ratio of docs/design.md: how much more the policy changes when the salient pixels
     are occluded than when an equal-area random region is,
     ``(KL(pi(x) || pi(x - T)) + eps) / (mean_r KL(pi(x) || pi(x - R_r)) + eps)``.
 
@@ -345,7 +345,7 @@ def behaviour_kl(
     eps: float = 1e-6,
     batch_size: int | None = 1024,
 ) -> dict[str, np.ndarray]:
-    """Saliency-free behaviour check of DESIGN.md: does the policy change more when the relevant
+    """Saliency-free behaviour check of docs/design.md: does the policy change more when the relevant
     objects are occluded than when an equal-area region elsewhere is? Occlusion sensitivity in the
     sense of Zeiler & Fergus (ECCV 2014), with the mask as the region.
 
