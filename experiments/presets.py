@@ -81,6 +81,11 @@ trained the first formulation of the camal loss, now ``camal-v1`` (its runs were
 experiments/camal_study/rename_camal_v1.py)."""
 STUDY_METHODS = ("none", *(f"{method}:{coef:g}" for method, coef in CHOSEN.items()))
 
+CONFIRM_METHODS = ("none", "camal", "energy")
+CONFIRM_SEEDS = (0, 1, 2, 3, 4)
+CONFIRM_EVAL: dict[str, Any] = {**STUDY_EVAL, "pairs": ("camal:energy",), "run_order": "seeds"}
+"""The study's evaluation; runs start seed by seed, so a cell stopped early compares every method."""
+
 PRESETS: dict[str, Any] = {
     # Single agents: `camal-rl train --preset doorkey-ppo --method camal --seed 3`.
     "doorkey-ppo": DOORKEY_PPO,
@@ -180,6 +185,32 @@ PRESETS: dict[str, Any] = {
         out=LOSS / "tune-doorkey-ppo",
         episodes=10,
         workers=2,
+    ),
+    # The confirmatory runs of the redesigned camal (experiments/camal_loss/PREREGISTRATION.md):
+    # the study's cells and evaluation, seeds 0-4 in every cell, camal at its default coefficient.
+    "loss-confirm-doorkey-ppo": SweepConfig(
+        cells=(DOORKEY_PPO,),
+        methods=CONFIRM_METHODS,
+        seeds=CONFIRM_SEEDS,
+        out=LOSS / "doorkey-ppo",
+        **CONFIRM_EVAL,
+    ),
+    "loss-confirm-doorkey-dqn": SweepConfig(
+        cells=(DOORKEY_DQN,),
+        methods=CONFIRM_METHODS,
+        seeds=CONFIRM_SEEDS,
+        out=LOSS / "doorkey-dqn",
+        **{**CONFIRM_EVAL, "q_policy": "epsilon-greedy"},
+    ),
+    "loss-confirm-lava-ppo": SweepConfig(
+        cells=(LAVA_PPO,), methods=CONFIRM_METHODS, seeds=CONFIRM_SEEDS, out=LOSS / "lava-ppo", **CONFIRM_EVAL
+    ),
+    "loss-confirm-vizdoom-ppo": SweepConfig(
+        cells=(VIZDOOM_PPO,),
+        methods=CONFIRM_METHODS,
+        seeds=CONFIRM_SEEDS,
+        out=LOSS / "vizdoom-ppo",
+        **{**CONFIRM_EVAL, "distractors": 0},
     ),
     "study-vizdoom-gpu": SweepConfig(
         cells=(dataclasses.replace(VIZDOOM_PPO, steps=100_000, eval_freq=10_000),),
