@@ -53,6 +53,9 @@ class LoadedAgent:
     run: RunDir | None
     env_overrides: dict[str, Any] = field(default_factory=dict)
     """Env keywords given at loading, over the run's own."""
+    weights_dtype: str | None = None
+    """``float16`` or ``float32`` for an agent rebuilt from its run's weights file
+    (:mod:`camal_rl.weights`), which acts but does not train; None for a model zip."""
 
     @property
     def stock(self) -> bool:
@@ -168,6 +171,7 @@ class LoadedAgent:
             "seed": cfg.seed if cfg else None,
             "label": cfg.label if cfg else self.model_path.stem,
             "num_timesteps": int(self.model.num_timesteps),
+            **({"weights": self.weights_dtype} if self.weights_dtype is not None else {}),
             **stock,
         }
 
@@ -230,8 +234,11 @@ def load_agent(
 ) -> LoadedAgent:
     """Load the newest model of a run directory, or a model zip: a CAMAL agent's, or a stock SB3
     PPO, A2C or DQN model trained on image observations (evaluated and recorded, not trained).
+    A run directory that holds no model zip, but its weights file (``camal-rl export-weights``),
+    gives its agent rebuilt from those weights (:func:`camal_rl.weights.load_weights`): it acts and is
+    scored as the zip's did, but does not train; so does the path of a run's weights file.
 
-    :param path: a run directory or a ``.zip`` saved by SB3 / camal-rl.
+    :param path: a run directory, a ``.zip`` saved by SB3 / camal-rl, or a run's weights file.
     :param device: torch device.
     :param env: env id, overriding the run's (required for a bare zip).
     :param env_kwargs: env keywords over the run's own (a bare zip has none of its own).
@@ -241,10 +248,19 @@ def load_agent(
     :raises InputError: nothing loadable there, no env known for a bare zip, or (without
         ``allow_pickle``) a saved object outside the allowlist.
     """
+    from camal_rl.weights import WEIGHTS_FILE
+
     if not path.exists():
         raise InputError(f"{path} does not exist; pass a run directory or a model zip")
     run: RunDir | None = None
     config: TrainConfig | None = None
+    if path.is_file() and path.suffix == Path(WEIGHTS_FILE).suffix:
+        if not RunDir(path.parent).exists():
+            raise InputError(
+                f"{path} is a weights file outside its run directory (no config.json beside it): the "
+                "run's config.json rebuilds the agent; put the file back in its run and pass the run"
+            )
+        return load_weights_agent(RunDir(path.parent), path, device=device, env=env, env_kwargs=env_kwargs)
     if path.is_dir():
         run = RunDir(path)
         if not run.exists():
@@ -252,6 +268,16 @@ def load_agent(
                 f"{path} is not a run directory (no config.json); pass a run directory or a model zip"
             )
         config = TrainConfig.load(run.config)
+        if not run.has_model():
+            weights = run.path / WEIGHTS_FILE
+            if weights.exists():
+                return load_weights_agent(run, weights, device=device, env=env, env_kwargs=env_kwargs)
+            raise InputError(
+                f"{path} holds no saved model (model.zip or checkpoints/step_*.zip) and no {WEIGHTS_FILE}: "
+                "deleted, or never saved; `camal-rl train --resume --out "
+                f"{path}` trains it again with its saved settings, replacing its records (copy the "
+                "folder first to keep them)"
+            )
         model_path = run.latest_model()
         saved = ZipModel(config.algo, camal=True)
     else:
@@ -275,3 +301,37 @@ def load_agent(
     ) as error:
         raise InputError(f"cannot load {model_path}: {error}") from error
     return LoadedAgent(model, saved.algo, model_path, config, env_id, run, dict(env_kwargs or {}))
+
+
+def load_weights_agent(
+    run: RunDir,
+    weights: Path,
+    *,
+    device: str = "auto",
+    env: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> LoadedAgent:
+    """A run's agent rebuilt from its weights file (:func:`camal_rl.weights.load_weights`), saying
+    so in one line: it acts, and is evaluated and recorded, as the model zip's did, but it is not
+    a trainable model.
+
+    :raises InputError: as :func:`camal_rl.weights.load_weights`.
+    """
+    from camal_rl.weights import load_weights
+
+    model, saved = load_weights(run, weights, device=device)
+    print(
+        f"loaded {weights}: the policy's weights alone ({saved.dtype}, from {saved.source or 'a model zip'} "
+        f"at {saved.num_timesteps} steps), not a trainable model (no optimizer state)"
+    )
+    config = TrainConfig.load(run.config)
+    return LoadedAgent(
+        model,
+        saved.algo,
+        weights,
+        config,
+        env or config.env,
+        run,
+        dict(env_kwargs or {}),
+        weights_dtype=saved.dtype,
+    )

@@ -20,6 +20,6 @@ def test_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_documented_commands_exist() -> None:
-    used = set(re.findall(r"^camal-rl (\w+)", README.read_text(), flags=re.M))
+    used = set(re.findall(r"^camal-rl ([\w-]+)", README.read_text(), flags=re.M))
     assert used <= set(COMMANDS)
     assert {"envs", "train", "evaluate", "compare", "record", "plot"} <= used
