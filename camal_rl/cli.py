@@ -67,8 +67,8 @@ COMMANDS: dict[str, Command] = {
     "record": Command("saliency videos of rollouts", "camal_rl.video:RecordConfig", "camal_rl.video:record"),
     "export-weights": Command(
         "a run's policy as weights alone (small enough to commit), which evaluate and record load",
-        "camal_rl.weights:ExportWeightsConfig",
-        "camal_rl.weights:export_weights_command",
+        "camal_rl.export:ExportWeightsConfig",
+        "camal_rl.export:export_weights_command",
     ),
     "plot": Command(
         "learning curves and metric plots from run directories",

@@ -36,12 +36,11 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
 import torch
-import tyro
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from torch import Tensor
@@ -71,6 +70,7 @@ final exploration rate (``--stochastic`` acts epsilon-greedy at it)."""
 Dtype = Literal["auto", "float16", "float32"]
 """How to store the weights: ``auto`` takes float16 when :func:`prediction_check` passes, else
 float32."""
+DTYPES: tuple[str, ...] = get_args(Dtype)
 
 
 @dataclass(frozen=True)
@@ -134,27 +134,13 @@ class SavedWeights:
         return int(self.attributes.get("num_timesteps", 0))
 
     def state_dict(self, names: Sequence[str]) -> dict[str, Tensor]:
-        """The policy's full ``state_dict`` for the parameter ``names`` a model has: stored tensors,
-        aliases and omitted copies.
+        """The policy's full ``state_dict`` for the parameter ``names`` a model has
+        (:func:`full_state_dict`).
 
         :raises InputError: a name the file has no tensor for, or a tensor no name takes (the file
             does not fit the model).
         """
-        state: dict[str, Tensor] = {}
-        missing: list[str] = []
-        used: set[str] = set()
-        for name in names:
-            stored = self.aliases.get(name, name)
-            for prefix, copied in self.omitted.items():
-                if stored.startswith(prefix) and stored not in self.tensors:
-                    source = copied + stored.removeprefix(prefix)
-                    stored = self.aliases.get(source, source)
-            if stored in self.tensors:
-                state[name] = self.tensors[stored]
-                used.add(stored)
-            else:
-                missing.append(name)
-        unused = sorted(set(self.tensors) - used)
+        state, missing, unused = full_state_dict(self.tensors, self.aliases, self.omitted, names)
         for what, listed in (("no weights for", missing), ("weights for no parameter:", unused)):
             if listed:
                 raise self.misfit(f"it has {what} {', '.join(listed[:3])}{' ...' * (len(listed) > 3)}")
@@ -227,6 +213,33 @@ def distinct_tensors(policy: BasePolicy) -> tuple[dict[str, Tensor], dict[str, s
             first[key] = name
             kept[name] = tensor.detach().cpu()
     return kept, aliases
+
+
+def full_state_dict(
+    tensors: Mapping[str, Tensor],
+    aliases: Mapping[str, str],
+    omitted: Mapping[str, str],
+    names: Sequence[str],
+) -> tuple[dict[str, Tensor], list[str], list[str]]:
+    """A ``state_dict`` of the parameter ``names`` from distinct tensors (:func:`distinct_tensors`):
+    a name takes its own tensor, its alias's, or (under an ``omitted`` prefix) its copy's.
+
+    :return: the ``state_dict``; the names no tensor was found for; the tensors no name took.
+    """
+    state: dict[str, Tensor] = {}
+    missing: list[str] = []
+    for name in names:
+        stored = aliases.get(name, name)
+        for prefix, copied in omitted.items():
+            if stored.startswith(prefix) and stored not in tensors:
+                source = copied + stored.removeprefix(prefix)
+                stored = aliases.get(source, source)
+        if stored in tensors:
+            state[name] = tensors[stored]
+        else:
+            missing.append(name)
+    taken = {id(tensor) for tensor in state.values()}
+    return state, missing, sorted(name for name, tensor in tensors.items() if id(tensor) not in taken)
 
 
 def cast(tensors: Mapping[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:
@@ -308,16 +321,22 @@ def write_weights(
     :param model: a CamalPPO or CamalDQN agent.
     :param path: the weights file (a run's :data:`WEIGHTS_FILE`).
     :param make_env: builds one env of the model (for the observations of the check).
-    :param dtype: ``auto`` (float16 when :func:`prediction_check` passes, else float32), or one of
-        them forced (the check is made and reported all the same).
+    :param dtype: ``auto`` (float16 when :func:`prediction_check` passes, else float32);
+        ``float16`` (its check made and reported all the same); ``float32`` (exact: no check).
     :param source: the model zip the model was loaded from, recorded in the file.
+    :raises InputError: not a camal-rl agent, or a dtype not in :data:`DTYPES`.
     """
+    if dtype not in DTYPES:
+        raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     algo = algo_name(model)
     tensors, aliases = distinct_tensors(model.policy)
     names = list(model.policy.state_dict())
     check = None
+    omitted = {
+        prefix: copied for prefix, copied in OMITTED.items() if any(n.startswith(prefix) for n in names)
+    }
     if dtype != "float32":
-        half = _expand(cast(tensors, torch.float16), aliases, names)
+        half, _, _ = full_state_dict(cast(tensors, torch.float16), aliases, omitted, names)
         check = prediction_check(model.policy, half, check_images(model, make_env))
     chosen = "float16" if dtype == "float16" or (check is not None and check.passed) else "float32"
     stored = cast(tensors, getattr(torch, chosen))
@@ -329,9 +348,7 @@ def write_weights(
         "dtype": chosen,
         "tensors": stored,
         "aliases": aliases,
-        "omitted": {
-            prefix: copied for prefix, copied in OMITTED.items() if any(n.startswith(prefix) for n in names)
-        },
+        "omitted": omitted,
         "attributes": {name: _plain_number(value) for name, value in attributes.items()},
         "source": source,
         "check": check.to_json() if check is not None else {},
@@ -339,14 +356,6 @@ def write_weights(
     with written_then_moved(path, durable=True) as tmp:
         torch.save(payload, tmp)
     return ExportedWeights(path, path.stat().st_size, chosen, check)
-
-
-def _expand(
-    tensors: Mapping[str, Tensor], aliases: Mapping[str, str], names: Sequence[str]
-) -> dict[str, Tensor]:
-    """A full ``state_dict`` of ``names`` from distinct tensors and aliases; omitted prefixes copied."""
-    saved = SavedWeights(Path(), "", "", dict(tensors), dict(aliases), dict(OMITTED), {}, "", {})
-    return saved.state_dict(names)
 
 
 def _plain_number(value: Any) -> int | float:
@@ -457,79 +466,3 @@ def load_weights(
     for name, value in saved.attributes.items():
         setattr(model, name, value)
     return model, saved
-
-
-@dataclass(frozen=True)
-class ExportWeightsConfig:
-    """Write each run's trained policy as weights alone (RUN/policy.weights.pt: float16 when it then
-    predicts as before, else float32; under 1 MB for a MiniGrid agent), which `camal-rl evaluate` and
-    `record` load when the run's model zip is gone."""
-
-    runs: Annotated[tuple[Path, ...], tyro.conf.Positional, tyro.conf.arg(metavar="RUN [RUN ...]")]
-    """Run directories, or folders holding them (a sweep's): each run's newest model zip is exported."""
-    dtype: Dtype = "auto"
-    """auto: float16 when the greedy actions on 256 observations are the same and the logits or
-    Q-values within 1e-3 of the largest, else float32; float16 or float32: that one (checked all the
-    same)."""
-    device: str = "cpu"
-    """Torch device the models are loaded on for the check."""
-
-
-def export_weights(run_path: Path, *, dtype: Dtype = "auto", device: str = "cpu") -> ExportedWeights:
-    """Write ``RUN/policy.weights.pt`` from the run's newest model zip (safely loaded:
-    :func:`camal_rl.loading.load_agent`), holding the run's lock meanwhile.
-
-    :raises InputError: not a run directory, no model zip there, or the run in use (training).
-    """
-    from camal_rl.loading import load_agent
-
-    run = RunDir(run_path)
-    if not run.exists():
-        raise InputError(f"{run_path} is not a run directory (no config.json)")
-    if not run.has_model():
-        raise InputError(f"{run_path} holds no model zip to export (model.zip or checkpoints/step_*.zip)")
-    with run.locked():
-        agent = load_agent(run.path, device=device)
-        weights = run.path / WEIGHTS_FILE
-        source = str(agent.model_path.relative_to(run.path))
-        return write_weights(
-            agent.model, weights, lambda: agent.make_env(agent.env_kwargs), dtype=dtype, source=source
-        )
-
-
-def export_weights_command(cfg: ExportWeightsConfig) -> list[ExportedWeights]:
-    """``camal-rl export-weights``: export every run at or under ``cfg.runs``, printing each file and
-    its size. A run whose model zip is gone but whose weights file is there is left as it is.
-
-    :raises InputError: no run found, or some runs could not be exported (after the others are).
-    """
-    from camal_rl.results import find_runs
-
-    if cfg.dtype not in ("auto", "float16", "float32"):
-        raise InputError(f"--dtype must be auto, float16 or float32, got {cfg.dtype!r}")
-    runs = find_runs(cfg.runs)
-    if not runs:
-        raise InputError(
-            f"no run directory (a folder with config.json) at or under {', '.join(map(str, cfg.runs))}"
-        )
-    written: list[ExportedWeights] = []
-    failed: list[str] = []
-    for path in runs:
-        run = RunDir(path)
-        if not run.has_model() and (run.path / WEIGHTS_FILE).exists():
-            print(f"kept {run.path / WEIGHTS_FILE}: the run holds no model zip to export it from again")
-            continue
-        try:
-            exported = export_weights(path, dtype=cfg.dtype, device=cfg.device)
-        except InputError as error:
-            failed.append(str(error))
-            if len(runs) > 1:
-                print(f"skipped {path}: {error}")
-            continue
-        print(exported.describe(), flush=True)
-        written.append(exported)
-    if len(runs) == 1 and failed:
-        raise InputError(failed[0])
-    if failed:
-        raise InputError(f"{len(failed)} of {len(runs)} runs not exported (above); the first: {failed[0]}")
-    return written
