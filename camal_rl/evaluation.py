@@ -311,7 +311,8 @@ class EvaluateConfig:
     """Also evaluate on the distractor variant with this many extra objects (MiniGrid; 0: skip)."""
     methods: tuple[str, ...] = ("gradcam", "perturbation")
     """Saliency methods: gradcam, gradcam++, gradient, input_x_gradient, integrated_gradients,
-    perturbation (Greydanus et al. 2018)."""
+    perturbation (Greydanus et al. 2018), or any captum attribution as captum:NAME (e.g.
+    captum:DeepLift, captum:GradientShap, captum:Occlusion)."""
     layer: str | None = None
     """Features-extractor layer whose activations Grad-CAM and Grad-CAM++ read, by module name
     (e.g. to_attention.1: a CAMAL agent's first conv after its ReLU; cnn.2: NatureCNN's second

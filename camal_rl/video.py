@@ -279,7 +279,8 @@ class RecordConfig:
     several are tiled side by side."""
     method: str = "gradcam"
     """Saliency method of the heatmap: gradcam, gradcam++, gradient, input_x_gradient,
-    integrated_gradients or perturbation."""
+    integrated_gradients, perturbation, or a captum attribution as captum:NAME (e.g.
+    captum:DeepLift)."""
     layer: str | None = None
     """Features-extractor layer whose activations Grad-CAM and Grad-CAM++ read, by module name, in
     every agent (e.g. to_attention.1: a CAMAL agent's first conv after its ReLU; cnn.2: NatureCNN's

@@ -31,6 +31,7 @@ def test_install_requires_is_lean() -> None:
     assert "opencv-python" not in requires
     assert "pandas" not in requires  # only a study script reads it
     assert requires["tyro"] == ">=1.0,<2"
+    assert "captum" in requires  # the gradient saliency methods are captum's
     dev = _names(cfg["options.extras_require"]["dev"])
     assert "pandas" in dev
 
@@ -43,6 +44,23 @@ def test_license_and_py_typed_ship() -> None:
     assert "Copyright (c) 2026 camal-rl developers" in license_text
     assert (ROOT / "camal_rl" / "py.typed").is_file()
     assert cfg["options.package_data"]["camal_rl"].split() == ["py.typed"]
+
+
+def test_every_package_is_listed() -> None:
+    """Each package folder (an __init__.py) of camal_rl, envs and agents is in setup.cfg's
+    packages, under its installed name (package_dir: envs -> camal_rl.envs): a wheel lacks any
+    that is not."""
+    listed = set(_setup_cfg()["options"]["packages"].split())
+    found = {
+        ".".join((package, *path.parent.relative_to(ROOT / folder).parts))
+        for folder, package in (
+            ("camal_rl", "camal_rl"),
+            ("envs", "camal_rl.envs"),
+            ("agents", "camal_rl.agents"),
+        )
+        for path in (ROOT / folder).rglob("__init__.py")
+    }
+    assert found - listed == set()
 
 
 def test_library_code_does_not_import_pandas() -> None:

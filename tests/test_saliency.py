@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
@@ -12,12 +14,15 @@ from camal_rl.adapters import ModuleScorer
 from camal_rl.errors import InputError
 from camal_rl.saliency import (
     SALIENCY_METHODS,
+    CaptumAttribution,
     GradCAM,
     GradCAMPlusPlus,
     InputXGradient,
     IntegratedGradients,
     PerturbationSaliency,
     VanillaGradient,
+    captum_attributions,
+    check_saliency_methods,
     compute_saliency,
     eval_mode,
     gaussian_blur,
@@ -203,7 +208,19 @@ def _method_kwargs(name: str) -> dict[str, object]:
     return {"sigma": 1.0, "stride": 2, "blur_sigma": 2.0} if name == "perturbation" else {}
 
 
-@pytest.mark.parametrize("name", list(SALIENCY_METHODS))
+CAPTUM_SAMPLE = [
+    "captum:DeepLift",
+    "captum:GradientShap",
+    "captum:Occlusion",
+    "captum:FeatureAblation",
+    "captum:GuidedBackprop",
+]
+"""captum attributions of each kind: rescaled gradients (DeepLift), sampled baselines
+(GradientShap), windows (Occlusion), feature masks (FeatureAblation), modified ReLU backward
+(GuidedBackprop)."""
+
+
+@pytest.mark.parametrize("name", [*SALIENCY_METHODS, *CAPTUM_SAMPLE])
 def test_method_concentrates_on_the_quadrant_the_model_reads(name: str) -> None:
     net = QuadrantNet()
     net.train()
@@ -218,8 +235,8 @@ def test_method_concentrates_on_the_quadrant_the_model_reads(name: str) -> None:
     assert saliency.min() >= 0
     share = saliency[:, :16, :16].sum(dim=(1, 2)) / saliency.sum(dim=(1, 2))
     # Grad-CAM(++): the 8x8 nonzero cells upsample with a quarter-weight fringe of one pixel row
-    # and column outside (~64 / 68 of the mass); input x gradient is exactly 0 outside;
-    # perturbation masks centred outside still reach a little into the quadrant.
+    # and column outside (~64 / 68 of the mass); input x gradient and the captum attributions are
+    # exactly 0 outside; perturbation masks centred outside still reach a little into the quadrant.
     assert (share > 0.9).all(), share
     # eval mode during the method, every module's own mode restored after it
     assert net.modes_seen
@@ -233,7 +250,7 @@ def test_method_concentrates_on_the_quadrant_the_model_reads(name: str) -> None:
     assert images.grad is None
 
 
-@pytest.mark.parametrize("name", list(SALIENCY_METHODS))
+@pytest.mark.parametrize("name", [*SALIENCY_METHODS, *CAPTUM_SAMPLE])
 def test_methods_work_under_no_grad_and_inference_mode(name: str) -> None:
     scorer = ModuleScorer(QuadrantNet())
     images = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 255
@@ -346,11 +363,11 @@ class Cubic(nn.Module):
         return torch.stack([(x**3).sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3))], dim=1), x
 
 
-@pytest.mark.parametrize(("steps", "share"), [(1, 0.75), (2, 0.9375), (4, 1 - 1 / 64)])
+@pytest.mark.parametrize(("steps", "share"), [(2, 0.9375), (3, 1 - 1 / 36), (4, 1 - 1 / 64)])
 def test_integrated_gradients_midpoint_rule_hand_values(steps: int, share: float) -> None:
     """d(x^3)/dx at t x is 3 t^2 x^2; the midpoint mean of 3 t^2 over ``steps`` points is
-    1 - 1 / (4 steps^2) (1: 3 x 0.25 = 0.75; 2: 3 x (0.0625 + 0.5625) / 2 = 0.9375), so each
-    attribution is that share of x^3 (the exact integral gives x^3: completeness)."""
+    1 - 1 / (4 steps^2) (2: 3 x (0.0625 + 0.5625) / 2 = 0.9375; 3: (1 + 9 + 25) / 36 = 35/36), so
+    each attribution is that share of x^3 (the exact integral gives x^3: completeness)."""
     images = torch.tensor([[[[1.0, -2.0]]], [[[3.0, 0.5]]]])  # (2, 1, 1, 2)
     method = IntegratedGradients(steps=steps, batch_size=3)  # batches cut across the images
     got = method.attributions(ModuleScorer(Cubic(), preprocess=lambda x: x), images, torch.tensor([0, 0]))
@@ -486,7 +503,7 @@ def test_registry_and_errors() -> None:
     ):
         make_saliency_method("lime")
     for bad, message in (
-        ({"steps": 0}, "steps must be >= 1"),
+        ({"steps": 1}, "steps must be >= 2"),
         ({"baseline": math.nan}, "baseline must be a finite pixel value"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
     ):
@@ -501,3 +518,171 @@ def test_registry_and_errors() -> None:
         compute_saliency("gradcam", scorer, torch.rand(3, 32, 32), torch.tensor([0]))
     with pytest.raises(InputError, match="one target action per image"):
         compute_saliency("gradcam", scorer, torch.rand(2, 3, 32, 32), torch.tensor([0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# captum: the gradient methods are captum's, and any captum attribution by name
+# ---------------------------------------------------------------------------------------------
+
+
+class SmallCnn(nn.Module):
+    """A MiniGrid-like CNN on 3 x 24 x 24 frames (8 px tiles): conv 8/8 -> ReLU -> conv 3x3 ->
+    ReLU -> linear, 5 actions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 8, 8, stride=8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(8 * 3 * 3, 5),
+        )
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.net(x), x
+
+
+def _hand_written_gradients(module: nn.Module, images: Tensor, actions: Tensor) -> Tensor:
+    """d score[action] / d raw pixels, as camal-rl computed it before captum (ModuleScorer divides
+    by 255)."""
+    inputs = images.clone().requires_grad_(True)
+    scores = module(inputs / 255.0)[0].gather(1, actions[:, None]).sum()
+    (grads,) = torch.autograd.grad(scores, inputs)
+    return grads
+
+
+def test_captum_backed_methods_give_the_maps_of_before() -> None:
+    """VanillaGradient, InputXGradient and IntegratedGradients are captum's Saliency,
+    InputXGradient and IntegratedGradients (riemann_middle) now; their maps equal those of the
+    hand-written code they replaced to 1e-6 of the largest value."""
+    module = SmallCnn()
+    scorer = ModuleScorer(module)
+    images = torch.rand(5, 3, 24, 24, generator=torch.Generator().manual_seed(3)) * 255
+    actions = torch.tensor([0, 1, 2, 3, 4])
+    grads = _hand_written_gradients(module, images, actions)
+
+    def close(got: Tensor, expected: Tensor) -> None:
+        assert expected.abs().max() > 0
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6 * expected.abs().max().item())
+
+    close(VanillaGradient()(scorer, images, actions), grads.abs().amax(dim=1))
+    close(InputXGradient()(scorer, images, actions), (images * grads).abs().sum(dim=1))
+    steps, baseline = 8, 10.0
+    total = torch.zeros_like(images)
+    for k in range(steps):  # the midpoint rule, one path point at a time
+        t = (k + 0.5) / steps
+        total += _hand_written_gradients(module, baseline + t * (images - baseline), actions)
+    expected = (images - baseline) * total / steps
+    for batch_size in (256, 2):  # 2: captum gets 2 images at a time, one path point per pass
+        method = IntegratedGradients(steps=steps, baseline=baseline, batch_size=batch_size)
+        close(method.attributions(scorer, images, actions), expected)
+        close(method(scorer, images, actions), expected.abs().sum(dim=1))
+
+
+def test_captum_occlusion_hand_values() -> None:
+    """Occlusion with its default 8 x 8 windows at stride 8 and a black baseline: each window's
+    attribution is the score it removes, given to every pixel and channel of the window."""
+
+    class TopMinusBottom(nn.Module):
+        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            # score = 2 * sum(top 8 rows) - sum(bottom 8 rows), over both channels
+            return (2.0 * x[:, :, :8].sum(dim=(1, 2, 3)) - x[:, :, 8:].sum(dim=(1, 2, 3)))[:, None], x
+
+    images = torch.ones(1, 2, 16, 8)  # two 8 x 8 windows, one above the other
+    saliency = make_saliency_method("captum:Occlusion")(
+        ModuleScorer(TopMinusBottom(), preprocess=lambda x: x), images, torch.tensor([0])
+    )
+    # top window: removes 2 * 128 = 256 from the score; bottom window: -(-128) = +128 removed.
+    # sum over the 2 channels of |attribution|: 512 and 256 per pixel
+    expected = torch.cat([torch.full((8, 8), 512.0), torch.full((8, 8), 256.0)])
+    torch.testing.assert_close(saliency, expected[None])
+
+
+def test_captum_deeplift_of_a_linear_model_is_input_x_gradient() -> None:
+    # DeepLift from a black baseline: (x - 0) * w for a model linear in its input, as input x
+    # gradient gives it: pixel 0: |10 * 0.5| + |-1 * 0.5| = 5.5; pixel 1: |20 * 3| + |4 * 3| = 72
+    class Linear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.tensor([[[1.0, -2.0]], [[0.5, 3.0]]]))
+
+        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            return (self.weight[None, :, None] * x[:, None]).sum(dim=(2, 3, 4)), x
+
+    images = torch.tensor([[[[10.0, 20.0]], [[-1.0, 4.0]]]])
+    scorer = ModuleScorer(Linear(), preprocess=lambda x: x)
+    deeplift = compute_saliency("captum:DeepLift", scorer, images, torch.tensor([1]))
+    torch.testing.assert_close(deeplift, torch.tensor([[[5.5, 72.0]]]))
+
+
+def test_captum_defaults_fill_what_captum_needs() -> None:
+    images = torch.zeros(2, 3, 16, 24)
+    occlusion = CaptumAttribution("Occlusion").defaults(images)
+    assert occlusion["sliding_window_shapes"] == occlusion["strides"] == (3, 8, 8)  # a tile, all channels
+    assert occlusion["baselines"] == 0.0
+    assert occlusion["perturbations_per_eval"] == 128  # 256 images per forward, 2 images
+    mask = CaptumAttribution("captum:FeatureAblation", tile=8).defaults(images)["feature_mask"]
+    assert mask.shape == (1, 1, 16, 24)
+    # 8 x 8 tiles numbered row by row: 2 rows of 3 tiles
+    assert mask[0, 0, ::8, ::8].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert mask[0, 0, 15, 23].item() == 5
+    assert CaptumAttribution("GradientShap").defaults(images)["n_samples"] == 8
+    assert (
+        CaptumAttribution("IntegratedGradients", batch_size=64).defaults(images)["internal_batch_size"] == 64
+    )
+
+
+def test_captum_gradient_shap_is_seeded_and_leaves_the_global_rng_alone() -> None:
+    scorer = ModuleScorer(SmallCnn())
+    images = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(4)) * 255
+    method = make_saliency_method("captum:GradientShap")
+    # GradientShap draws from numpy's legacy global RNG: the test seeds and reads it (NPY002)
+    torch.manual_seed(123)
+    np.random.seed(123)  # noqa: NPY002
+    first = method(scorer, images, torch.tensor([0, 1]))
+    after = torch.rand(3), np.random.uniform(size=3)  # noqa: NPY002
+    torch.manual_seed(123)
+    np.random.seed(123)  # noqa: NPY002
+    torch.testing.assert_close(method(scorer, images, torch.tensor([0, 1])), first)
+    # the global RNGs went on as if untouched
+    torch.testing.assert_close(torch.rand(3), after[0])
+    np.testing.assert_array_equal(np.random.uniform(size=3), after[1])  # noqa: NPY002
+    other_seed = CaptumAttribution("GradientShap", seed=1)(scorer, images, torch.tensor([0, 1]))
+    assert not torch.equal(other_seed, first)
+
+
+def test_captum_names_and_errors() -> None:
+    names = captum_attributions()
+    for name in ("DeepLift", "GradientShap", "Occlusion", "Saliency", "IntegratedGradients"):
+        assert name in names
+    # layer and neuron attributions need a layer; NoiseTunnel wraps another attribution;
+    # ShapleyValues would enumerate every ordering of the tiles
+    for name in ("LayerGradCam", "NeuronGradient", "NoiseTunnel", "ShapleyValues", "Attribution"):
+        assert name not in names
+    check_saliency_methods(["gradcam", "captum:DeepLift"])
+    with pytest.raises(InputError, match=r"did you mean captum:DeepLift\?.*GradientShap.*Occlusion"):
+        make_saliency_method("captum:DeepLyft")
+    with pytest.raises(InputError, match="need a layer: use gradcam"):
+        check_saliency_methods(["captum:LayerGradCam"])
+    with pytest.raises(InputError, match="use captum:ShapleyValueSampling"):
+        make_saliency_method("captum:ShapleyValues")
+    with pytest.raises(InputError, match=r"or captum:NAME .*captum:Occlusion"):
+        check_saliency_methods(["occlusion"])
+    with pytest.raises(
+        InputError, match=r"captum:Occlusion has no option\(s\) \['sigma'\].*sliding_window_shapes"
+    ):
+        make_saliency_method("captum:Occlusion", sigma=2.0)
+    with pytest.raises(InputError, match="tile and batch_size must be >= 1"):
+        CaptumAttribution("Occlusion", tile=0)
+    scorer = ModuleScorer(QuadrantNet())
+    with pytest.raises(InputError, match="actions must lie in"):
+        compute_saliency("captum:DeepLift", scorer, torch.rand(1, 3, 32, 32), torch.tensor([7]))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is not None, reason="scikit-learn is installed")
+def test_captum_lime_without_scikit_learn_says_so() -> None:
+    with pytest.raises(InputError, match="pip install scikit-learn"):
+        make_saliency_method("captum:Lime")
