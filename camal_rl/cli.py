@@ -71,7 +71,7 @@ COMMANDS: dict[str, Command] = {
         "camal_rl.export:export_weights_command",
     ),
     "plot": Command(
-        "learning curves and metric plots from run directories",
+        "learning curves, metric bars and performance profiles from run directories",
         "camal_rl.plots:PlotConfig",
         "camal_rl.plots:plot",
     ),

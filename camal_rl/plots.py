@@ -7,7 +7,9 @@
 - :func:`plot_metric_bars`: one bar per agent variant for a metric of ``metrics.json``, with its
   bootstrap interval as error bar (rows of :func:`camal_rl.results.aggregate` or
   :func:`camal_rl.stats.comparison_table`).
-- ``camal-rl plot RUNS...`` (:func:`plot`): both, as PNGs.
+- Performance profiles (:mod:`camal_rl.profiles`): the share of seeds above each threshold of a
+  metric, per agent variant.
+- ``camal-rl plot RUNS...`` (:func:`plot`): all three, as PNGs.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas, never through
 ``pyplot``, so plotting needs no display and leaves matplotlib's global state alone.
@@ -382,12 +384,13 @@ def write_plots(
     curves: Sequence[str] = DEFAULT_CURVES,
     metrics: Sequence[str] | None = None,
     rows: Sequence[Mapping[str, Any]] | None = None,
+    profiles: Sequence[str] | None = None,
     source: Source = "auto",
     window: int = 20,
     log: Callable[[str], None] = print,
 ) -> list[Path]:
-    """Learning curves and metric bars of ``results`` into ``out_dir`` (shared by ``camal-rl plot``
-    and ``camal-rl compare``).
+    """Learning curves, metric bars and performance profiles of ``results`` into ``out_dir``
+    (shared by ``camal-rl plot`` and ``camal-rl compare``).
 
     :param results: runs.
     :param out_dir: folder for the PNGs (created).
@@ -396,6 +399,9 @@ def write_plots(
     :param metrics: metrics of ``metrics.json`` to draw as bars (:func:`bar_file`); each must be in
         some run's ``metrics.json``. ``None``: those of :data:`DEFAULT_BAR_METRICS` that are.
     :param rows: summary rows to draw the bars from (default: :func:`camal_rl.results.aggregate`).
+    :param profiles: metrics of ``metrics.json`` to draw as performance profiles
+        (:func:`camal_rl.profiles.profile_file`); ``None``: those of
+        :data:`camal_rl.profiles.DEFAULT_PROFILE_METRICS` that some run has.
     :param source: learning-curve data (:func:`curve_data`).
     :param window: Monitor rolling window.
     :param log: where to report what was written or skipped.
@@ -429,6 +435,15 @@ def write_plots(
         rows = list(rows) if rows is not None else aggregate(results, metrics)
         for metric in metrics:
             written.append(plot_metric_bars(rows, metric, out_dir / bar_file(metric)))
+    from camal_rl.profiles import DEFAULT_PROFILE_METRICS, draw_profiles, profile_data, profile_file
+
+    if profiles is None:
+        available = set(available_metrics(results))
+        profiles = [m for m in DEFAULT_PROFILE_METRICS if m in available]
+    else:
+        check_metrics(results, profiles)
+    for metric in profiles:
+        written.append(draw_profiles(profile_data(results, metric), out_dir / profile_file(metric)))
     return written
 
 
@@ -439,7 +454,7 @@ def write_plots(
 
 @dataclass(frozen=True)
 class PlotConfig:
-    """Learning curves and metric bar charts (PNG) from run directories."""
+    """Learning curves, metric bar charts and performance profiles (PNG) from run directories."""
 
     runs: Annotated[tuple[Path, ...], tyro.conf.Positional]
     """Run directories, or folders searched recursively for them (any folder with a config.json)."""
@@ -452,6 +467,9 @@ class PlotConfig:
     curves: tuple[str, ...] = DEFAULT_CURVES
     """Columns of evaluations.csv to draw as learning curves (return_mean, epg, iou, flat_share,
     length_mean, ...)."""
+    profiles: tuple[str, ...] | None = None
+    """Metrics of metrics.json to draw as performance profiles, the share of seeds above each
+    threshold (Agarwal et al. 2021; default: return and gradcam/epg, those present)."""
     source: Source = "auto"
     """Learning-curve data: evaluations (evaluations.csv), monitor (training episodes), or auto
     (evaluations where a variant has them, else monitor)."""
@@ -477,7 +495,13 @@ def plot(cfg: PlotConfig) -> list[Path]:
     out = cfg.out if cfg.out is not None else default_out(cfg.runs)
     check_output(out, "--out", folder=True)
     written = write_plots(
-        results, out, curves=cfg.curves, metrics=cfg.metrics, source=cfg.source, window=cfg.window
+        results,
+        out,
+        curves=cfg.curves,
+        metrics=cfg.metrics,
+        profiles=cfg.profiles,
+        source=cfg.source,
+        window=cfg.window,
     )
     if not written:
         raise InputError(

@@ -279,10 +279,10 @@ def percent_improvement(
         return np.asarray(sign * 100.0 * (mean_a - safe_b) / np.abs(safe_b))
 
     low, high = percentile_bootstrap((x, y), ratio, confidence=confidence, n_resamples=n_resamples, rng=rng)
-    if math.isnan(low):
+    if np.isnan(low):
         note = "some resamples of the reference have mean 0: no interval"
         return Improvement(float(estimate), math.nan, math.nan, x.size, y.size, note)
-    return Improvement(float(estimate), low, high, x.size, y.size)
+    return Improvement(float(estimate), float(low), float(high), x.size, y.size)
 
 
 def probability_of_improvement(
@@ -324,7 +324,7 @@ def probability_of_improvement(
     low, high = percentile_bootstrap(
         (x, y), share_better, confidence=confidence, n_resamples=n_resamples, rng=rng
     )
-    return ProbabilityOfImprovement(estimate, low, high, x.size, y.size)
+    return ProbabilityOfImprovement(estimate, float(low), float(high), x.size, y.size)
 
 
 def _share_better(a: np.ndarray, b: np.ndarray, *, lower_is_better: bool, axis: int = -1) -> np.ndarray:

@@ -126,6 +126,7 @@ def test_a_curve_cut_to_its_shortest_seed_is_noted_once(tmp_path):
         tmp_path / "out",
         curves=("return_mean", "epg"),
         metrics=[],
+        profiles=[],
         log=logged.append,
     )
     assert [p.name for p in written] == ["learning_curves_return.png", "learning_curves_epg.png"]
@@ -147,6 +148,8 @@ def test_plot_command(tmp_path, capsys):
         "bars_return.png",
         "learning_curves_epg.png",
         "learning_curves_return.png",
+        "profile_gradcam_epg.png",
+        "profile_return.png",
     ]
     printed = capsys.readouterr().out
     assert "4 runs (4 complete) of 2 agent variants" in printed
@@ -157,13 +160,16 @@ def test_plot_command(tmp_path, capsys):
 def test_plot_defaults_to_common_parent(tmp_path):
     write_curves(tmp_path / "runs")
     written = plot(PlotConfig(runs=(tmp_path / "runs",)))
-    # default bars: return and the Grad-CAM metrics these metrics.json hold
+    # default bars: return and the Grad-CAM metrics these metrics.json hold; default profiles:
+    # return and Grad-CAM EPG
     assert sorted(p.name for p in written) == [
         "bars_gradcam_deletion_auc.png",
         "bars_gradcam_epg.png",
         "bars_return.png",
         "learning_curves_epg.png",
         "learning_curves_return.png",
+        "profile_gradcam_epg.png",
+        "profile_return.png",
     ]
     assert all(p.parent == (tmp_path / "runs" / "plots").resolve() for p in written)
 

@@ -86,7 +86,7 @@ def bootstrap_ci(
     low, high = percentile_bootstrap(
         (x,), _STATISTICS[statistic], confidence=confidence, n_resamples=n_resamples, rng=rng
     )
-    return float(point), low, high
+    return float(point), float(low), float(high)
 
 
 def percentile_bootstrap(
@@ -96,7 +96,7 @@ def percentile_bootstrap(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     rng: np.random.Generator | int | None = None,
-) -> tuple[float, float]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Percentile-bootstrap interval of a statistic of one or more samples, by
     :func:`scipy.stats.bootstrap` with ``method="percentile"``: each sample is resampled with
     replacement, independently of the others (rliable's stratified bootstrap, with the samples
@@ -105,14 +105,16 @@ def percentile_bootstrap(
     the resampled statistic.
 
     A resample whose statistic is ``nan`` (a ratio over a zero mean) makes both bounds ``nan``.
+    A statistic with several values (a curve) gets a band from the same resamples for each.
 
     :param samples: 1-D float arrays of at least two values each, ``nan`` already dropped.
     :param statistic: ``statistic(*resamples, axis=-1)``, vectorised: each resample is an
-        (n_resamples, n_i) array; returns (n_resamples,).
+        (n_resamples, n_i) array; returns (n_resamples,), or (..., n_resamples) for several
+        values.
     :param confidence: coverage of the interval, in (0, 1).
     :param n_resamples: bootstrap resamples.
     :param rng: generator or seed; ``None`` seeds with 0, so equal values give equal intervals.
-    :return: ``(low, high)``.
+    :return: ``(low, high)``, arrays of the statistic's shape (0-d for one value).
     """
     generator = np.random.default_rng(0 if rng is None else rng)
     with warnings.catch_warnings():
@@ -129,7 +131,7 @@ def percentile_bootstrap(
             paired=False,
             rng=generator,
         )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return np.asarray(result.confidence_interval.low), np.asarray(result.confidence_interval.high)
 
 
 def check_bootstrap(confidence: float, n_resamples: int) -> None:
