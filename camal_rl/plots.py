@@ -373,8 +373,9 @@ def curve_file(y: str) -> str:
 
 
 def bar_file(metric: str) -> str:
-    """``bars_gradcam_epg.png`` for ``gradcam/epg``, ``bars_sufficiency_at_10.png`` for ``sufficiency@10``."""
-    return f"bars_{metric_name(metric).replace('/', '_').replace('@', '_at_')}.png"
+    """``bars_gradcam_epg.png`` for ``gradcam/epg``, ``bars_sufficiency_at_10.png`` for
+    ``sufficiency@10``, ``bars_captum_DeepLift_epg.png`` for ``captum:DeepLift/epg``."""
+    return f"bars_{metric_name(metric).replace('/', '_').replace('@', '_at_').replace(':', '_')}.png"
 
 
 def write_plots(

@@ -168,4 +168,4 @@ def draw_profiles(profiles: Sequence[Profile], out_path: Path) -> Path:
 
 def profile_file(metric: str) -> str:
     """``profile_return.png`` for ``return``, ``profile_gradcam_epg.png`` for ``gradcam/epg``."""
-    return f"profile_{metric_name(metric).replace('/', '_').replace('@', '_at_')}.png"
+    return f"profile_{metric_name(metric).replace('/', '_').replace('@', '_at_').replace(':', '_')}.png"

@@ -115,6 +115,7 @@ def test_learning_curve_and_bar_pngs(tmp_path):
         plot_metric_bars(rows, "gradcam/iou", tmp_path / "out" / "none.png")
     assert curve_file("return_mean") == "learning_curves_return.png"
     assert bar_file("perturbation/sufficiency@10") == "bars_perturbation_sufficiency_at_10.png"
+    assert bar_file("captum:DeepLift/epg") == "bars_captum_DeepLift_epg.png"  # no ':' in file names
 
 
 def test_a_curve_cut_to_its_shortest_seed_is_noted_once(tmp_path):

@@ -72,6 +72,7 @@ def test_profile_pngs_and_write_plots(tmp_path) -> None:
     with pytest.raises(InputError, match="no performance-profile data"):
         draw_profiles([], tmp_path / "out" / "none.png")
     assert profile_file("gradcam/epg") == "profile_gradcam_epg.png"
+    assert profile_file("captum:Occlusion/epg") == "profile_captum_Occlusion_epg.png"
     # write_plots draws the default profiles present (return; these runs have no gradcam/epg)
     written = write_plots(results, tmp_path / "plots", curves=(), metrics=[], log=lambda _: None)
     assert [p.name for p in written] == ["profile_return.png"]
