@@ -64,9 +64,9 @@ def tables(results: Sequence[RunResult], threshold: float) -> tuple[list[str], l
     mean_rows = []
     for label, table in by_variant.items():
         data = np.array(table, dtype=np.float64)
-        solved = data[:, 0]
-        never = int(np.isnan(solved).sum())
-        median = steps(float(np.median(solved[~np.isnan(solved)]))) if never < len(solved) else "-"
+        firsts = data[:, 0]
+        never = int(np.isnan(firsts).sum())
+        median = steps(float(np.median(firsts[~np.isnan(firsts)]))) if never < len(firsts) else "-"
         means = [fmt(float(np.nanmean(col))) if not np.isnan(col).all() else "-" for col in data[:, 1:].T]
         mean_rows.append([label, str(len(data)), f"{median}; {never} never", *means])
     return markdown_table(header, rows), markdown_table(mean_header, mean_rows)
