@@ -72,6 +72,7 @@ EVALUATION_FIELDS = (
 )
 RUN_ENTRIES = (
     *("config.json", "command.txt", "versions.json", "status.json", "model.zip", "replay_buffer.pkl"),
+    "policy.weights.pt",
     *("checkpoints", "monitor", "progress.csv", "progress.*.csv", "events.out.tfevents.*"),
     *("evaluations.csv", "metrics.json", "videos", "plots", ".lock", "*.tmp"),
 )

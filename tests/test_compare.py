@@ -365,6 +365,20 @@ def test_table_metrics_by_any_name_and_the_missing_ones_named(
     assert "--metrics" not in capsys.readouterr().out
 
 
+def test_the_correction_is_chosen_and_recorded(sweep_copy: Path) -> None:
+    """--correction bh adjusts the table's p-values by Benjamini-Hochberg, holm (the default) by
+    Holm; each row says which, and an adjusted p-value is never below its raw one."""
+    for correction in ("bh", "holm"):
+        compare(tiny_sweep(sweep_copy, correction=correction, aggregate_only=True))
+        with (sweep_copy / "comparison.csv").open() as table:
+            tested = [row for row in csv.DictReader(table) if row["versus"]]
+        assert tested
+        assert {row["p_adj_method"] for row in tested} == {correction}
+        for row in tested:
+            if row["welch_p"] not in ("", "nan"):
+                assert float(row["welch_p_adj"]) >= float(row["welch_p"])
+
+
 def test_a_variant_whose_maps_are_mostly_flat_is_noted(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -227,6 +227,16 @@ def test_overwrite_refuses_a_run_holding_files_of_the_user(tiny_run: Path, tmp_p
     assert files(run.path) == before
 
 
+def test_a_run_with_its_weights_file_is_still_a_run(tiny_run: Path, tmp_path: Path) -> None:
+    """camal-rl export-weights writes policy.weights.pt into the run: --overwrite may replace it."""
+    run = copy_run(tiny_run, tmp_path)
+    (run.path / "policy.weights.pt").write_bytes(b"")
+    assert run.is_run()
+    assert run.foreign_entries() == []
+    (run.path / "notes.md").write_text("what I saw")
+    assert run.foreign_entries() == ["notes.md"]
+
+
 def test_overwrite_replaces_a_run(tiny_run: Path, tmp_path: Path) -> None:
     run = copy_run(tiny_run, tmp_path)
     new = {"steps": 128, "n_envs": 2, "hp": TINY_PPO_HP, "eval_freq": 0, "checkpoint_freq": 0}

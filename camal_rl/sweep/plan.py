@@ -21,6 +21,7 @@ import tyro
 from camal_rl.config import DEFAULT_ENV, Algo, TrainConfig, describe_changes, get_preset
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EvaluateConfig, QPolicy
+from camal_rl.multiplicity import Correction
 from camal_rl.outputs import check_output
 from camal_rl.rundir import RunDir, RunNeeds
 
@@ -103,6 +104,10 @@ class SweepConfig:
     """Method or label every variant is tested against."""
     pairs: tuple[str, ...] = ("camal:energy",)
     """Further tests A:B (each a method or label): every A against every B."""
+    correction: Correction = "holm"
+    """Multiplicity correction over each env's table of tests (every comparison x metric, per test
+    kind): holm (Holm 1979; family-wise) or bh (Benjamini-Hochberg 1995; false discovery rate).
+    Bold cells survive it in both tests."""
     metrics: tuple[str, ...] = ()
     """Metrics of metrics.json in the tables (e.g. return gradcam/epg distractors/return; default:
     return, alignment and faithfulness of the first --saliency method, EPG and deletion AUC of each

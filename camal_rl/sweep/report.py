@@ -105,7 +105,13 @@ def aggregate_sweep(
         names = {r.method for r in evaluated} | {r.label for r in evaluated}
         baseline = cfg.baseline if cfg.baseline in names else None
         pairs = [p for p in pairs if p[0] in names and p[1] in names]
-        rows = comparison_table(evaluated, metrics, baseline=baseline, pairs=pairs)  # type: ignore[arg-type]
+        rows = comparison_table(
+            evaluated,
+            metrics,
+            baseline=baseline,
+            pairs=pairs,  # type: ignore[arg-type]
+            correction=cfg.correction,
+        )
         written["csv"] = write_csv(rows, cfg.out / "comparison.csv")
     flat = flat_notes(evaluated, cfg.saliency)
     if flat:
