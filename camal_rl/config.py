@@ -3,7 +3,9 @@
 A run is described by a frozen :class:`TrainConfig`; every field's docstring is its ``--help``
 text. Fields left at ``None`` take the preset's value, then the documented default, so a
 resolved config (:meth:`TrainConfig.resolved`) has no ``None`` where a value is needed. Named
-presets are Python objects in ``experiments/presets.py`` (a ``PRESETS`` dict of TrainConfig).
+presets are Python objects: the single agents' ship in :mod:`camal_rl.presets`; a source checkout's
+``experiments/presets.py`` adds the study's sweeps (a ``PRESETS`` dict of TrainConfig and
+``SweepConfig``).
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ class TrainConfig:
     hp: tuple[str, ...] = ()
     """Algorithm hyperparameters as KEY=VALUE, over the defaults and the preset (e.g. learning_rate=3e-4)."""
     preset: str | None = None
-    """Named preset from experiments/presets.py; explicit options override it, --hp adds to its hp."""
+    """Named preset: doorkey-ppo, doorkey-dqn, lavacrossing-ppo, vizdoom-basic-ppo (installed), or one
+    of a source checkout's experiments/presets.py; explicit options override it, --hp adds to its hp."""
     out: Path | None = None
     """Run directory (default: runs/<env>/<algo>-<method>/seed<seed>)."""
     eval_freq: int = 10_000
@@ -335,24 +338,40 @@ def resume_request(cfg: TrainConfig, saved: TrainConfig) -> TrainConfig:
     return dataclasses.replace(saved, **asked) if asked else saved
 
 
-def presets_file() -> Path:
-    """``$CAMAL_RL_PRESETS``, else ``experiments/presets.py`` in the working directory, else in
-    the source checkout this package was installed from (editable installs)."""
+SOURCE_PRESETS = Path(__file__).resolve().parents[1] / "experiments" / "presets.py"
+"""The presets file of the source checkout this package was installed from (an editable install);
+an installed wheel has none."""
+
+
+def presets_file() -> Path | None:
+    """The presets file whose ``PRESETS`` add to the packaged ones: ``$CAMAL_RL_PRESETS``, else
+    ``experiments/presets.py`` in the working directory, else :data:`SOURCE_PRESETS`; None when
+    neither exists (an installed wheel: the packaged presets alone)."""
     if os.environ.get(PRESETS_ENV_VAR):
         return Path(os.environ[PRESETS_ENV_VAR])
-    local = Path("experiments/presets.py")
-    if local.exists():
-        return local
-    return Path(__file__).resolve().parents[1] / "experiments" / "presets.py"
+    for candidate in (Path("experiments/presets.py"), SOURCE_PRESETS):
+        if candidate.exists():
+            return candidate
+    return None
 
 
 def load_presets(path: Path | None = None) -> dict[str, Any]:
-    """The ``PRESETS`` dict of a presets file (name -> TrainConfig or study preset)."""
+    """Every named preset (name -> TrainConfig or sweep preset): the packaged ones
+    (:mod:`camal_rl.presets`), then the ``PRESETS`` dict of a presets file (``path``, else
+    :func:`presets_file`), which may repeat a packaged one but not change it.
+
+    :raises InputError: the file named does not exist, defines no ``PRESETS`` dict, or gives a
+        packaged name other settings.
+    """
+    from camal_rl.presets import PRESETS as PACKAGED
+
     path = path or presets_file()
+    if path is None:
+        return dict(PACKAGED)
     if not path.exists():
         raise InputError(
-            f"no presets file at {path}; run from the camal-rl checkout "
-            f"or set {PRESETS_ENV_VAR}=path/to/presets.py"
+            f"no presets file at {path}; point {PRESETS_ENV_VAR} at a file that defines PRESETS = "
+            f"{{name: TrainConfig(...), ...}}, or unset it for the packaged presets ({', '.join(PACKAGED)})"
         )
     spec = importlib.util.spec_from_file_location("camal_rl_presets", path)
     assert spec is not None
@@ -362,16 +381,35 @@ def load_presets(path: Path | None = None) -> dict[str, Any]:
     presets = getattr(module, "PRESETS", None)
     if not isinstance(presets, dict):
         raise InputError(f"{path} must define PRESETS = {{name: TrainConfig(...), ...}}")
-    return presets
+    changed = sorted(name for name in set(PACKAGED) & set(presets) if presets[name] != PACKAGED[name])
+    if changed:
+        raise InputError(
+            f"{path} gives the packaged preset{'s' * (len(changed) > 1)} {', '.join(changed)} other "
+            "settings (camal_rl/presets.py); name yours otherwise"
+        )
+    return {**PACKAGED, **presets}
 
 
 def get_preset(name: str, kind: type, path: Path | None = None) -> Any:
-    """The preset ``name`` of type ``kind``; unknown names list the available ones."""
+    """The preset ``name`` of type ``kind``: a packaged one (:mod:`camal_rl.presets`, no file read),
+    else one of the presets file (:func:`load_presets`); unknown names list the available ones."""
+    from camal_rl.presets import PRESETS as PACKAGED
+
+    if path is None and isinstance(PACKAGED.get(name), kind):
+        return PACKAGED[name]
     presets = {k: v for k, v in load_presets(path).items() if isinstance(v, kind)}
     if name not in presets:
         close = difflib.get_close_matches(name, presets, n=3, cutoff=0.5)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise InputError(f"unknown preset {name!r}{hint}; available: {', '.join(sorted(presets)) or 'none'}")
+        where = (
+            "; the study's sweep presets are in a source checkout's experiments/presets.py "
+            f"(or set {PRESETS_ENV_VAR})"
+            if path is None and presets_file() is None
+            else ""
+        )
+        raise InputError(
+            f"unknown preset {name!r}{hint}; available: {', '.join(sorted(presets)) or 'none'}{where}"
+        )
     return presets[name]
 
 

@@ -1,8 +1,9 @@
 """Named presets: ``camal-rl train --preset NAME`` and ``camal-rl compare --preset NAME``.
 
 TrainConfig entries fix one agent's settings (explicit command-line options override them; --hp
-adds to their hp). Study entries (:class:`camal_rl.compare.SweepConfig`) fix a whole sweep.
-Budgets are stated here so that results files can be traced back to them.
+adds to their hp): they ship with the package (:mod:`camal_rl.presets`, which states their budgets)
+and are repeated here. Study entries (:class:`camal_rl.compare.SweepConfig`) fix a whole sweep of
+the study or of the loss redesign; they stay in this source checkout, with their results.
 """
 
 from __future__ import annotations
@@ -12,45 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from camal_rl.compare import SweepConfig
-from camal_rl.config import TrainConfig
-
-DOORKEY = "MiniGrid-DoorKey-5x5-v0"
-LAVA = "MiniGrid-LavaCrossingS9N1-v0"
-VIZDOOM_BASIC = "VizdoomBasic-v1"
+from camal_rl.presets import DOORKEY_DQN, DOORKEY_PPO, LAVA_PPO, VIZDOOM_PPO
+from camal_rl.presets import PRESETS as AGENT_PRESETS
 
 STUDY = Path("experiments/camal_study/runs")
 """Where the study's sweeps write their runs (see experiments/camal_study/RESULTS.md)."""
 LOSS = Path("experiments/camal_loss/runs")
 """Where the redesign of the camal loss writes its runs (see experiments/camal_loss/README.md)."""
 
-# The study's (env x algo) cells: budgets at which the baseline plateaus, stated here.
-DOORKEY_PPO = TrainConfig(
-    env=DOORKEY, steps=300_000, n_envs=8, eval_freq=10_000, eval_episodes=10, checkpoint_freq=100_000
-)
-# DQN runs on camal_rl.hyperparams.DQN_MINIGRID: 1 update per vector step, exploration over half the
-# budget, 3-step returns, found on tuning seed 100 (runs/dqn-pilot; with SB3's one-step defaults and
-# 1 update per 16 env steps, the DQN baseline never learnt DoorKey in 300k steps).
-DOORKEY_DQN = TrainConfig(
-    algo="dqn",
-    env=DOORKEY,
-    steps=300_000,
-    n_envs=4,
-    eval_freq=10_000,
-    eval_episodes=10,
-    checkpoint_freq=100_000,
-)
-LAVA_PPO = TrainConfig(
-    env=LAVA, steps=500_000, n_envs=8, eval_freq=20_000, eval_episodes=10, checkpoint_freq=100_000
-)
-VIZDOOM_PPO = TrainConfig(
-    env=VIZDOOM_BASIC,
-    steps=300_000,
-    n_envs=8,
-    env_kwargs=("frame_skip=4",),
-    eval_freq=20_000,
-    eval_episodes=10,
-    checkpoint_freq=100_000,
-)
 LOSS_TUNE_DOORKEY_PPO = dataclasses.replace(DOORKEY_PPO, steps=150_000)
 TUNING_GRID = (
     "none",
@@ -87,11 +57,8 @@ CONFIRM_EVAL: dict[str, Any] = {**STUDY_EVAL, "pairs": ("camal:energy",), "run_o
 """The study's evaluation; runs start seed by seed, so a cell stopped early compares every method."""
 
 PRESETS: dict[str, Any] = {
-    # Single agents: `camal-rl train --preset doorkey-ppo --method camal --seed 3`.
-    "doorkey-ppo": DOORKEY_PPO,
-    "doorkey-dqn": DOORKEY_DQN,
-    "lavacrossing-ppo": LAVA_PPO,
-    "vizdoom-basic-ppo": VIZDOOM_PPO,
+    # Single agents (camal_rl/presets.py, installed with the package): the study's (env x algo) cells.
+    **AGENT_PRESETS,
     # The study (experiments/camal_study): one sweep per step, run in this order by run_study.sh.
     "study-sanity": SweepConfig(
         cells=(DOORKEY_PPO,),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from camal_rl import config
 from camal_rl.agents import CamalDQN, CamalPPO
 from camal_rl.config import TrainConfig, from_preset, get_preset
 from camal_rl.errors import InputError
@@ -133,7 +134,11 @@ def test_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = from_preset("tiny", seed=2, hp=("batch_size=32",))
     assert (cfg.steps, cfg.seed, cfg.preset) == (512, 2, "tiny")
     assert cfg.hp == ("n_steps=64", "batch_size=32")
-    with pytest.raises(InputError, match=r"unknown preset 'tinny' \(did you mean tiny\?\); available: tiny"):
+    assert get_preset("doorkey-ppo", TrainConfig).steps == 300_000  # packaged, beside the file's
+    available = "doorkey-dqn, doorkey-ppo, lavacrossing-ppo, tiny, vizdoom-basic-ppo"
+    with pytest.raises(
+        InputError, match=rf"unknown preset 'tinny' \(did you mean tiny\?\); available: {available}$"
+    ):
         get_preset("tinny", TrainConfig)
     monkeypatch.setenv("CAMAL_RL_PRESETS", str(tmp_path / "missing.py"))
     with pytest.raises(InputError, match="no presets file"):
@@ -153,3 +158,57 @@ def test_repository_presets_resolve() -> None:
             assert len({run.run_dir for run in runs}) == len(runs), name  # no two runs share a folder
             for run in runs:
                 run.resolved()
+
+
+def test_packaged_presets_need_no_presets_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed wheel: no experiments/presets.py anywhere, --preset doorkey-ppo still resolves."""
+    from camal_rl.cli import parse
+    from camal_rl.compare import SweepConfig
+
+    monkeypatch.delenv("CAMAL_RL_PRESETS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config, "SOURCE_PRESETS", tmp_path / "experiments" / "presets.py")
+    assert config.presets_file() is None
+    _, cfg = parse(["train", "--preset", "doorkey-ppo", "--seed", "3"])
+    assert (cfg.env, cfg.steps, cfg.n_envs, cfg.seed, cfg.preset) == (
+        "MiniGrid-DoorKey-5x5-v0",
+        300_000,
+        8,
+        3,
+        "doorkey-ppo",
+    )
+    assert sorted(config.load_presets()) == [
+        "doorkey-dqn",
+        "doorkey-ppo",
+        "lavacrossing-ppo",
+        "vizdoom-basic-ppo",
+    ]
+    with pytest.raises(
+        InputError, match=r"unknown preset 'study-sanity'; available: none; the study's sweep presets"
+    ):
+        get_preset("study-sanity", SweepConfig)
+    monkeypatch.setenv("CAMAL_RL_PRESETS", str(tmp_path / "missing.py"))  # a packaged name reads no file
+    assert get_preset("doorkey-dqn", TrainConfig).algo == "dqn"
+
+
+def test_a_presets_file_may_not_change_a_packaged_preset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    presets = tmp_path / "presets.py"
+    presets.write_text(
+        "from camal_rl.config import TrainConfig\n"
+        "from camal_rl.presets import PRESETS as PACKAGED\n"
+        "PRESETS = {**PACKAGED, 'doorkey-dqn': TrainConfig(algo='dqn', steps=5)}\n"
+    )
+    with pytest.raises(InputError, match=r"presets.py gives the packaged preset doorkey-dqn other settings"):
+        config.load_presets(presets)
+
+
+def test_repository_presets_ship_the_single_agents() -> None:
+    from camal_rl.presets import PRESETS as PACKAGED
+    from experiments.presets import PRESETS
+
+    assert {name: PRESETS[name] for name in PACKAGED} == PACKAGED
+    assert all(
+        not isinstance(preset, TrainConfig) for name, preset in PRESETS.items() if name not in PACKAGED
+    )
