@@ -151,25 +151,40 @@ def parse(argv: Sequence[str]) -> tuple[str, Any]:
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise InputError(f"unknown command {name!r}{hint}\n{usage()}")
     config_class, _ = COMMANDS[name].load()
-    default = _preset_default(config_class, rest)
+    default = _default_config(config_class, rest)
     cfg = tyro.cli(config_class, args=rest, prog=f"camal-rl {name}", default=default)
     if default is not None and cfg.hp != default.hp:
         cfg = dataclasses.replace(cfg, hp=default.hp + cfg.hp)
+        if getattr(default, "algo_kwargs", None):  # a run's resolved hyperparameters, from --config
+            from camal_rl.hyperparams import parse_assignments
+
+            added = parse_assignments(cfg.hp[len(default.hp) :], "--hp")
+            cfg = dataclasses.replace(cfg, algo_kwargs={**default.algo_kwargs, **added})
     return name, cfg
 
 
-def _preset_default(config_class: type, args: Sequence[str]) -> Any:
-    """With ``--preset NAME`` (train, compare), the preset is the parser's default, so every
-    option given explicitly overrides it; ``--hp`` adds to the preset's."""
-    from camal_rl.config import from_preset
+def _default_config(config_class: type, args: Sequence[str]) -> Any:
+    """With ``--preset NAME`` (train, compare) or ``--config FILE`` (train), the preset under the
+    file's values is the parser's default (:func:`camal_rl.config.start_config`), so every option
+    given explicitly overrides them; ``--hp`` adds to their hyperparameters."""
+    from camal_rl.configfile import start_config
 
-    if not any(f.name == "preset" for f in dataclasses.fields(config_class)):
+    names = {f.name for f in dataclasses.fields(config_class)}
+    if "preset" not in names:
         return None
+    config = _option_value(args, "--config") if "config" in names else None
+    return start_config(
+        config_class, preset=_option_value(args, "--preset"), config=None if config is None else Path(config)
+    )
+
+
+def _option_value(args: Sequence[str], option: str) -> str | None:
+    """The value of ``option`` in ``args`` (``--option VALUE`` or ``--option=VALUE``), else None."""
     for i, arg in enumerate(args):
-        if arg == "--preset" and i + 1 < len(args):
-            return from_preset(args[i + 1], config_class)
-        if arg.startswith("--preset="):
-            return from_preset(arg.partition("=")[2], config_class)
+        if arg == option and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(f"{option}="):
+            return arg.partition("=")[2]
     return None
 
 

@@ -5,7 +5,8 @@ text. Fields left at ``None`` take the preset's value, then the documented defau
 resolved config (:meth:`TrainConfig.resolved`) has no ``None`` where a value is needed. Named
 presets are Python objects: the single agents' ship in :mod:`camal_rl.presets`; a source checkout's
 ``experiments/presets.py`` adds the study's sweeps (a ``PRESETS`` dict of TrainConfig and
-``SweepConfig``).
+``SweepConfig``). A YAML or JSON file of options (``train --config``, :mod:`camal_rl.configfile`)
+has the schema of a run's ``config.json``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ class TrainConfig:
     preset: str | None = None
     """Named preset: doorkey-ppo, doorkey-dqn, lavacrossing-ppo, vizdoom-basic-ppo (installed), or one
     of a source checkout's experiments/presets.py; explicit options override it, --hp adds to its hp."""
+    config: Path | None = None
+    """YAML or JSON file of these options, keyed as a run's config.json (`--config runs/x/config.json
+    --seed 3` trains run x again on seed 3); explicit options override it, --hp adds to its
+    hyperparameters. Its out, resume and overwrite are not read: the run goes to --out, else to the
+    default folder of its env, label and seed."""
     out: Path | None = None
     """Run directory (default: runs/<env>/<algo>-<method>/seed<seed>)."""
     eval_freq: int = 10_000
@@ -201,6 +207,7 @@ class TrainConfig:
         """JSON-ready dict (paths as strings)."""
         data = dataclasses.asdict(self)
         data["out"] = None if self.out is None else str(self.out)
+        data["config"] = None if self.config is None else str(self.config)
         data["algo_kwargs"] = dict(self.algo_kwargs)
         data["env_kwargs"] = list(self.env_kwargs)
         data["hp"] = list(self.hp)
@@ -211,11 +218,8 @@ class TrainConfig:
         """Inverse of :meth:`to_json`."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["out"] = None if values.get("out") is None else Path(values["out"])
         values.setdefault("reward_scale", 1.0)  # a run recorded before the option trained unscaled
-        for name in ("env_kwargs", "hp"):
-            values[name] = tuple(values.get(name, ()))
-        return cls(**values)
+        return cls(**json_field_values({"env_kwargs": (), "hp": (), **values}))
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -228,18 +232,41 @@ class TrainConfig:
             data = json.loads(path.read_text())
             if not isinstance(data, dict):
                 raise ValueError(f"a JSON {type(data).__name__}, not an object")
-            hints = get_type_hints(cls, include_extras=True)
-            for name, value in data.items():
-                if name in hints and not _json_fits(value, hints[name]):
-                    choices = get_args(hints[name]) if get_origin(hints[name]) is Literal else ()
-                    one_of = f" (one of {', '.join(map(str, choices))})" if choices else ""
-                    raise ValueError(f"{name}: {value!r} is not a valid value{one_of}")
+            check_json_values(data)
             return cls.from_json(data)
         except (OSError, ValueError) as error:
             raise InputError(
                 f"cannot read {path} as a camal-rl run config ({error}); restore the file, or pass a "
                 "run directory written by camal-rl train"
             ) from error
+
+
+def json_field_values(data: Mapping[str, Any]) -> dict[str, Any]:
+    """TrainConfig keywords from the JSON values of its fields (paths from strings, tuples from
+    lists), as :func:`dataclasses.replace` takes them."""
+    values = dict(data)
+    for name in ("out", "config"):
+        if name in values:
+            values[name] = None if values[name] is None else Path(values[name])
+    for name in ("env_kwargs", "hp"):
+        if name in values:
+            values[name] = tuple(values[name])
+    if "algo_kwargs" in values:
+        values["algo_kwargs"] = dict(values["algo_kwargs"])
+    return values
+
+
+def check_json_values(data: Mapping[str, Any]) -> None:
+    """Check the JSON values of TrainConfig fields (keys that are not fields are let be).
+
+    :raises ValueError: a value of ``data`` that its TrainConfig field cannot take (an unknown
+    algorithm, a seed that is not a number), naming the choices of a field that has some."""
+    hints = get_type_hints(TrainConfig, include_extras=True)
+    for name, value in data.items():
+        if name in hints and not _json_fits(value, hints[name]):
+            choices = get_args(hints[name]) if get_origin(hints[name]) is Literal else ()
+            one_of = f" (one of {', '.join(map(str, choices))})" if choices else ""
+            raise ValueError(f"{name}: {value!r} is not a valid value{one_of}")
 
 
 def _json_fits(value: Any, hint: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,47 @@ def test_preset_is_the_default_and_hp_adds(tmp_path: Path, monkeypatch: pytest.M
     assert isinstance(cfg, TrainConfig)
     assert (cfg.steps, cfg.seed, cfg.preset) == (512, 5, "small")
     assert cfg.hp == ("n_steps=64", "batch_size=32")
+
+
+def test_config_file_reproduces_a_run_on_another_seed(tmp_path: Path) -> None:
+    """`train --config RUN/config.json --seed 3`: the run's settings, another seed, its own folder."""
+    first = tmp_path / "x"
+    args = ["train", "--steps", "128", "--n-envs", "2", "--hp", "n_steps=64", "batch_size=64", "n_epochs=1"]
+    args += ["--eval-freq", "0", "--checkpoint-freq", "0", "--no-progress-bar", "--device", DEVICE]
+    assert main([*args, "--coef", "0.5", "--out", str(first)]) == 0
+    saved = TrainConfig.load(first / "config.json")
+    _, cfg = parse(["train", "--config", str(first / "config.json"), "--seed", "3"])
+    assert cfg.run_dir == Path("runs/MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed3")  # not the saved out
+    second = tmp_path / "y"
+    assert main(["train", "--config", str(first / "config.json"), "--seed", "3", "--out", str(second)]) == 0
+    again = TrainConfig.load(second / "config.json")
+    assert again == dataclasses.replace(saved, seed=3, out=second, config=first / "config.json")
+    assert RunDir(second).is_trained()
+    _, cfg = parse(["train", "--config", str(first / "config.json"), "--hp", "gamma=0.9", "--steps", "64"])
+    assert cfg.resolved().algo_kwargs == {**saved.algo_kwargs, "gamma": 0.9}  # over the run's own
+    assert (cfg.steps, cfg.hp) == (64, (*saved.hp, "gamma=0.9"))
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (None, "No such file or directory"),
+        ("[1, 2]", "it is a list, not a mapping of options to values"),
+        ('{"seed": 1, "sede": 2}', "unknown key 'sede' (did you mean seed?)"),
+        ('{"seed": ', "Expecting value"),
+    ],
+)
+def test_a_bad_config_file_is_one_message(
+    text: str | None, reason: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.json"
+    if text is not None:
+        path.write_text(text)
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"camal-rl: error: cannot read --config {path} ({reason}")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
 
 
 def test_console_script_smoke() -> None:
