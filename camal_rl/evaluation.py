@@ -297,7 +297,11 @@ class EvaluateConfig:
     run: Annotated[Path, tyro.conf.Positional]
     """A run directory (from `camal-rl train`) or a model zip (Stable-Baselines3's or camal-rl's; its
     pickled objects are rebuilt from an allowlist of SB3's and camal-rl's own, its weights read as
-    tensors alone, see --allow-pickle)."""
+    tensors alone, see --allow-pickle). A run's checkpoint, RUN/checkpoints/step_N.zip, is evaluated
+    with its run's env and settings."""
+    checkpoint: int | None = None
+    """Evaluate the run directory's checkpoint at N env steps (RUN/checkpoints/step_N.zip) instead
+    of its newest model."""
     episodes: int = 20
     """Held-out evaluation episodes per env variant."""
     seed: int = EVAL_SEED
@@ -333,7 +337,8 @@ class EvaluateConfig:
     device: str = "auto"
     """Torch device: auto, cpu or cuda."""
     out: Path | None = None
-    """Where to write the metrics (default: RUN/metrics.json, or next to the model zip)."""
+    """Where to write the metrics (default: RUN/metrics.json, or next to the model zip: a
+    checkpoint's beside it, RUN/checkpoints/step_N.metrics.json)."""
     allow_pickle: bool = False
     """Unpickle the model zip's saved objects as Stable-Baselines3 does: this runs whatever code the
     file carries, so only for a zip you trust whose objects (e.g. a features extractor of your own)
@@ -380,13 +385,14 @@ class EvaluateConfig:
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """``camal-rl evaluate``: evaluate a run or model zip, print a table, write ``metrics.json``."""
     from camal_rl.agents import PolicyScorer
-    from camal_rl.loading import load_agent
+    from camal_rl.loading import checkpoint_path, load_agent
 
     cfg.check()
     started = time.monotonic()
     overrides = parse_assignments(cfg.env_kwargs, "--env-kwargs")
+    path = cfg.run if cfg.checkpoint is None else checkpoint_path(cfg.run, cfg.checkpoint)
     agent = load_agent(
-        cfg.run, device=cfg.device, env=cfg.env, env_kwargs=overrides, allow_pickle=cfg.allow_pickle
+        path, device=cfg.device, env=cfg.env, env_kwargs=overrides, allow_pickle=cfg.allow_pickle
     )
     env_kwargs = agent.env_kwargs
     variants: dict[str, dict[str, Any]] = {"train": env_kwargs}
@@ -474,6 +480,8 @@ def format_metrics_table(report: Mapping[str, Any], metrics: Iterable[str] | Non
             f" mask coverage {result['coverage']:.0%}"
         )
         methods = list(result["saliency"])
+        if not methods:  # returns only (--methods with no saliency method)
+            continue
         names = list(metrics) if metrics is not None else list(result["saliency"][methods[0]])
         width = {m: max(16, len(m) + 2) for m in methods}  # a column fits its method's name
         lines.append(f"  {'metric':<24}" + "".join(f"{m:>{width[m]}}" for m in methods))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -56,6 +57,9 @@ class LoadedAgent:
     weights_dtype: str | None = None
     """``float16`` or ``float32`` for an agent rebuilt from its run's weights file
     (:mod:`camal_rl.weights`), which acts but does not train; None for a model zip."""
+    checkpoint: int | None = None
+    """The step of the run's checkpoint loaded by its path (``RUN/checkpoints/step_N.zip``, or
+    ``evaluate --checkpoint N``); None for the run's newest model or a zip of no run."""
 
     @property
     def stock(self) -> bool:
@@ -152,8 +156,11 @@ class LoadedAgent:
 
     @property
     def metrics_path(self) -> Path:
-        """Default ``metrics.json`` location."""
-        return self.run.metrics if self.run is not None else self.model_path.with_suffix(".metrics.json")
+        """Default ``metrics.json`` location: the run's, else beside the model zip (a checkpoint's
+        too: the run's metrics.json is its final model's, which compare and plot read)."""
+        if self.run is not None and self.checkpoint is None:
+            return self.run.metrics
+        return self.model_path.with_suffix(".metrics.json")
 
     def describe(self) -> dict[str, Any]:
         """Identity of the agent for result files (a stock SB3 model's says ``trained_by``)."""
@@ -224,6 +231,50 @@ def read_zip_model(path: Path, *, allow_pickle: bool = False) -> ZipModel:
     )
 
 
+CHECKPOINT = re.compile(r"step_(\d+)\.zip")
+"""A checkpoint's file name in ``RUN/checkpoints/`` (``step_<N>.zip``, N env steps)."""
+
+
+def run_of_model(path: Path) -> tuple[RunDir, int | None] | None:
+    """The run a model zip belongs to, which holds its env and settings: a run directory's
+    ``model.zip``, or a checkpoint in its ``checkpoints/`` folder (config.json two folders up).
+
+    :return: the run and the checkpoint's step (None for ``model.zip``); None for a zip elsewhere.
+    """
+    checkpoint = CHECKPOINT.fullmatch(path.name)
+    if checkpoint is not None and path.parent.name == "checkpoints":
+        run = RunDir(path.parent.parent)
+        return (run, int(checkpoint[1])) if run.exists() else None
+    run = RunDir(path.parent)
+    return (run, None) if path.name == run.model.name and run.exists() else None
+
+
+def checkpoint_path(path: Path, step: int) -> Path:
+    """The checkpoint of run directory ``path`` at ``step`` env steps (``evaluate --checkpoint``).
+
+    :raises InputError: ``path`` is not a run directory, or holds no checkpoint at ``step`` (the
+        message lists the steps it holds).
+    """
+    run = RunDir(path)
+    if not path.is_dir() or not run.exists():
+        raise InputError(
+            f"--checkpoint {step} takes a run directory (with config.json), got {path}; pass the run, or "
+            "the checkpoint's zip itself"
+        )
+    wanted = run.checkpoints / f"step_{step}.zip"
+    if wanted.is_file():
+        return wanted
+    steps = sorted(
+        int(match[1]) for p in run.checkpoints.glob("step_*.zip") if (match := CHECKPOINT.fullmatch(p.name))
+    )
+    held = (
+        f"its checkpoints are at steps {', '.join(map(str, steps))}"
+        if steps
+        else "it holds none (train saves them every --checkpoint-freq steps)"
+    )
+    raise InputError(f"{path} has no checkpoint at step {step} ({wanted} does not exist); {held}")
+
+
 def load_agent(
     path: Path,
     *,
@@ -238,7 +289,9 @@ def load_agent(
     gives its agent rebuilt from those weights (:func:`camal_rl.weights.load_weights`): it acts and is
     scored as the zip's did, but does not train; so does the path of a run's weights file.
 
-    :param path: a run directory, a ``.zip`` saved by SB3 / camal-rl, or a run's weights file.
+    :param path: a run directory, a ``.zip`` saved by SB3 / camal-rl (one in a run directory,
+        ``model.zip`` or ``checkpoints/step_N.zip``, comes with its run's settings:
+        :func:`run_of_model`), or a run's weights file.
     :param device: torch device.
     :param env: env id, overriding the run's (required for a bare zip).
     :param env_kwargs: env keywords over the run's own (a bare zip has none of its own).
@@ -254,6 +307,7 @@ def load_agent(
         raise InputError(f"{path} does not exist; pass a run directory or a model zip")
     run: RunDir | None = None
     config: TrainConfig | None = None
+    checkpoint: int | None = None
     if path.is_file() and path.suffix == Path(WEIGHTS_FILE).suffix:
         if not RunDir(path.parent).exists():
             raise InputError(
@@ -283,6 +337,10 @@ def load_agent(
     else:
         model_path = path
         saved = read_zip_model(model_path, allow_pickle=allow_pickle)
+        owner = run_of_model(path)
+        if owner is not None:
+            run, checkpoint = owner
+            config = TrainConfig.load(run.config)
     env_id = env or (config.env if config is not None else None)
     if env_id is None:
         raise InputError(f"{path} is a bare model zip: pass --env with the env id it was trained on")
@@ -300,7 +358,9 @@ def load_agent(
         ImportError,
     ) as error:
         raise InputError(f"cannot load {model_path}: {error}") from error
-    return LoadedAgent(model, saved.algo, model_path, config, env_id, run, dict(env_kwargs or {}))
+    return LoadedAgent(
+        model, saved.algo, model_path, config, env_id, run, dict(env_kwargs or {}), checkpoint=checkpoint
+    )
 
 
 def load_weights_agent(

@@ -348,7 +348,7 @@ def default_out(cfg: RecordConfig, agents: Sequence[LoadedAgent], labels: Sequen
     name = f"{cfg.method}_seed{cfg.seed}.mp4"
     if len(agents) == 1:
         agent = agents[0]
-        if agent.run is not None:
+        if agent.run is not None and agent.checkpoint is None:  # a checkpoint's go beside it
             return agent.run.videos / name
         return agent.model_path.parent / "videos" / f"{agent.model_path.stem}_{name}"
     slugs = [re.sub(r"[^A-Za-z0-9.+=-]+", "", label.replace(" ", "-")) for label in labels]

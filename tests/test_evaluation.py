@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -290,13 +291,64 @@ def test_a_run_without_its_model_says_how_to_train_it_again(tiny_run: Path, tmp_
         load_agent(run)
 
 
-def test_bare_zip_needs_an_env(tiny_run: Path) -> None:
+def test_bare_zip_needs_an_env(tiny_run: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "model.zip"  # outside its run: nothing says what it was trained on
+    bare.write_bytes((tiny_run / "model.zip").read_bytes())
     with pytest.raises(InputError, match="pass --env"):
-        load_agent(tiny_run / "model.zip")
-    agent = load_agent(tiny_run / "model.zip", env="MiniGrid-DoorKey-5x5-v0", device=DEVICE)
+        load_agent(bare)
+    agent = load_agent(bare, env="MiniGrid-DoorKey-5x5-v0", device=DEVICE)
     assert agent.algo == "ppo"
-    assert agent.describe()["num_timesteps"] == 256
+    assert (agent.run, agent.config, agent.describe()["num_timesteps"]) == (None, None, 256)
     assert isinstance(make_masked_env(agent.env_id), gym.Env)
+    own = load_agent(tiny_run / "model.zip", device=DEVICE)  # in its run: the run's env and settings
+    assert (own.env_id, own.checkpoint, own.metrics_path) == (
+        "MiniGrid-DoorKey-5x5-v0",
+        None,
+        tiny_run / "metrics.json",
+    )
+
+
+def test_a_checkpoint_is_evaluated_with_its_run(tiny_run: Path, tmp_path: Path) -> None:
+    """`evaluate RUN/checkpoints/step_N.zip` and `evaluate RUN --checkpoint N`: the run's env, no
+    --env; the metrics beside the checkpoint, the run's metrics.json (its final model's) untouched."""
+    from camal_rl.video import RecordConfig, default_out
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("metrics.json", "videos", ".lock"))
+    checkpoint = run / "checkpoints" / "step_128.zip"
+    agent = load_agent(checkpoint, device=DEVICE)
+    assert (agent.env_id, agent.checkpoint, agent.describe()["num_timesteps"]) == (
+        "MiniGrid-DoorKey-5x5-v0",
+        128,
+        128,
+    )
+    assert agent.describe()["run"] == str(run)
+    assert default_out(RecordConfig(runs=(checkpoint,)), [agent], ["x"]) == (
+        run / "checkpoints" / "videos" / "step_128_gradcam_seed1000000.mp4"
+    )
+    quick = {
+        "episodes": 1,
+        "methods": ("gradcam",),
+        "faithfulness": False,
+        "max_steps_scored": 2,
+        "device": DEVICE,
+    }
+    report = evaluate(EvaluateConfig(run=checkpoint, **quick))  # type: ignore[arg-type]
+    assert (report["model"], report["num_timesteps"]) == (str(checkpoint), 128)
+    assert json.loads((run / "checkpoints" / "step_128.metrics.json").read_text())["num_timesteps"] == 128
+    report = evaluate(EvaluateConfig(run=run, checkpoint=256, **quick))  # type: ignore[arg-type]
+    assert (report["model"], report["num_timesteps"]) == (str(run / "checkpoints" / "step_256.zip"), 256)
+    assert (run / "checkpoints" / "step_256.metrics.json").exists()
+    assert not (run / "metrics.json").exists()
+    with pytest.raises(
+        InputError, match=r"has no checkpoint at step 200 .*; its checkpoints are at steps 128, 256$"
+    ):
+        evaluate(EvaluateConfig(run=run, checkpoint=200))
+    with pytest.raises(InputError, match="--checkpoint 128 takes a run directory"):
+        evaluate(EvaluateConfig(run=checkpoint, checkpoint=128))
+    shutil.rmtree(run / "checkpoints")
+    with pytest.raises(InputError, match=r"has no checkpoint at step 128 .*; it holds none"):
+        evaluate(EvaluateConfig(run=run, checkpoint=128))
 
 
 def test_stochastic_rollouts_are_sampled_and_seeded(tiny_run: Path, tmp_path: Path) -> None:
