@@ -381,3 +381,20 @@ def test_stochastic_rollouts_are_sampled_and_seeded(tiny_run: Path, tmp_path: Pa
     assert report["settings"]["stochastic"] is True
     assert "stochastic" not in EvaluateConfig(run=tiny_run).settings("ppo")
     assert format_metrics_table(report).splitlines()[0].endswith("actions sampled")
+
+
+def test_a_returns_only_report_prints_its_returns() -> None:
+    """Evaluated with no saliency method (returns only): the table has the return line alone."""
+    summary = {"mean": 0.5, "iqm": 0.5, "ci_low": 0.25, "ci_high": 0.75}
+    variant = {"return": summary, "success_rate": 0.5, "episodes": 2, "coverage": 1.0, "saliency": {}}
+    report = {
+        "label": "ppo-camal",
+        "env": "MiniGrid-DoorKey-6x6-v0",
+        "num_timesteps": 10,
+        "variants": {"train": variant},
+    }
+    lines = format_metrics_table(report).splitlines()
+    assert lines[1] == (
+        "[train] return 0.500 (IQM 0.500, 95% CI 0.250..0.750), success 50%, 2 episodes, mask coverage 100%"
+    )
+    assert len(lines) == 2
