@@ -132,11 +132,11 @@ class TestResult:
 
 
 @dataclass(frozen=True)
-class Improvement:
-    """Percent improvement of ``a`` over ``b`` with its bootstrap interval."""
+class BootstrapEstimate:
+    """A comparison of ``a`` with ``b`` over seeds, with its percentile-bootstrap interval."""
 
     estimate: float
-    """``100 * (mean(a) - mean(b)) / |mean(b)|``, negated when lower is better."""
+    """The point estimate (see the subclass)."""
     ci_low: float
     """Lower bound of the percentile-bootstrap interval."""
     ci_high: float
@@ -148,19 +148,16 @@ class Improvement:
 
 
 @dataclass(frozen=True)
-class ProbabilityOfImprovement:
-    """Probability that a seed of ``a`` is better than a seed of ``b``, with its bootstrap interval."""
+class Improvement(BootstrapEstimate):
+    """Percent improvement of ``a`` over ``b``: ``estimate`` is
+    ``100 * (mean(a) - mean(b)) / |mean(b)|``, negated when lower is better."""
 
-    estimate: float
-    """Share of the ``(a, b)`` pairs of seeds where ``a`` is better, ties counting one half."""
-    ci_low: float
-    """Lower bound of the percentile-bootstrap interval."""
-    ci_high: float
-    """Upper bound of the percentile-bootstrap interval."""
-    n_a: int
-    n_b: int
-    note: str = ""
-    """Why the estimate or interval is ``nan``; empty otherwise."""
+
+@dataclass(frozen=True)
+class ProbabilityOfImprovement(BootstrapEstimate):
+    """Probability that a seed of ``a`` is better than a seed of ``b``, with its bootstrap
+    interval: ``estimate`` is the share of the ``(a, b)`` pairs of seeds where ``a`` is better,
+    ties counting one half."""
 
 
 def _degenerate(a: np.ndarray, b: np.ndarray) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from camal_rl.compare import SweepConfig
+from camal_rl.config import TrainConfig
 from camal_rl.presets import DOORKEY_DQN, DOORKEY_PPO, LAVA_PPO, VIZDOOM_PPO
 from camal_rl.presets import PRESETS as AGENT_PRESETS
 
@@ -51,10 +52,31 @@ trained the first formulation of the camal loss, now ``camal-v1`` (its runs were
 experiments/camal_study/rename_camal_v1.py)."""
 STUDY_METHODS = ("none", *(f"{method}:{coef:g}" for method, coef in CHOSEN.items()))
 
+LOSS_TUNE_SWEEP: dict[str, Any] = {
+    "seeds": (100, 101),
+    "out": LOSS / "tune-doorkey-ppo",
+    "episodes": 10,
+    "workers": 2,
+}
+"""What the loss redesign's tuning sweeps share: the tuning seeds, one folder, 10 episodes."""
 CONFIRM_METHODS = ("none", "camal", "energy")
 CONFIRM_SEEDS = (0, 1, 2, 3, 4)
 CONFIRM_EVAL: dict[str, Any] = {**STUDY_EVAL, "pairs": ("camal:energy",), "run_order": "seeds"}
 """The study's evaluation; runs start seed by seed, so a cell stopped early compares every method."""
+
+
+def confirm(cell: TrainConfig, folder: str, **evaluation: Any) -> SweepConfig:
+    """A confirmatory sweep of the redesigned camal: ``cell`` with seeds 0-4 of ``none``, ``camal``
+    and ``energy``, into ``experiments/camal_loss/runs/<folder>``, evaluated as the study was
+    (``evaluation`` overrides, e.g. DQN's epsilon-greedy faithfulness)."""
+    return SweepConfig(
+        cells=(cell,),
+        methods=CONFIRM_METHODS,
+        seeds=CONFIRM_SEEDS,
+        out=LOSS / folder,
+        **{**CONFIRM_EVAL, **evaluation},
+    )
+
 
 PRESETS: dict[str, Any] = {
     # Single agents (camal_rl/presets.py, installed with the package): the study's (env x algo) cells.
@@ -128,11 +150,8 @@ PRESETS: dict[str, Any] = {
     "loss-tune-doorkey-ppo": SweepConfig(
         cells=(LOSS_TUNE_DOORKEY_PPO,),
         methods=("none", "camal", "camal-v1", "energy"),
-        seeds=(100, 101),
         run_order="seeds",
-        out=LOSS / "tune-doorkey-ppo",
-        episodes=10,
-        workers=2,
+        **LOSS_TUNE_SWEEP,
     ),
     # Ablations of camal's two changes, in the same folder: camal on the taken action's logit
     # (balanced gradient, no decision target) and energy on the decision target (decision target,
@@ -140,45 +159,19 @@ PRESETS: dict[str, Any] = {
     "loss-ablate-target-doorkey-ppo": SweepConfig(
         cells=(dataclasses.replace(LOSS_TUNE_DOORKEY_PPO, target="action"),),
         methods=("camal",),
-        seeds=(100, 101),
-        out=LOSS / "tune-doorkey-ppo",
-        episodes=10,
-        workers=2,
+        **LOSS_TUNE_SWEEP,
     ),
     "loss-ablate-balance-doorkey-ppo": SweepConfig(
         cells=(dataclasses.replace(LOSS_TUNE_DOORKEY_PPO, target="decision"),),
         methods=("energy",),
-        seeds=(100, 101),
-        out=LOSS / "tune-doorkey-ppo",
-        episodes=10,
-        workers=2,
+        **LOSS_TUNE_SWEEP,
     ),
     # The confirmatory runs of the redesigned camal (experiments/camal_loss/PREREGISTRATION.md):
     # the study's cells and evaluation, seeds 0-4 in every cell, camal at its default coefficient.
-    "loss-confirm-doorkey-ppo": SweepConfig(
-        cells=(DOORKEY_PPO,),
-        methods=CONFIRM_METHODS,
-        seeds=CONFIRM_SEEDS,
-        out=LOSS / "doorkey-ppo",
-        **CONFIRM_EVAL,
-    ),
-    "loss-confirm-doorkey-dqn": SweepConfig(
-        cells=(DOORKEY_DQN,),
-        methods=CONFIRM_METHODS,
-        seeds=CONFIRM_SEEDS,
-        out=LOSS / "doorkey-dqn",
-        **{**CONFIRM_EVAL, "q_policy": "epsilon-greedy"},
-    ),
-    "loss-confirm-lava-ppo": SweepConfig(
-        cells=(LAVA_PPO,), methods=CONFIRM_METHODS, seeds=CONFIRM_SEEDS, out=LOSS / "lava-ppo", **CONFIRM_EVAL
-    ),
-    "loss-confirm-vizdoom-ppo": SweepConfig(
-        cells=(VIZDOOM_PPO,),
-        methods=CONFIRM_METHODS,
-        seeds=CONFIRM_SEEDS,
-        out=LOSS / "vizdoom-ppo",
-        **{**CONFIRM_EVAL, "distractors": 0},
-    ),
+    "loss-confirm-doorkey-ppo": confirm(DOORKEY_PPO, "doorkey-ppo"),
+    "loss-confirm-doorkey-dqn": confirm(DOORKEY_DQN, "doorkey-dqn", q_policy="epsilon-greedy"),
+    "loss-confirm-lava-ppo": confirm(LAVA_PPO, "lava-ppo"),
+    "loss-confirm-vizdoom-ppo": confirm(VIZDOOM_PPO, "vizdoom-ppo", distractors=0),
     "study-vizdoom-gpu": SweepConfig(
         cells=(dataclasses.replace(VIZDOOM_PPO, steps=100_000, eval_freq=10_000),),
         methods=STUDY_METHODS[:3],
