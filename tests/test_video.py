@@ -242,7 +242,10 @@ def test_record_tiles_two_agents_side_by_side(
         runs=(run, run / "model.zip"), env=ENV, episodes=1, max_steps=3, method="input_x_gradient"
     )
     (mp4,) = record(cfg)
-    assert mp4 == Path("videos") / f"ppo-camal-seed-0_vs_model_input_x_gradient_seed{EVAL_SEED}.mp4"
+    # a run's own model.zip is labelled by its run, like the run directory
+    assert (
+        mp4 == Path("videos") / f"ppo-camal-seed-0_vs_ppo-camal-seed-0_input_x_gradient_seed{EVAL_SEED}.mp4"
+    )
     meta, frames = decode_mp4(tmp_path / mp4)
     assert meta["size"] == (2 * TILE[1] + GAP, TILE[0])  # width doubles, plus the separator
     assert len(frames) == 3
