@@ -113,8 +113,8 @@ def envs(cfg: EnvsConfig) -> str:
 
 
 def check_env_command(cfg: EnvsConfig) -> str:
-    """``camal-rl envs --check ID``: print :func:`camal_rl.envs.check.check_env`'s report."""
-    from camal_rl.envs.check import check_env
+    """``camal-rl envs --check ID``: print :func:`camal_rl.envcheck.check_env`'s report."""
+    from camal_rl.envcheck import check_env
     from camal_rl.hyperparams import parse_assignments
     from camal_rl.outputs import check_output
 

@@ -4,6 +4,10 @@ Observation: ``{"image": uint8 (H, W, 3), "mask": uint8 (H, W)}``. ``mask`` hold
 and k >= 1 for the k-th task-relevant object class, whose name is ``mask_classes[k - 1]``. The
 mask is declared ``Box(0, n_classes, (H, W), uint8)``: two dimensions, so Stable-Baselines3 never
 mistakes it for an image (no transposition, no /255 scaling).
+
+The contract is defined here and only here: the keys, the spaces, and the checks that agents
+(:func:`check_masked_observation_space`) and user envs (:func:`check_masked_env`) must pass.
+Agents import it; nothing in ``camal_rl.envs`` imports the agents.
 """
 
 from __future__ import annotations
@@ -16,6 +20,11 @@ import numpy as np
 from gymnasium import spaces
 
 from camal_rl.errors import InputError
+
+IMAGE_KEY = "image"
+"""The observation entry of the frame the agent sees and acts on."""
+MASK_KEY = "mask"
+"""The observation entry of the segmentation mask, read by the attention loss and metrics only."""
 
 
 @dataclass(frozen=True)
@@ -50,13 +59,45 @@ def get_mask_classes(env: gym.Env) -> tuple[str, ...]:
     return tuple(classes)
 
 
-IMAGE_KEY = "image"
-MASK_KEY = "mask"
-
-
 def is_masked_space(observation_space: gym.Space[Any]) -> bool:
     """The space is a dict with a ``mask`` entry: the env means to follow the contract."""
     return isinstance(observation_space, spaces.Dict) and MASK_KEY in observation_space.spaces
+
+
+def check_masked_observation_space(observation_space: gym.Space[Any]) -> None:
+    """Refuse observation spaces that break the ``{"image", "mask"}`` contract, saying what to do.
+
+    Accepts the image channel-last, as envs declare it, or channel-first, as Stable-Baselines3's
+    ``VecTransposeImage`` hands it to agents and their buffers.
+
+    :raises InputError: no ``mask`` or ``image`` entry, entries of the wrong rank, or a mask of
+        another size than the image.
+    """
+    if not isinstance(observation_space, spaces.Dict) or MASK_KEY not in observation_space.spaces:
+        raise InputError(
+            f"CAMAL agents train on observations {{'{IMAGE_KEY}', '{MASK_KEY}'}}, but the env's observation "
+            f"space is {observation_space}. Wrap the env so it renders masks: "
+            "camal_rl.envs.make_masked_env('MiniGrid-DoorKey-5x5-v0') or "
+            "gymnasium.make('camal_rl/MiniGrid-DoorKey-5x5-v0')"
+        )
+    if IMAGE_KEY not in observation_space.spaces:
+        raise InputError(f"the observation space {observation_space} has a mask but no '{IMAGE_KEY}' entry")
+    image, mask = observation_space[IMAGE_KEY], observation_space[MASK_KEY]
+    assert isinstance(image, spaces.Box)
+    assert isinstance(mask, spaces.Box)
+    if len(image.shape) != 3 or len(mask.shape) != 2:
+        raise InputError(
+            f"expected image (H, W, 3) and mask (H, W), got image {image.shape} and mask {mask.shape}"
+        )
+    # SB3's own channel-first test, imported here so that importing the envs does not load torch
+    from stable_baselines3.common.preprocessing import is_image_space_channels_first
+
+    image_hw = image.shape[1:] if is_image_space_channels_first(image) else image.shape[:2]
+    if tuple(image_hw) != tuple(mask.shape):
+        raise InputError(
+            f"the mask ({mask.shape[0]}x{mask.shape[1]}) must be the size of the image "
+            f"({image_hw[0]}x{image_hw[1]}); render both at the same resolution"
+        )
 
 
 def check_masked_env(env: gym.Env[Any, Any], env_id: str) -> tuple[str, ...]:
@@ -66,8 +107,6 @@ def check_masked_env(env: gym.Env[Any, Any], env_id: str) -> tuple[str, ...]:
     :raises InputError: saying what to change: the entries' shapes, sizes or dtypes, or
         ``mask_classes`` missing or not naming the mask's values 1..n.
     """
-    from camal_rl.agents.common.attention import check_masked_observation_space
-
     space = env.observation_space
     check_masked_observation_space(space)
     assert isinstance(space, spaces.Dict)

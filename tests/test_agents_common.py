@@ -14,11 +14,11 @@ from camal_rl.agents.common.attention import (
     AttentionTerm,
     Objective,
     as_image_observation,
-    check_masked_observation_space,
     coef_at,
     decision_scores,
     validate_camal_settings,
 )
+from camal_rl.envs.base import check_masked_observation_space
 from camal_rl.errors import InputError
 from tests.conftest import DEVICE
 

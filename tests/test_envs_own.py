@@ -20,8 +20,8 @@ from camal_rl.agents import CamalPPO, MiniGridCNN
 from camal_rl.cli import main
 from camal_rl.compare import SweepConfig, compare
 from camal_rl.config import TrainConfig
+from camal_rl.envcheck import check_env
 from camal_rl.envs import get_mask_classes, make_masked_env
-from camal_rl.envs.check import check_env
 from camal_rl.errors import InputError, WrongEnvTypeError
 from camal_rl.results import load_results
 from camal_rl.rundir import RunDir

@@ -10,6 +10,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from torch import Tensor
 
+from camal_rl.envs.base import check_masked_observation_space
 from camal_rl.losses import default_target, is_balanced_kind
 
 from .attention import (
@@ -19,7 +20,6 @@ from .attention import (
     as_image_observation,
     attention_term,
     check_discrete_actions,
-    check_masked_observation_space,
     coef_at,
     validate_camal_settings,
 )

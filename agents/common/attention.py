@@ -15,10 +15,9 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.preprocessing import is_image_space_channels_first
 from torch import Tensor
 
-from camal_rl.envs.base import IMAGE_KEY, MASK_KEY
+from camal_rl.envs.base import IMAGE_KEY
 from camal_rl.errors import InputError
 from camal_rl.losses import LOSS_KINDS, attention_loss, input_gradient
 from camal_rl.metrics import energy_pointing_game, iou_top_k
@@ -66,32 +65,6 @@ def validate_camal_settings(coef: CoefSchedule, loss: str, target: str, targets:
 def coef_at(coef: CoefSchedule, progress_remaining: float) -> float:
     """The attention weight at ``progress_remaining`` (1 at the start of training, 0 at the end)."""
     return float(coef(progress_remaining)) if callable(coef) else float(coef)
-
-
-def check_masked_observation_space(observation_space: spaces.Space) -> None:
-    """Refuse observation spaces that break the ``{"image", "mask"}`` contract, saying what to do."""
-    if not isinstance(observation_space, spaces.Dict) or MASK_KEY not in observation_space.spaces:
-        raise InputError(
-            f"CAMAL agents train on observations {{'{IMAGE_KEY}', '{MASK_KEY}'}}, but the env's observation "
-            f"space is {observation_space}. Wrap the env so it renders masks: "
-            "camal_rl.envs.make_masked_env('MiniGrid-DoorKey-5x5-v0') or "
-            "gymnasium.make('camal_rl/MiniGrid-DoorKey-5x5-v0')"
-        )
-    if IMAGE_KEY not in observation_space.spaces:
-        raise InputError(f"the observation space {observation_space} has a mask but no '{IMAGE_KEY}' entry")
-    image, mask = observation_space[IMAGE_KEY], observation_space[MASK_KEY]
-    assert isinstance(image, spaces.Box)
-    assert isinstance(mask, spaces.Box)
-    if len(image.shape) != 3 or len(mask.shape) != 2:
-        raise InputError(
-            f"expected image (H, W, 3) and mask (H, W), got image {image.shape} and mask {mask.shape}"
-        )
-    image_hw = image.shape[1:] if is_image_space_channels_first(image) else image.shape[:2]
-    if tuple(image_hw) != tuple(mask.shape):
-        raise InputError(
-            f"the mask ({mask.shape[0]}x{mask.shape[1]}) must be the size of the image "
-            f"({image_hw[0]}x{image_hw[1]}); render both at the same resolution"
-        )
 
 
 def check_discrete_actions(action_space: spaces.Space, algo: str) -> None:

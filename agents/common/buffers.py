@@ -22,9 +22,8 @@ from stable_baselines3.common.buffers import DictReplayBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
+from camal_rl.envs.base import MASK_KEY, check_masked_observation_space
 from camal_rl.errors import InputError
-
-from .attention import MASK_KEY, check_masked_observation_space
 
 
 class MaskPackedDictReplayBuffer(DictReplayBuffer):

@@ -12,8 +12,10 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv
 from torch.nn import functional as F
 
+from camal_rl.envs.base import MASK_KEY
+
 from ..common.algorithm import CamalAlgorithm
-from ..common.attention import MASK_KEY, AttentionLog, decision_scores
+from ..common.attention import AttentionLog, decision_scores
 from ..common.buffers import MaskPackedDictReplayBuffer
 from .policies import CamalDQNPolicy, q_values_with_maps
 

@@ -14,9 +14,10 @@ from stable_baselines3.common.utils import explained_variance
 from torch import Tensor
 from torch.nn import functional as F
 
+from camal_rl.envs.base import MASK_KEY
+
 from ..common.algorithm import CamalAlgorithm
 from ..common.attention import (
-    MASK_KEY,
     AttentionLog,
     Objective,
     decision_scores,

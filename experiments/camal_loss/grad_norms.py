@@ -27,9 +27,10 @@ from stable_baselines3.common.type_aliases import DictRolloutBufferSamples
 from torch.nn import functional as F
 
 from camal_rl.agents import CamalDQN, CamalPPO
-from camal_rl.agents.common.attention import MASK_KEY, AttentionLog, attention_term, decision_scores
+from camal_rl.agents.common.attention import AttentionLog, attention_term, decision_scores
 from camal_rl.agents.dqn.policies import q_values_with_maps
 from camal_rl.envs import make_masked_env
+from camal_rl.envs.base import MASK_KEY
 from camal_rl.hyperparams import default_hyperparams
 from camal_rl.losses import is_balanced_kind
 from camal_rl.tables import markdown_table

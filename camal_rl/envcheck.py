@@ -5,6 +5,9 @@ training asks (the declared spaces, ``mask_classes``, a ``Discrete`` action spac
 own checks), runs gymnasium's own checker on it, then rolls a seeded random policy
 and checks every observation against its space. It reports what CAMAL's loss will see: how often
 the mask marks anything, and each class's share of the pixels.
+
+It lives beside the agents rather than in :mod:`camal_rl.envs` because it asks what the agents
+ask (their action check, their default extractor): the envs never import the agents.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
+from camal_rl.agents.common.attention import check_discrete_actions
+from camal_rl.agents.common.extractors import default_attention_maps
 from camal_rl.envs.base import IMAGE_KEY, MASK_KEY, check_masked_env
 from camal_rl.envs.registry import make_masked_env
 from camal_rl.errors import InputError
@@ -135,8 +140,6 @@ def _training_checks(env: Any, env_id: str) -> tuple[str, ...]:
 
     :raises InputError: the first check that fails, with its message.
     """
-    from camal_rl.agents.common.attention import check_discrete_actions
-
     classes = check_masked_env(env, env_id)
     try:
         check_discrete_actions(env.action_space, "training (CamalPPO, CamalDQN)")
@@ -151,8 +154,6 @@ def _default_attention_maps(env: Any) -> tuple[str, tuple[int, int]]:
 
     :raises InputError: frames that extractor refuses, with its message.
     """
-    from camal_rl.agents.common.extractors import default_attention_maps
-
     try:
         tile_size: int | None = int(env.get_wrapper_attr("tile_size"))
     except AttributeError:
