@@ -10,6 +10,8 @@ Run: ``python experiments/camal_study/report.py [--min-return R] [--merge] [--pe
 (default: every cell but tune; ``--min-return`` adds the same tables over the seeds that reached
 return R; ``--merge`` reports the folders given as one cell, e.g. a cell with a post-hoc sweep
 beside it; ``--per-seed`` prints instead one row per run: its metrics, when it learnt, its speed).
+``--tables FILE`` writes the study's tables file instead (every cell of :data:`STUDY_TABLES`:
+experiments/camal_study/TABLES.md, which RESULTS.md quotes).
 """
 
 from __future__ import annotations
@@ -26,10 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from camal_rl.metrics import mean_or_nan
-from camal_rl.results import RunResult, load_results, metric_value
 from camal_rl.rundir import RunDir
-from camal_rl.stats import comparison_table
+from camal_rl.statistics import RunResult, comparison_table, load_results, mean_or_nan, metric_value
 
 RUNS = Path("experiments/camal_study/runs")
 HEADLINE = (
@@ -52,6 +52,37 @@ FULL = (
     "distractors/return",
 )
 
+
+PAIRS = (("camal", "energy"), ("camal-v1", "energy"))
+"""CAMAL against energy: the study trained the loss now called ``camal-v1``."""
+
+STUDY_TABLES: tuple[tuple[str, tuple[str, ...], float | None], ...] = (
+    ("DoorKey-5x5 (partial view), PPO", ("doorkey-ppo",), 0.5),
+    ("DoorKey-5x5 (partial view), DQN", ("doorkey-dqn",), None),
+    ("LavaCrossingS9N1 (partial view), PPO", ("lava-ppo",), None),
+    ("LavaCrossingS9N1, PPO, and CAMAL at 0.1 (post hoc)", ("lava-ppo", "lava-diagnostic"), None),
+    ("ViZDoom basic, PPO", ("vizdoom-ppo",), None),
+    ("ViZDoom basic, PPO, unscaled rewards, 100k (no agent learnt)", ("vizdoom-ppo-gpu-unscaled",), None),
+)
+"""The sections of the tables file (``--tables``): title, sweep folders reported as one cell, and
+the return above which a secondary table keeps only the seeds that solve the task (None: none)."""
+
+TABLES_HEADER = """# The study's tables
+
+Written from the run directories by `python experiments/camal_study/report.py --tables
+experiments/camal_study/TABLES.md`; do not edit by hand. What they show, and the verdicts:
+[RESULTS.md](RESULTS.md).
+
+- Agents are labelled `<algo>-<method>[-c<coef>]`: `camal-v1` is the loss this study trained as
+  CAMAL (since redesigned, docs/camal_loss.md), `none` the baseline.
+- Estimate [95% percentile-bootstrap CI] over seeds: the IQM for returns, the mean otherwise.
+- p-values: Welch's t-test / Mann-Whitney U test on per-seed values, two-sided, the latter exact
+  (its smallest value is 0.0079 for 5 v 5 seeds and 0.1 for 3 v 3); not corrected for multiple
+  tests. `n/a`: undefined (identical values).
+- "first return >= X": the first periodic greedy evaluation (10 episodes every 10k steps) whose
+  mean return reaches X. "train fps": env steps per wall-clock second over the whole training, on
+  a machine shared with other runs: not a measure of a loss's cost.
+"""
 
 LEARNED = 0.5
 """Return a periodic evaluation must reach for a run to count as having learnt the task (MiniGrid
@@ -154,7 +185,7 @@ def p_value_table(
     versus: Mapping[tuple[str, str, str], Mapping[str, Any]], metrics: Sequence[str]
 ) -> list[str]:
     """Markdown table of the p-values (:func:`p_value`) of every comparison, one row each, one
-    column per metric; ``versus``: :func:`camal_rl.stats.comparison_table`'s comparison rows by
+    column per metric; ``versus``: :func:`camal_rl.statistics.comparison_table`'s comparison rows by
     (label, reference, metric)."""
     lines = ["| comparison | " + " | ".join(metrics) + " |", "|:--|" + "--:|" * len(metrics)]
     for label, other in dict.fromkeys(key[:2] for key in versus):
@@ -187,7 +218,7 @@ def report_cell(paths: Path | Sequence[Path], min_return: float | None = None) -
     if not results:
         return f"{title}\n\nno evaluated run yet\n"
     available = [m for m in FULL if any(not math.isnan(_value(r, m)) for r in results)]
-    rows = comparison_table(results, available, baseline="none", pairs=(("camal", "energy"),))
+    rows = comparison_table(results, available, baseline="none", pairs=PAIRS)
     metrics = [m for m in HEADLINE if m in available]
     labels = list(dict.fromkeys(row["label"] for row in rows))
     base = next((row["label"] for row in rows if row["method"] == "none"), "")
@@ -261,7 +292,7 @@ def full_table(
     rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], labels: Sequence[str], base: str
 ) -> list[str]:
     """Every metric (rows) per variant (columns), estimate [95% CI]; * marks p < 0.05 against
-    the baseline ``base`` in both tests. ``rows``: :func:`camal_rl.stats.comparison_table`'s."""
+    the baseline ``base`` in both tests. ``rows``: :func:`camal_rl.statistics.comparison_table`'s."""
     summary = {(row["label"], row["metric"]): row for row in rows if not row["versus"]}
     significant = {
         (row["label"], row["metric"])
@@ -302,6 +333,20 @@ def inference_lines(results: Sequence[RunResult], base: str) -> list[str]:
     ]
 
 
+def tables_file(runs: Path = RUNS) -> str:
+    """The study's tables file: for every section of :data:`STUDY_TABLES`, the cell's tables
+    (:func:`report_cell`), the same over the seeds that solve the task where the section says so,
+    and its runs seed by seed (:func:`seed_table`)."""
+    parts = [TABLES_HEADER]
+    for title, folders, min_return in STUDY_TABLES:
+        paths = [runs / folder for folder in folders]
+        parts += [f"## {title}\n", report_cell(paths)]
+        if min_return is not None:
+            parts.append(report_cell(paths, min_return))
+        parts.append(seed_table(paths))
+    return "\n".join(parts)
+
+
 def _value(result: RunResult, metric: str) -> float:
     return metric_value(result.metrics, metric)
 
@@ -314,7 +359,11 @@ def main(argv: Sequence[str]) -> None:
     )
     parser.add_argument("--merge", action="store_true", help="report the folders given as one cell")
     parser.add_argument("--per-seed", action="store_true", help="only a table of every run, seed by seed")
+    parser.add_argument("--tables", type=Path, default=None, help="write the study's tables file here")
     args = parser.parse_args(argv)
+    if args.tables is not None:
+        args.tables.write_text(tables_file())
+        return
     cells = args.cells or sorted(p for p in RUNS.iterdir() if p.is_dir() and p.name != "tune")
     for paths in [cells] if args.merge else [[path] for path in cells]:
         if args.per_seed:
