@@ -17,12 +17,15 @@ Conventions, fixed for the whole package:
   metrics the distribution it acts with instead.
 - ``maps``: (B, K, h, w) activations of the attention layer, inside the autograd graph of
   ``scores`` so that Grad-CAM can differentiate through them.
+- Saliency methods and metrics run the model in eval mode (:func:`eval_mode`), restoring each
+  module's own mode afterwards.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -122,3 +125,30 @@ def images_to_tensor(frames: np.ndarray | Tensor, device: torch.device | str = "
     if tensor.ndim != 4:
         raise ValueError(f"expected a batch of frames (B, H, W, C), got shape {tuple(tensor.shape)}")
     return tensor.permute(0, 3, 1, 2).float().contiguous()
+
+
+def scorer_modules(scorer: object) -> list[nn.Module]:
+    """The model behind a scorer: the scorer itself if it is an :class:`~torch.nn.Module`, else
+    every ``nn.Module`` held as an attribute of it (``ModuleScorer.module``, a policy adapter's
+    ``policy``) or of a scorer it wraps (:class:`EpsilonGreedyPolicy`). A module may come twice."""
+    if isinstance(scorer, nn.Module):
+        return [scorer]
+    attributes = getattr(scorer, "__dict__", {}).values()
+    modules = [value for value in attributes if isinstance(value, nn.Module)]
+    wrapped = [value for value in attributes if isinstance(value, ActionScorer)]  # a scorer over a scorer
+    return modules + [module for inner in wrapped for module in scorer_modules(inner)]
+
+
+@contextmanager
+def eval_mode(scorer: object) -> Iterator[None]:
+    """Put the scorer's model (:func:`scorer_modules`) in eval mode for the block, then restore
+    every submodule's own ``training`` flag (also when the block raises). Saliency methods and
+    faithfulness metrics run their forwards under it."""
+    saved = [(module, module.training) for root in scorer_modules(scorer) for module in root.modules()]
+    try:
+        for module, _ in saved:
+            module.training = False
+        yield
+    finally:
+        for module, training in saved:
+            module.training = training

@@ -26,7 +26,6 @@ from camal_rl.saliency import (
     compute_saliency,
     eval_mode,
     gaussian_blur,
-    gaussian_kernel1d,
     grad_cam,
     make_saliency_method,
 )
@@ -144,32 +143,6 @@ def test_grad_cam_errors() -> None:
         grad_cam(leaf, leaf.sum(dim=(2, 3)))
     with pytest.raises(InputError, match=r"\(B, K, h, w\)"):
         grad_cam(leaf[0], leaf.sum(dim=(1, 2, 3)))
-
-
-# ---------------------------------------------------------------------------------------------
-# gaussian blur
-# ---------------------------------------------------------------------------------------------
-
-
-def test_gaussian_kernel_and_blur_hand_values() -> None:
-    # sigma = 1, truncate = 3: offsets -3..3, weights exp(-x^2 / 2) / Z
-    raw = [math.exp(-(x**2) / 2) for x in range(-3, 4)]
-    z = sum(raw)
-    torch.testing.assert_close(gaussian_kernel1d(1.0), torch.tensor(raw) / z)
-    delta = torch.zeros(1, 1, 9, 9)
-    delta[0, 0, 4, 4] = 1.0
-    blurred = gaussian_blur(delta, 1.0)
-    # a delta far from the border becomes the outer product of the kernel with itself
-    assert blurred[0, 0, 4, 4].item() == pytest.approx((1 / z) ** 2)
-    assert blurred[0, 0, 4, 5].item() == pytest.approx(math.exp(-0.5) / z**2)
-    assert blurred.sum().item() == pytest.approx(1.0)
-    # replicated borders: a constant image stays constant; sigma=0 is a copy; any leading dims
-    const = torch.full((2, 3, 5, 4), 7.0)
-    torch.testing.assert_close(gaussian_blur(const, 2.5), const)
-    torch.testing.assert_close(gaussian_blur(delta, 0.0), delta)
-    assert gaussian_blur(torch.zeros(6, 6, dtype=torch.uint8), 1.0).dtype == torch.float32
-    with pytest.raises(InputError, match="sigma"):
-        gaussian_blur(delta, -1.0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from camal_rl.errors import InputError
+from camal_rl.images import resize_maps
 
 ArrayLike = np.ndarray | Tensor
 
@@ -38,9 +38,9 @@ def mask_to_bool(mask: ArrayLike, name: str = "mask") -> Tensor:
 
 
 def upsample_saliency(saliency: ArrayLike, size: tuple[int, int], batch: int | None = None) -> Tensor:
-    """Check ``saliency`` (B, h, w) >= 0 and resize it bilinearly (``align_corners=False``) to
-    ``size``, in float64 on the CPU. Equal sizes are returned unchanged (bilinear resizing at scale 1
-    is the identity).
+    """Check ``saliency`` (B, h, w) >= 0 and resize it to ``size`` with
+    :func:`camal_rl.images.resize_maps` (bilinear, ``align_corners=False``, as the saliency methods
+    upsample), in float64 on the CPU. Equal sizes are returned unchanged.
 
     :param batch: the batch size ``saliency`` must have, if known.
     """
@@ -60,9 +60,7 @@ def upsample_saliency(saliency: ArrayLike, size: tuple[int, int], batch: int | N
         raise InputError(
             "saliency must be >= 0; apply relu (Grad-CAM) or take the absolute value before scoring"
         )
-    if tuple(tensor.shape[1:]) == tuple(size):
-        return tensor
-    return F.interpolate(tensor[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    return resize_maps(tensor, size)
 
 
 def saliency_and_mask(saliency: ArrayLike, mask: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from camal_rl.adapters import ActionScorer
+from camal_rl.adapters import ActionScorer, eval_mode
 from camal_rl.errors import InputError
+from camal_rl.images import gaussian_blur
 from camal_rl.metrics._inputs import ArrayLike, mask_to_bool, upsample_saliency
 
 Substrate = Literal["blur", "zero", "mean"]
@@ -74,10 +75,8 @@ def make_substrate(x: Tensor, substrate: Substrate, sigma: float) -> Tensor:
 
 
 def blurred(x: Tensor, sigma: float) -> Tensor:
-    """The blurred substrate: :func:`camal_rl.saliency.gaussian_blur` (edge-replicating borders,
-    so a constant image stays constant)."""
-    from camal_rl.saliency import gaussian_blur
-
+    """The blurred substrate: :func:`camal_rl.images.gaussian_blur` (edge-replicating borders,
+    so a constant image stays constant), the blur of perturbation saliency too."""
     return gaussian_blur(x, sigma)
 
 
@@ -94,8 +93,6 @@ def log_probs(
 
     Forwards take whole samples (all ``n_points`` images of each), as many as fit in
     ``batch_size`` images and at least one; images are built by broadcasting, not gathering."""
-    from camal_rl.saliency import eval_mode
-
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise InputError(f"batch_size must be a positive number of images or None, got {batch_size!r}")
     batch, channels, height, width = x.shape

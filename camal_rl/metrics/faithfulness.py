@@ -18,7 +18,7 @@ Conventions:
   included) go through the scorer in one forward, never one forward per point; a forward holds
   as many whole samples as fit in ``batch_size`` images (at least one; ``None``: the whole batch
   in one forward). The forwards run under ``torch.no_grad()`` with the model in eval mode
-  (:func:`camal_rl.saliency.eval_mode`, restored afterwards).
+  (:func:`camal_rl.adapters.eval_mode`, restored afterwards).
 - Mask-based metrics (:func:`occlusion_kl_ratio`, :func:`behaviour_kl`) give ``nan`` for samples
   whose mask is empty and do not run the model on them; the others do not read a mask.
 """

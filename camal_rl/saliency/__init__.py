@@ -14,14 +14,16 @@ Two uses, two entry points:
   evaluation reports perturbation beside Grad-CAM by default (a loss on Grad-CAM can fool
   Grad-CAM).
 
-Modules: :mod:`~camal_rl.saliency.common` (the interface, eval mode, the Gaussian blur),
+Modules: :mod:`~camal_rl.saliency.common` (the interface, input checks, upsampling),
 :mod:`~camal_rl.saliency.gradcam`, :mod:`~camal_rl.saliency.perturbation` (Greydanus et al.
 2018), :mod:`~camal_rl.saliency.attributions` (the gradient methods and every other input
 attribution, from captum).
 
 Evaluation methods run the model in eval mode (:func:`eval_mode`, restored afterwards, module by
 module) and never touch parameters' ``.grad``: gradients are taken with respect to maps or to a
-private copy of the images.
+private copy of the images. :func:`eval_mode` (from :mod:`camal_rl.adapters`) and the Gaussian
+blur (:func:`gaussian_blur`, :func:`gaussian_kernel1d`, from :mod:`camal_rl.images`) are shared
+with the metrics and exported here too.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from typing import Any, cast
 
 from torch import Tensor
 
-from camal_rl.adapters import ActionScorer
+from camal_rl.adapters import ActionScorer, eval_mode
 from camal_rl.errors import InputError
+from camal_rl.images import gaussian_blur, gaussian_kernel1d
 from camal_rl.saliency.attributions import (
     CAPTUM_PREFIX,
     CaptumAttribution,
@@ -43,7 +46,7 @@ from camal_rl.saliency.attributions import (
     captum_attributions,
     check_captum_name,
 )
-from camal_rl.saliency.common import SaliencyMethod, eval_mode, gaussian_blur, gaussian_kernel1d
+from camal_rl.saliency.common import SaliencyMethod
 from camal_rl.saliency.gradcam import GradCAM, GradCAMPlusPlus, grad_cam
 from camal_rl.saliency.perturbation import PerturbationSaliency
 

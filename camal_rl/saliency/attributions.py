@@ -26,16 +26,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from camal_rl.adapters import ActionScorer
+from camal_rl.adapters import ActionScorer, eval_mode, scorer_modules
 from camal_rl.errors import InputError
-from camal_rl.saliency.common import (
-    _check_inputs,
-    _check_scores,
-    _gradients_on,
-    _modules_of,
-    eval_mode,
-    gaussian_blur,
-)
+from camal_rl.images import gaussian_blur
+from camal_rl.saliency.common import _check_inputs, _check_scores, _gradients_on
 from camal_rl.saliency.perturbation import PerturbationSaliency
 
 CAPTUM_PREFIX = "captum:"
@@ -109,7 +103,7 @@ class _ScoreModule(nn.Module):
         super().__init__()
         # each module once: captum registers its hooks module by module, and a policy adapter
         # holds both the policy and the extractor inside it
-        roots = list({id(module): module for module in _modules_of(scorer)}.values())
+        roots = list({id(module): module for module in scorer_modules(scorer)}.values())
         inner = {id(sub) for root in roots for sub in root.modules() if sub is not root}
         self.parts = nn.ModuleList(root for root in roots if id(root) not in inner)
         self._scorer = scorer

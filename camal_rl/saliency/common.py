@@ -1,19 +1,20 @@
-"""What every saliency method shares: its interface, the model's eval mode, input checks, and
-the Gaussian blur that perturbation saliency and the deletion / insertion metrics rest on."""
+"""What every saliency method shares: its interface, input checks, gradients on, the forward
+for gradients, and the upsampling of maps to the input resolution. The model's eval mode is
+:func:`camal_rl.adapters.eval_mode`; the Gaussian blur is :func:`camal_rl.images.gaussian_blur`
+(the metrics use both too)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from camal_rl.adapters import ActionScorer
 from camal_rl.errors import InputError
+from camal_rl.images import resize_maps
 
 
 class SaliencyMethod(Protocol):
@@ -21,82 +22,6 @@ class SaliencyMethod(Protocol):
     resolution; ``images`` are (B, C, H, W) raw pixels, ``actions`` (B,) target actions."""
 
     def __call__(self, scorer: ActionScorer, images: Tensor, actions: Tensor) -> Tensor: ...
-
-
-def gaussian_kernel1d(
-    sigma: float,
-    *,
-    truncate: float = 3.0,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str = "cpu",
-) -> Tensor:
-    """Normalised 1-D Gaussian kernel ``exp(-x^2 / (2 sigma^2))`` on integer offsets
-    ``-r..r``, ``r = max(1, ceil(truncate * sigma))``, summing to 1.
-
-    :param sigma: standard deviation in pixels, > 0.
-    :param truncate: half-width of the kernel in standard deviations.
-    """
-    if not sigma > 0:
-        raise InputError(f"sigma must be > 0 pixels, got {sigma}")
-    radius = max(1, math.ceil(truncate * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
-    kernel = torch.exp(-(offsets**2) / (2.0 * sigma**2))
-    return kernel / kernel.sum()
-
-
-def gaussian_blur(images: Tensor, sigma: float, *, truncate: float = 3.0) -> Tensor:
-    """Separable Gaussian blur over the last two dimensions, with edge-replicating borders (so a
-    constant image stays constant). The substrate of perturbation saliency (Greydanus et al.
-    2018) and of the deletion / insertion metrics; differentiable, pure.
-
-    :param images: (..., H, W) tensor, e.g. (B, C, H, W) raw pixels; integer dtypes are blurred
-        as float32.
-    :param sigma: standard deviation in pixels; 0 returns an unblurred float copy.
-    :param truncate: kernel half-width in standard deviations (see :func:`gaussian_kernel1d`).
-    :return: blurred tensor of the same shape (floating dtype).
-    """
-    if images.ndim < 2:
-        raise InputError(f"gaussian_blur needs images of shape (..., H, W), got {tuple(images.shape)}")
-    if sigma < 0:
-        raise InputError(f"sigma must be >= 0 pixels, got {sigma}")
-    x = images if images.is_floating_point() else images.float()
-    if sigma == 0:
-        return x.clone()
-    kernel = gaussian_kernel1d(sigma, truncate=truncate, dtype=x.dtype, device=x.device)
-    radius = (kernel.numel() - 1) // 2
-    height, width = x.shape[-2:]
-    flat = x.reshape(-1, 1, height, width)
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="replicate"), kernel.view(1, 1, -1, 1))
-    return flat.reshape(x.shape)
-
-
-def _modules_of(scorer: object) -> list[nn.Module]:
-    if isinstance(scorer, nn.Module):
-        return [scorer]
-    attributes = getattr(scorer, "__dict__", {}).values()
-    modules = [value for value in attributes if isinstance(value, nn.Module)]
-    wrapped = [value for value in attributes if isinstance(value, ActionScorer)]  # a scorer over a scorer
-    return modules + [module for inner in wrapped for module in _modules_of(inner)]
-
-
-@contextmanager
-def eval_mode(scorer: object) -> Iterator[None]:
-    """Put the scorer's model in eval mode for the block, then restore every submodule's own
-    ``training`` flag (also when the block raises).
-
-    The model is the scorer itself if it is an :class:`~torch.nn.Module`, else every
-    ``nn.Module`` held as an attribute of it (``ModuleScorer.module``, a policy adapter's
-    ``policy``) or of a scorer it wraps (:class:`~camal_rl.adapters.EpsilonGreedyPolicy`).
-    """
-    saved = [(module, module.training) for root in _modules_of(scorer) for module in root.modules()]
-    try:
-        for module, _ in saved:
-            module.training = False
-        yield
-    finally:
-        for module, training in saved:
-            module.training = training
 
 
 @contextmanager
@@ -108,11 +33,8 @@ def _gradients_on() -> Iterator[None]:
 
 
 def _upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """(B, h, w) -> (B, H, W), bilinear with ``align_corners=False``, float32, >= 0, detached."""
-    maps = maps.detach().float()
-    if tuple(maps.shape[-2:]) != size:
-        maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    return maps.clamp_min(0.0)
+    """(B, h, w) -> (B, H, W) by :func:`~camal_rl.images.resize_maps`, float32, >= 0, detached."""
+    return resize_maps(maps.detach().float(), size).clamp_min(0.0)
 
 
 def _check_inputs(images: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:

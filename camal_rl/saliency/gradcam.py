@@ -7,15 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from camal_rl.adapters import ActionScorer
+from camal_rl.adapters import ActionScorer, eval_mode
 from camal_rl.errors import InputError
-from camal_rl.saliency.common import (
-    _check_inputs,
-    _forward_for_gradients,
-    _gradients_on,
-    _upsample,
-    eval_mode,
-)
+from camal_rl.saliency.common import _check_inputs, _forward_for_gradients, _gradients_on, _upsample
 
 
 def grad_cam(feature_maps: Tensor, scores: Tensor, *, create_graph: bool = True) -> Tensor:

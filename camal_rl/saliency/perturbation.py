@@ -8,16 +8,10 @@ import math
 import torch
 from torch import Tensor
 
-from camal_rl.adapters import ActionScorer
+from camal_rl.adapters import ActionScorer, eval_mode
 from camal_rl.errors import InputError
-from camal_rl.saliency.common import (
-    _check_inputs,
-    _check_scores,
-    _index_batches,
-    _upsample,
-    eval_mode,
-    gaussian_blur,
-)
+from camal_rl.images import gaussian_blur
+from camal_rl.saliency.common import _check_inputs, _check_scores, _index_batches, _upsample
 
 
 class PerturbationSaliency:
