@@ -14,6 +14,7 @@ from camal_rl.adapters import ModuleScorer
 from camal_rl.errors import InputError
 from camal_rl.saliency import (
     SALIENCY_METHODS,
+    BaseCAM,
     CaptumAttribution,
     GradCAM,
     GradCAMPlusPlus,
@@ -287,6 +288,58 @@ def test_grad_cam_plus_plus_hand_values() -> None:
     # B: a = 1 / (2 + 2 * 1) = 1/4 at both pixels; w_B = 1/4 + 1/4 = 1/2
     # cam = 8/21 * [1, 3] + 1/2 * [2, 0] = [29/21, 24/21]  (Grad-CAM would give [4, 6])
     torch.testing.assert_close(cam, torch.tensor([[[29 / 21, 24 / 21]]]))
+
+
+def test_cam_methods_differ_only_in_their_weights() -> None:
+    class Uniform(BaseCAM):
+        """Every channel weighs 1: cam = relu(sum_k A_k), whatever the gradient."""
+
+        name = "uniform"
+
+        def get_cam_weights(self, maps: Tensor, grads: Tensor) -> Tensor:
+            return torch.ones(maps.shape[:2], dtype=maps.dtype, device=maps.device)
+
+    class TwoChannel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            maps = self.scale * x  # the image itself is the (B, 2, 1, 2) attention map
+            score = maps[:, 0].sum(dim=(1, 2)) - 3.0 * maps[:, 1].sum(dim=(1, 2))
+            return torch.stack([score, -score], dim=1), maps
+
+    scorer = ModuleScorer(TwoChannel(), preprocess=lambda x: x)
+    images = torch.tensor([[[[1.0, 3.0]], [[2.0, 0.0]]]])
+    # A = [1, 3], B = [2, 0]: uniform weights give [3, 3]; Grad-CAM's (1, -3) give relu([-5, 3])
+    torch.testing.assert_close(Uniform()(scorer, images, torch.tensor([0])), torch.tensor([[[3.0, 3.0]]]))
+    torch.testing.assert_close(GradCAM()(scorer, images, torch.tensor([0])), torch.tensor([[[0.0, 3.0]]]))
+    with pytest.raises(TypeError, match="abstract"):
+        BaseCAM()  # type: ignore[abstract]
+    assert isinstance(GradCAM(), BaseCAM)
+    assert isinstance(GradCAMPlusPlus(), BaseCAM)
+
+
+@pytest.mark.parametrize("method", [GradCAM(), GradCAMPlusPlus()])
+def test_cam_methods_refuse_maps_the_scores_do_not_depend_on(method: BaseCAM) -> None:
+    class Disconnected(nn.Module):
+        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            return x.mean(dim=(2, 3)), x[:, :1].detach() + 1.0  # maps outside the scores' graph
+
+    with pytest.raises(InputError, match="one autograd graph"):
+        method(ModuleScorer(Disconnected()), torch.rand(2, 3, 4, 4), torch.tensor([0, 1]))
+
+
+def test_grad_cam_method_is_the_training_grad_cam_upsampled() -> None:
+    net = QuadrantNet()
+    scorer = ModuleScorer(net)
+    images = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 255
+    actions = torch.tensor([0, 2, 1])
+    net.eval()  # as the method runs it (no dropout)
+    scores, maps = scorer.scores_and_maps(images)
+    cam = grad_cam(maps, scores.gather(1, actions[:, None]).squeeze(1), create_graph=False)
+    upsampled = nn.functional.interpolate(cam[:, None], size=(32, 32), mode="bilinear", align_corners=False)
+    assert torch.equal(GradCAM()(scorer, images, actions), upsampled[:, 0].clamp_min(0.0))
 
 
 def test_input_x_gradient_linear_model_hand_values() -> None:

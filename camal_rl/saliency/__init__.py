@@ -15,7 +15,8 @@ Two uses, two entry points:
   Grad-CAM).
 
 Modules: :mod:`~camal_rl.saliency.common` (the interface, input checks, upsampling),
-:mod:`~camal_rl.saliency.gradcam`, :mod:`~camal_rl.saliency.perturbation` (Greydanus et al.
+:mod:`~camal_rl.saliency.gradcam` (:func:`grad_cam`, and :class:`BaseCAM`, whose subclasses
+supply only the channel weights), :mod:`~camal_rl.saliency.perturbation` (Greydanus et al.
 2018), :mod:`~camal_rl.saliency.attributions` (the gradient methods and every other input
 attribution, from captum).
 
@@ -47,12 +48,13 @@ from camal_rl.saliency.attributions import (
     check_captum_name,
 )
 from camal_rl.saliency.common import SaliencyMethod
-from camal_rl.saliency.gradcam import GradCAM, GradCAMPlusPlus, grad_cam
+from camal_rl.saliency.gradcam import BaseCAM, GradCAM, GradCAMPlusPlus, grad_cam
 from camal_rl.saliency.perturbation import PerturbationSaliency
 
 __all__ = [
     "CAPTUM_PREFIX",
     "SALIENCY_METHODS",
+    "BaseCAM",
     "CaptumAttribution",
     "GradCAM",
     "GradCAMPlusPlus",

@@ -1,7 +1,11 @@
 """Grad-CAM: the differentiable one the attention loss trains on, and the evaluation methods
-Grad-CAM and Grad-CAM++ on the scorer's attention maps."""
+on the scorer's attention maps, :class:`GradCAM` and :class:`GradCAMPlusPlus`, which share
+:class:`BaseCAM` and differ only in their channel weights."""
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +34,21 @@ def grad_cam(feature_maps: Tensor, scores: Tensor, *, create_graph: bool = True)
     :param create_graph: keep the graph through ``alpha`` and ``A`` so that a loss on the CAM
         trains the network (default). ``False`` returns a detached CAM, for evaluation.
     :return: (B, h, w) CAM >= 0, in the dtype of ``feature_maps``.
+    """
+    grads = _map_gradients(feature_maps, scores, create_graph=create_graph)
+    maps = feature_maps if create_graph else feature_maps.detach()
+    alpha = grads.mean(dim=(2, 3), keepdim=True)
+    return F.relu((alpha * maps).sum(dim=1))
+
+
+def _map_gradients(feature_maps: Tensor, scores: Tensor, *, create_graph: bool) -> Tensor:
+    """``dy/dA`` (B, K, h, w): the gradient of each sample's score ``y = scores[b]`` with respect
+    to its maps, taken as :func:`grad_cam` takes it (:func:`torch.autograd.grad` of
+    ``scores.sum()``, parameters' ``.grad`` untouched, the graph of ``scores`` kept).
+
+    :param create_graph: keep the graph of the gradient, so that a loss on it trains the network.
+    :raises InputError: shapes that are not (B, K, h, w) and (B,), or scores outside the maps'
+        graph, saying what to pass.
     """
     if feature_maps.ndim != 4:
         raise InputError(
@@ -61,26 +80,51 @@ def grad_cam(feature_maps: Tensor, scores: Tensor, *, create_graph: bool = True)
             "scores do not depend on feature_maps; pass the maps returned by the same forward pass "
             "that produced the scores (not a copy, not .detach())"
         )
-    maps = feature_maps if create_graph else feature_maps.detach()
-    alpha = grads.mean(dim=(2, 3), keepdim=True)
-    return F.relu((alpha * maps).sum(dim=1))
+    return grads
 
 
-class GradCAM:
-    """Grad-CAM (Selvaraju et al., ICCV 2017) of the score of the given action on the scorer's
-    attention maps, upsampled bilinearly to the input resolution."""
+class BaseCAM(ABC):
+    """A class activation map of the score of the given action on the scorer's attention maps
+    ``A``: ``cam = relu(sum_k w_k A_k)``, upsampled bilinearly to the input resolution.
 
-    name = "gradcam"
+    Subclasses supply only the channel weights ``w`` (:meth:`get_cam_weights`), as in
+    pytorch-grad-cam's ``BaseCAM``; the checks, eval mode, the forward, the gradient and the
+    upsampling are written here once.
+    """
+
+    name: ClassVar[str]
+    """The method's name in :data:`camal_rl.saliency.SALIENCY_METHODS`."""
 
     def __call__(self, scorer: ActionScorer, images: Tensor, actions: Tensor) -> Tensor:
         images, actions = _check_inputs(images, actions)
         with eval_mode(scorer), _gradients_on():
             _, target, maps = _forward_for_gradients(scorer, images, actions)
-            cam = grad_cam(maps, target, create_graph=False)
+            grads = _map_gradients(maps, target, create_graph=False)
+        maps = maps.detach()
+        weights = self.get_cam_weights(maps, grads)
+        cam = F.relu((weights[:, :, None, None] * maps).sum(dim=1))
         return _upsample(cam, (images.shape[-2], images.shape[-1]))
 
+    @abstractmethod
+    def get_cam_weights(self, maps: Tensor, grads: Tensor) -> Tensor:
+        """The channel weights ``w`` (B, K).
 
-class GradCAMPlusPlus:
+        :param maps: (B, K, h, w) attention maps ``A``, detached.
+        :param grads: (B, K, h, w) gradient ``dS/dA`` of the action's score ``S``.
+        """
+
+
+class GradCAM(BaseCAM):
+    """Grad-CAM (Selvaraju et al., ICCV 2017): the weights are the gradient's spatial means,
+    ``w_k = mean_ij dS/dA_kij``, the maps of :func:`grad_cam` (``create_graph=False``)."""
+
+    name = "gradcam"
+
+    def get_cam_weights(self, maps: Tensor, grads: Tensor) -> Tensor:
+        return grads.mean(dim=(2, 3))
+
+
+class GradCAMPlusPlus(BaseCAM):
     """Grad-CAM++ (Chattopadhay et al., WACV 2018, "Grad-CAM++: Generalized Gradient-Based Visual
     Explanations for Deep Convolutional Networks").
 
@@ -99,16 +143,9 @@ class GradCAMPlusPlus:
 
     name = "gradcam++"
 
-    def __call__(self, scorer: ActionScorer, images: Tensor, actions: Tensor) -> Tensor:
-        images, actions = _check_inputs(images, actions)
-        with eval_mode(scorer), _gradients_on():
-            _, target, maps = _forward_for_gradients(scorer, images, actions)
-            (grads,) = torch.autograd.grad(target.sum(), maps)
-        maps = maps.detach()
+    def get_cam_weights(self, maps: Tensor, grads: Tensor) -> Tensor:
         grads_2 = grads**2
         denominator = 2.0 * grads_2 + maps.sum(dim=(2, 3), keepdim=True) * grads**3
         denominator = torch.where(denominator != 0, denominator, torch.ones_like(denominator))
         pixel_weights = torch.where(grads != 0, grads_2 / denominator, torch.zeros_like(grads))
-        weights = (pixel_weights * F.relu(grads)).sum(dim=(2, 3), keepdim=True)
-        cam = F.relu((weights * maps).sum(dim=1))
-        return _upsample(cam, (images.shape[-2], images.shape[-1]))
+        return (pixel_weights * F.relu(grads)).sum(dim=(2, 3))
