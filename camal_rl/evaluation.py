@@ -40,12 +40,11 @@ from camal_rl.metrics import (
     pointing_game,
     roc_auc,
     sufficiency,
-    summarize,
-    summarize_steps,
 )
 from camal_rl.outputs import check_output
 from camal_rl.rundir import write_json
 from camal_rl.saliency import check_saliency_methods, compute_saliency
+from camal_rl.statistics import summarize, summarize_steps
 
 KL_EPS = 1e-3
 """Nats added to both KLs of the occlusion and behaviour ratios. A near-deterministic policy's KL

@@ -59,7 +59,7 @@ def export_weights_command(cfg: ExportWeightsConfig) -> list[ExportedWeights]:
 
     :raises InputError: no run found, or some runs could not be exported (after the others are).
     """
-    from camal_rl.results import find_runs
+    from camal_rl.statistics import find_runs
 
     if cfg.dtype not in DTYPES:
         raise InputError(f"--dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")

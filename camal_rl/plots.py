@@ -5,8 +5,8 @@
   SB3 Monitor CSVs, a rolling mean of training-episode returns) with a 95% percentile-bootstrap
   band over seeds (rliable's interval; Agarwal et al., NeurIPS 2021), one subplot per env.
 - :func:`plot_metric_bars`: one bar per agent variant for a metric of ``metrics.json``, with its
-  bootstrap interval as error bar (rows of :func:`camal_rl.results.aggregate` or
-  :func:`camal_rl.stats.comparison_table`).
+  bootstrap interval as error bar (rows of :func:`camal_rl.statistics.aggregate` or
+  :func:`camal_rl.statistics.comparison_table`).
 - Performance profiles (:mod:`camal_rl.profiles`): the share of seeds above each threshold of a
   metric, per agent variant.
 - ``camal-rl plot RUNS...`` (:func:`plot`): all three, as PNGs.
@@ -30,13 +30,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from camal_rl.errors import InputError
-from camal_rl.metrics.aggregate import bootstrap_ci
 from camal_rl.outputs import check_output
-from camal_rl.results import (
+from camal_rl.rundir import EVALUATION_FIELDS
+from camal_rl.statistics import (
     METHOD_ORDER,
     RunResult,
     aggregate,
     available_metrics,
+    better_direction,
+    bootstrap_ci,
     check_metrics,
     group_results,
     load_results,
@@ -44,8 +46,6 @@ from camal_rl.results import (
     read_monitor,
     state_counts,
 )
-from camal_rl.rundir import EVALUATION_FIELDS
-from camal_rl.stats import better_direction
 
 Source = Literal["auto", "evaluations", "monitor"]
 MONITOR_COLUMNS = {"return_mean": "returns", "length_mean": "lengths"}
@@ -137,7 +137,7 @@ def curve_data(
 ) -> list[Curve]:
     """The arrays :func:`plot_learning_curves` draws: per agent variant, each seed's series on a
     shared grid, their mean and a percentile-bootstrap interval of the mean at each grid point
-    (:func:`camal_rl.metrics.aggregate.bootstrap_ci`).
+    (:func:`camal_rl.statistics.bootstrap_ci`).
 
     Seeds are aligned on a shared grid: with evaluations, the union of the seeds' x values (the
     same steps for runs of one sweep) within ``[max of first x, min of last x]``, the range every
@@ -145,7 +145,7 @@ def curve_data(
     linearly interpolated onto the grid (exact at its own points), so a curve ends where its
     shortest seed ends.
 
-    :param results: runs (:func:`camal_rl.results.load_results`).
+    :param results: runs (:func:`camal_rl.statistics.load_results`).
     :param y: a column of ``evaluations.csv`` (``return_mean``, ``epg``, ``iou``, ...).
     :param x: the x column of ``evaluations.csv`` (``step`` or ``wall_time_s``).
     :param source: ``evaluations``; ``monitor`` (training episodes from the SB3 Monitor CSVs,
@@ -322,8 +322,8 @@ def plot_metric_bars(rows: Sequence[Mapping[str, Any]], metric: str, out_path: P
     """A bar per agent variant for ``metric``, height the estimate (IQM for returns, else mean
     over seeds) with its bootstrap interval as error bar; one subplot per env.
 
-    :param rows: rows of :func:`camal_rl.results.aggregate` or
-        :func:`camal_rl.stats.comparison_table` (its summary rows are used).
+    :param rows: rows of :func:`camal_rl.statistics.aggregate` or
+        :func:`camal_rl.statistics.comparison_table` (its summary rows are used).
     :param metric: a metric name, e.g. ``gradcam/epg``.
     :param out_path: the PNG to write.
     :return: ``out_path``.
@@ -399,7 +399,7 @@ def write_plots(
         (:func:`curve_file` names the files); a column no run has is skipped with a message.
     :param metrics: metrics of ``metrics.json`` to draw as bars (:func:`bar_file`); each must be in
         some run's ``metrics.json``. ``None``: those of :data:`DEFAULT_BAR_METRICS` that are.
-    :param rows: summary rows to draw the bars from (default: :func:`camal_rl.results.aggregate`).
+    :param rows: summary rows to draw the bars from (default: :func:`camal_rl.statistics.aggregate`).
     :param profiles: metrics of ``metrics.json`` to draw as performance profiles
         (:func:`camal_rl.profiles.profile_file`); ``None``: those of
         :data:`camal_rl.profiles.DEFAULT_PROFILE_METRICS` that some run has.

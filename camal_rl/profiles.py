@@ -17,8 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from camal_rl.errors import InputError
-from camal_rl.metrics.aggregate import Values, defined, percentile_bootstrap
-from camal_rl.results import RunResult, group_results, metric_name, metric_values
+from camal_rl.statistics import (
+    RunResult,
+    Values,
+    defined,
+    group_results,
+    metric_name,
+    metric_values,
+    percentile_bootstrap,
+)
 
 DEFAULT_PROFILE_METRICS = ("return", "gradcam/epg")
 """Profiles ``camal-rl plot`` draws without ``--profiles``: those some ``metrics.json`` holds."""
@@ -86,10 +93,10 @@ def profile_data(
     the env (widened by 0.5 each way when all values are equal), plus 5% of that range each way,
     so every step of every profile shows, from 1 below all seeds to 0 above them. The band of
     each variant resamples its seeds with replacement
-    (:func:`~camal_rl.metrics.aggregate.percentile_bootstrap`), one set of resamples for all
+    (:func:`~camal_rl.statistics.percentile_bootstrap`), one set of resamples for all
     thresholds.
 
-    :param results: runs (:func:`camal_rl.results.load_results`).
+    :param results: runs (:func:`camal_rl.statistics.load_results`).
     :param metric: the metric.
     :param points: thresholds per env, >= 2.
     :param confidence: coverage of the bands.

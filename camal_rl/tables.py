@@ -1,7 +1,8 @@
 """The comparison table of ``camal-rl compare`` as files: CSV (one tidy row per
-:func:`camal_rl.stats.comparison_table` row) and markdown (per env, a table of agent variants, a
+:func:`camal_rl.statistics.comparison_table` row) and markdown (per env, a table of agent variants, a
 table of comparisons, and a legend of what the numbers are); and :func:`quote_p`, the p-values of
-two sets of per-seed values as the tables print them, for a text that quotes one.
+two sets of per-seed values as the tables print them, for a text that quotes one. The numbers
+come from :mod:`camal_rl.statistics`; this module only formats them.
 """
 
 from __future__ import annotations
@@ -14,17 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from camal_rl.metrics.aggregate import Values
-from camal_rl.multiplicity import CORRECTIONS
-from camal_rl.stats import COLUMNS, HIGHER_IS_BETTER, LOWER_IS_BETTER, mann_whitney_u, welch_t_test
+from camal_rl.statistics import (
+    COLUMNS,
+    CORRECTIONS,
+    HIGHER_IS_BETTER,
+    LOWER_IS_BETTER,
+    Values,
+    mann_whitney_u,
+    welch_t_test,
+)
 
 SIGNIFICANCE = 0.05
 """A comparison is bold when both its adjusted p-values (Welch, Mann-Whitney) are below this."""
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Write :func:`~camal_rl.stats.comparison_table` rows as CSV, one row each, columns
-    :data:`~camal_rl.stats.COLUMNS` (then any others); ``nan`` is written as ``nan``.
+    """Write :func:`~camal_rl.statistics.comparison_table` rows as CSV, one row each, columns
+    :data:`~camal_rl.statistics.COLUMNS` (then any others); ``nan`` is written as ``nan``.
 
     :return: ``path``.
     """
@@ -55,7 +62,7 @@ def write_markdown(
 
 
 def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """:func:`~camal_rl.stats.comparison_table` rows as markdown: per env, a table of agent
+    """:func:`~camal_rl.statistics.comparison_table` rows as markdown: per env, a table of agent
     variants (one row each, metrics as columns, cells ``estimate [95% CI]``), a table of
     comparisons (cells: percent improvement [CI], probability of improvement [CI], the Welch /
     Mann-Whitney p-values and the same adjusted for the table's multiplicity, 3 significant
@@ -206,11 +213,11 @@ def format_p(value: float) -> str:
 
 def quote_p(a: Values, b: Values) -> str:
     """The two-sided p-values of per-seed values ``a`` against ``b`` as a comparison cell prints
-    them, ``"p WELCH / MANN-WHITNEY"`` (:func:`~camal_rl.stats.welch_t_test`,
-    :func:`~camal_rl.stats.mann_whitney_u`: exact for small samples, by permutation with ties),
+    them, ``"p WELCH / MANN-WHITNEY"`` (:func:`~camal_rl.statistics.welch_t_test`,
+    :func:`~camal_rl.statistics.mann_whitney_u`: exact for small samples, by permutation with ties),
     for a text that quotes a test: 3 v 3 fully separated gives ``"p 0.00805 / 0.1"`` for
     ``[0.6, 0.7, 0.8]`` vs ``[0.2, 0.3, 0.4]``. Unadjusted: a text that quotes several tests says
-    so, or adjusts them (:func:`camal_rl.multiplicity.adjust_p_values`).
+    so, or adjusts them (:func:`camal_rl.statistics.adjust_p_values`).
 
     :param a: per-seed values of one variant (``nan``: no value).
     :param b: per-seed values of the other.

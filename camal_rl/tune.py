@@ -30,11 +30,17 @@ from camal_rl.compare import compare
 from camal_rl.config import DEFAULT_ENV, Algo
 from camal_rl.errors import InputError
 from camal_rl.evaluation import ALIGNMENT_METRICS, QPolicy
-from camal_rl.metrics import mean_or_nan
-from camal_rl.results import RunResult, load_results, metric_name, metric_values, parse_metric
 from camal_rl.rundir import write_json
 from camal_rl.saliency import SALIENCY_METHODS
-from camal_rl.stats import better_direction
+from camal_rl.statistics import (
+    RunResult,
+    better_direction,
+    load_results,
+    mean_or_nan,
+    metric_name,
+    metric_values,
+    parse_metric,
+)
 from camal_rl.sweep import SweepConfig, require_some_runs, run_needs
 from camal_rl.tables import markdown_table
 

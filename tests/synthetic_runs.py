@@ -1,5 +1,5 @@
-"""Synthetic run directories with the exact layout of :mod:`camal_rl.rundir`, for the results,
-stats and plots tests: no training, every number chosen by the test."""
+"""Synthetic run directories with the exact layout of :mod:`camal_rl.rundir`, for the statistics
+and plots tests: no training, every number chosen by the test."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from camal_rl.config import TrainConfig
-from camal_rl.metrics import summarize
 from camal_rl.rundir import RunDir, write_json
+from camal_rl.statistics import summarize
 
 
 def metrics_report(

@@ -19,8 +19,8 @@ from camal_rl.compare import compare
 from camal_rl.config import TrainConfig, describe_changes
 from camal_rl.errors import InputError, MissingExtraError
 from camal_rl.evaluation import EvaluateConfig
-from camal_rl.results import RunResult, load_results
 from camal_rl.rundir import RunDir, write_json
+from camal_rl.statistics import RunResult, load_results
 from camal_rl.sweep import (
     SweepConfig,
     evaluation_seconds,

@@ -23,8 +23,8 @@ from camal_rl.config import TrainConfig
 from camal_rl.envcheck import check_env
 from camal_rl.envs import get_mask_classes, make_masked_env
 from camal_rl.errors import InputError, WrongEnvTypeError
-from camal_rl.results import load_results
 from camal_rl.rundir import RunDir
+from camal_rl.statistics import load_results
 from camal_rl.video import action_names
 from tests.conftest import DEVICE
 from tests.toy_envs import OWN_ENV_ID, FindObjectEnv

@@ -18,8 +18,7 @@ from camal_rl.plots import (
     plot_metric_bars,
     write_plots,
 )
-from camal_rl.results import load_results
-from camal_rl.stats import comparison_table
+from camal_rl.statistics import comparison_table, load_results
 from tests.synthetic_runs import metrics_report, write_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

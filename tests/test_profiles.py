@@ -10,7 +10,7 @@ import pytest
 from camal_rl.errors import InputError
 from camal_rl.plots import write_plots
 from camal_rl.profiles import draw_profiles, profile_data, profile_file, share_above
-from camal_rl.results import load_results
+from camal_rl.statistics import load_results
 from tests.synthetic_runs import metrics_report, write_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from camal_rl.results import load_results
+from camal_rl.statistics import load_results
 from experiments.camal_study.report import main, report_cell, seed_table, training_fps
 from experiments.camal_study.select_coefs import tuning_table
 from experiments.camal_study.training_outcomes import outcome_rows

@@ -1,5 +1,5 @@
 """The comparison table as files (camal_rl.tables): markdown and CSV of the synthetic sweep of
-test_stats.py, with numbers checked by hand."""
+test_statistics_comparison.py, with numbers checked by hand."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import math
 
 import pytest
 
-from camal_rl.results import load_results
-from camal_rl.stats import COLUMNS, comparison_table
+from camal_rl.statistics import COLUMNS, comparison_table, load_results
 from camal_rl.tables import format_markdown, format_p, quote_p, write_csv, write_markdown
 from tests.synthetic_runs import metrics_report, write_run
-from tests.test_stats import METRICS, write_sweep
+from tests.test_statistics_comparison import METRICS, write_sweep
 
 
 def test_markdown_and_csv(tmp_path):
@@ -103,7 +102,7 @@ def test_bold_marks_only_what_survives_the_correction(tmp_path):
 
 
 def test_quote_p_is_the_tables_p():
-    # 3 v 3 (the Welch p as in test_stats: 4 degrees of freedom, 0.00805); exact U floor 0.1
+    # 3 v 3 (the Welch p as in test_statistics_significance: 4 degrees of freedom, 0.00805); exact U floor 0.1
     assert quote_p([0.6, 0.7, 0.8], [0.2, 0.3, 0.4]) == "p 0.00805 / 0.1"
     assert quote_p([1, 1, 1], [2, 2, 2]) == "p n/a / 0.1"  # ties: exact by permutation
     assert quote_p(range(5), range(5, 10)).endswith(" / 0.00794")  # 2 / 252

@@ -10,7 +10,7 @@ import pytest
 
 from camal_rl.cli import main
 from camal_rl.errors import InputError
-from camal_rl.results import load_results
+from camal_rl.statistics import load_results
 from camal_rl.tune import TuneConfig, criterion_settings, same_settings, select_coefficients
 from tests.synthetic_runs import metrics_report, write_run
 

@@ -6,22 +6,12 @@
 - :mod:`~camal_rl.metrics.faithfulness`: does the decision depend on the salient pixels
   (deletion / insertion AUC, comprehensiveness / sufficiency, occlusion KL ratio), and on the
   relevant objects at all (the saliency-free behaviour check)?
-- :mod:`~camal_rl.metrics.aggregate`: per step -> per episode -> per seed, IQM, bootstrap CIs,
-  coverage.
 
-Per-sample metrics return an ndarray (B,) of float64, ``nan`` where the mask is empty; the
-aggregation helpers drop those and report coverage.
+Every metric here is per sample: it returns an ndarray (B,) of float64, ``nan`` where the mask is
+empty. Aggregating them (per step -> per episode -> per seed, IQM, bootstrap CIs, coverage) is
+:mod:`camal_rl.statistics`'s job, which drops those samples and reports coverage.
 """
 
-from camal_rl.metrics.aggregate import (
-    Summary,
-    bootstrap_ci,
-    episode_means,
-    iqm,
-    mean_or_nan,
-    summarize,
-    summarize_steps,
-)
 from camal_rl.metrics.alignment import energy_pointing_game, flat_map, iou_top_k, pointing_game, roc_auc
 from camal_rl.metrics.faithfulness import (
     behaviour_kl,
@@ -34,23 +24,16 @@ from camal_rl.metrics.faithfulness import (
 )
 
 __all__ = [
-    "Summary",
     "behaviour_kl",
-    "bootstrap_ci",
     "comprehensiveness",
     "deletion_auc",
     "energy_pointing_game",
-    "episode_means",
     "flat_map",
     "insertion_auc",
     "iou_top_k",
-    "iqm",
-    "mean_or_nan",
     "occlusion_kl_ratio",
     "perturbation_curve",
     "pointing_game",
     "roc_auc",
     "sufficiency",
-    "summarize",
-    "summarize_steps",
 ]

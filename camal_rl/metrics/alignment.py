@@ -8,7 +8,7 @@ as docs/design.md defines them. Each returns an ndarray (B,) of float64.
 Conventions, the same in every function:
 
 - **Empty mask** (no relevant object in view): ``nan`` for that sample and no other; the
-  aggregation helpers (:mod:`camal_rl.metrics.aggregate`) drop it and report coverage.
+  aggregation helpers (:mod:`camal_rl.statistics.estimates`) drop it and report coverage.
 - **Ties** are exact float equality after resizing; no tolerance. Tied pixels share credit:
   the pointing game scores the share of the tied maxima inside ``M``, the top-|M| set includes
   every pixel tied with the |M|-th largest value, and ROC-AUC counts a tied (positive, negative)

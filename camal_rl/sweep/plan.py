@@ -21,9 +21,9 @@ import tyro
 from camal_rl.config import DEFAULT_ENV, Algo, TrainConfig, describe_changes, get_preset
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EvaluateConfig, QPolicy
-from camal_rl.multiplicity import Correction
 from camal_rl.outputs import check_output
 from camal_rl.rundir import RunDir, RunNeeds
+from camal_rl.statistics import Correction
 
 DEFAULT_METHODS = ("none", "camal", "energy")
 FIRST_SALIENCY_METRICS = (
@@ -264,7 +264,7 @@ def check_table_options(cfg: SweepConfig, runs: Sequence[TrainConfig]) -> None:
     :raises InputError: an empty metric name, a pair not written A:B, or a name no run has, with
         the names there are.
     """
-    from camal_rl.results import parse_metric
+    from camal_rl.statistics import parse_metric
 
     for metric in cfg.metrics:
         parse_metric(metric)

@@ -19,7 +19,7 @@ from camal_rl.evaluation import flat_note
 from camal_rl.sweep.plan import Job, SweepConfig, run_needs
 
 if TYPE_CHECKING:
-    from camal_rl.results import RunResult
+    from camal_rl.statistics import RunResult
 
 
 def report_sweep(cfg: SweepConfig, jobs: Sequence[Job]) -> dict[str, Path]:
@@ -57,7 +57,7 @@ def flat_notes(results: Sequence[RunResult], methods: Iterable[str]) -> str:
     """A line per agent variant and saliency method whose maps are mostly flat (mean
     ``flat_share`` over the runs that report it, :func:`~camal_rl.evaluation.flat_note`; how many
     of the variant's runs those are when not all), or ''."""
-    from camal_rl.results import group_results, metric_values
+    from camal_rl.statistics import group_results, metric_values
 
     lines = []
     for (env, _, label), runs in group_results(results).items():
@@ -79,8 +79,7 @@ def aggregate_sweep(
     """Tables and plots of the runs under ``cfg.out`` (or ``paths``), from their files alone;
     ``note`` (e.g. which runs are not complete) heads ``comparison.md``."""
     from camal_rl.plots import DEFAULT_BAR_METRICS, write_plots
-    from camal_rl.results import available_metrics, load_results, metric_name
-    from camal_rl.stats import comparison_table
+    from camal_rl.statistics import available_metrics, comparison_table, load_results, metric_name
     from camal_rl.tables import write_csv, write_markdown
 
     paths = list(paths) if paths is not None else [cfg.out]

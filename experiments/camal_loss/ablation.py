@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from camal_rl.results import RunResult, load_results, metric_value, variant_order
+from camal_rl.statistics import RunResult, load_results, metric_value, variant_order
 from camal_rl.tables import markdown_table
 
 METRICS = (

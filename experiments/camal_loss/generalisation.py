@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from camal_rl.evaluation import EvaluateConfig, evaluate
-from camal_rl.results import load_results, variant_order
+from camal_rl.statistics import load_results, variant_order
 from camal_rl.tables import markdown_table
 
 UNSEEN: dict[str, tuple[tuple[str, str, int], ...]] = {

@@ -27,8 +27,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from camal_rl.results import RunResult, load_results
 from camal_rl.rundir import RunDir
+from camal_rl.statistics import RunResult, load_results
 
 if not __package__:  # run as a script: the repository root is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))

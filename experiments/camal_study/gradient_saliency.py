@@ -28,8 +28,7 @@ from pathlib import Path
 import torch
 
 from camal_rl.evaluation import EvaluateConfig, evaluate
-from camal_rl.results import RunResult, load_results, metric_value
-from camal_rl.stats import comparison_table
+from camal_rl.statistics import RunResult, comparison_table, load_results, metric_value
 
 if not __package__:  # run as a script: the repository root is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))

@@ -17,8 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from camal_rl.metrics import mean_or_nan
-from camal_rl.results import load_results, metric_values
+from camal_rl.statistics import load_results, mean_or_nan, metric_values
 from camal_rl.tune import select_coefficients, variant_groups
 
 TUNE = Path("experiments/camal_study/runs/tune")

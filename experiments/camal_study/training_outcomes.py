@@ -20,7 +20,7 @@ import minigrid  # noqa: F401  (registers the MiniGrid ids)
 import numpy as np
 import pandas as pd
 
-from camal_rl.results import find_runs
+from camal_rl.statistics import find_runs
 from camal_rl.tables import markdown_table
 
 

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from camal_rl.results import metric_value
-from camal_rl.stats import mann_whitney_u, welch_t_test
+from camal_rl.statistics import mann_whitney_u, metric_value, welch_t_test
 from camal_rl.tables import markdown_table
 
 HERE = Path(__file__).parent

@@ -1,4 +1,4 @@
-"""Reading run directories into records and aggregating them over seeds (camal_rl.results)."""
+"""Reading run directories into records and per-seed metric values (camal_rl.statistics.runs)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from camal_rl.errors import InputError
-from camal_rl.results import (
-    aggregate,
+from camal_rl.statistics import (
     available_metrics,
     check_metrics,
     find_runs,
@@ -125,40 +124,6 @@ def test_metric_values_per_seed(tmp_path):
     check_metrics(results, ["return", "gradcam/epg"])
     with pytest.raises(InputError, match=r"'gradcam/epgg' is in no metrics.json.*available: return"):
         check_metrics(results, ["gradcam/epgg"])
-
-
-def test_aggregate_over_seeds(tmp_path):
-    per_seed_return = [0.1, 0.2, 0.4, 0.9]
-    for seed, value in enumerate(per_seed_return):
-        report = metrics_report([value], saliency={"gradcam": {"epg": [value / 2]}})
-        write_run(tmp_path, seed=seed, metrics=report)
-    write_run(
-        tmp_path, method="none", seed=0, metrics=metrics_report([0.3], saliency={"gradcam": {"epg": [0.1]}})
-    )
-    rows = aggregate(load_results([tmp_path]), ["return", "gradcam/epg"])
-
-    # the baseline first
-    assert [(r["label"], r["metric"]) for r in rows] == [
-        ("ppo-none", "return"),
-        ("ppo-none", "gradcam/epg"),
-        ("ppo-camal", "return"),
-        ("ppo-camal", "gradcam/epg"),
-    ]
-    none_ret, _, ret, epg = rows
-    # mean 1.6 / 4 = 0.4; IQM drops floor(4 / 4) = 1 value at each end: (0.2 + 0.4) / 2 = 0.3
-    assert ret["n"] == ret["n_runs"] == 4
-    assert ret["seeds"] == "0 1 2 3"
-    assert ret["mean"] == pytest.approx(0.4)
-    assert ret["iqm"] == pytest.approx(0.3)
-    assert ret["statistic"] == "iqm"
-    assert ret["estimate"] == pytest.approx(0.3)
-    assert 0.1 <= ret["ci_low"] < 0.3 < ret["ci_high"] <= 0.9
-    assert epg["statistic"] == "mean"
-    assert epg["estimate"] == pytest.approx(0.2)
-    # one seed: the value, no interval
-    assert none_ret["n"] == 1
-    assert none_ret["estimate"] == pytest.approx(0.3)
-    assert math.isnan(none_ret["ci_low"])
 
 
 def test_duplicate_seeds_are_refused(tmp_path):

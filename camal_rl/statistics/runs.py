@@ -1,4 +1,5 @@
-"""Read run directories (:mod:`camal_rl.rundir`) into tidy records, and aggregate them over seeds.
+"""Read run directories (:mod:`camal_rl.rundir`) into tidy records, the per-seed values that
+:mod:`camal_rl.statistics` summarises and tests.
 
 ``camal-rl compare`` and ``camal-rl plot`` work from files alone: :func:`load_results` finds the
 runs under the given paths (a folder holding ``config.json`` is a run; other folders are searched
@@ -14,10 +15,8 @@ A **metric** names one number of ``metrics.json`` per run (per seed), as a path 
     behaviour/behaviour_log_ratio  variants.train.behaviour.behaviour_log_ratio.mean
     distractors/return          variants.distractors.return.mean
 
-The seed is the unit of replication: :func:`aggregate` summarises the per-seed values of each
-agent variant ``(env, algo, label)`` with the interquartile mean and percentile-bootstrap
-confidence intervals of rliable (Agarwal et al., "Deep Reinforcement Learning at the Edge of the
-Statistical Precipice", NeurIPS 2021).
+The seed is the unit of replication: :func:`metric_values` gives one value per run, and
+:func:`group_results` the runs (seeds) of each agent variant ``(env, algo, label)``.
 """
 
 from __future__ import annotations
@@ -35,8 +34,8 @@ import numpy as np
 
 from camal_rl.config import TrainConfig
 from camal_rl.errors import InputError
-from camal_rl.metrics.aggregate import Statistic, bootstrap_ci, iqm
-from camal_rl.rundir import RunDir, whole_episodes
+from camal_rl.rundir import RunDir
+from camal_rl.runlogs import whole_episodes
 
 VARIANTS = ("train", "distractors")
 """Env variants of ``metrics.json`` (``camal-rl evaluate``, ``--distractors``)."""
@@ -46,9 +45,6 @@ GroupKey = tuple[str, str, str]
 """An agent variant: ``(env, algo, label)``."""
 METHOD_ORDER = ("none", "camal", "camal-v1", "energy", "rrr")
 """Order of agent variants in tables and legends: the baseline first."""
-IQM_METRICS = frozenset({"return"})
-"""Metrics summarised by the IQM over seeds (rliable's estimator for returns); every other
-metric by the mean (attention metrics are bounded and already averaged over steps and episodes)."""
 
 
 @dataclass(frozen=True)
@@ -303,63 +299,6 @@ def check_metrics(results: Sequence[RunResult], metrics: Iterable[str | Sequence
                 f"metric {metric_name(metric)!r} is in no metrics.json of these runs; "
                 f"available: {', '.join(available)}"
             )
-
-
-def summary_statistic(metric: str | Sequence[str]) -> Statistic:
-    """``"iqm"`` for returns (rliable's recommendation), ``"mean"`` for every other metric."""
-    return "iqm" if parse_metric(metric)[-1] in IQM_METRICS else "mean"
-
-
-def aggregate(
-    results: Sequence[RunResult],
-    metrics: Iterable[str | Sequence[str]],
-    *,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    rng: int = 0,
-) -> list[dict[str, Any]]:
-    """Summary over seeds of each metric per agent variant ``(env, algo, label)``.
-
-    :param results: runs (:func:`load_results`).
-    :param metrics: metric names or paths (:func:`parse_metric`).
-    :param confidence: coverage of the bootstrap intervals.
-    :param n_resamples: bootstrap resamples.
-    :param rng: seed of the bootstrap (the same for every cell, so reruns give equal tables).
-    :return: one row per (variant, metric): ``env, algo, label, method, coef, metric, n_runs``,
-        ``n`` (seeds with a defined value), ``seeds``, ``mean``, ``iqm``, ``statistic`` (``iqm`` for
-        returns, else ``mean``), ``estimate`` (that statistic) and ``ci_low``/``ci_high``, its
-        percentile-bootstrap interval over seeds (``nan`` with fewer than two seeds).
-    """
-    metrics = list(metrics)
-    rows = []
-    for (env, algo, label), runs in group_results(results).items():
-        for metric in metrics:
-            values = metric_values(runs, metric)
-            defined = ~np.isnan(values)
-            statistic = summary_statistic(metric)
-            estimate, low, high = bootstrap_ci(
-                values, statistic=statistic, confidence=confidence, n_resamples=n_resamples, rng=rng
-            )
-            rows.append(
-                {
-                    "env": env,
-                    "algo": algo,
-                    "label": label,
-                    "method": runs[0].method,
-                    "coef": runs[0].coef,
-                    "metric": metric_name(metric),
-                    "n_runs": len(runs),
-                    "n": int(defined.sum()),
-                    "seeds": " ".join(str(r.seed) for r, ok in zip(runs, defined, strict=True) if ok),
-                    "mean": float(values[defined].mean()) if defined.any() else math.nan,
-                    "iqm": iqm(values),
-                    "statistic": statistic,
-                    "estimate": estimate,
-                    "ci_low": low,
-                    "ci_high": high,
-                }
-            )
-    return rows
 
 
 @dataclass(frozen=True)

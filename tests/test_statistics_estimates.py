@@ -1,4 +1,5 @@
-"""Aggregation helpers: IQM, bootstrap CIs, per-episode means and coverage, by hand."""
+"""Estimates (camal_rl.statistics.estimates): IQM, bootstrap CIs, per-episode means and coverage,
+by hand."""
 
 import math
 
@@ -8,7 +9,7 @@ import torch
 from scipy.stats import trim_mean
 
 from camal_rl.errors import InputError
-from camal_rl.metrics import Summary, bootstrap_ci, episode_means, iqm, summarize, summarize_steps
+from camal_rl.statistics import Summary, bootstrap_ci, episode_means, iqm, summarize, summarize_steps
 
 
 def test_iqm_by_hand():

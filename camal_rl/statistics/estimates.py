@@ -1,7 +1,7 @@
-"""Aggregation of per-step metric values: per step -> per episode -> per seed, with the
-interquartile mean and percentile-bootstrap confidence intervals of rliable (Agarwal et al.,
-"Deep Reinforcement Learning at the Edge of the Statistical Precipice", NeurIPS 2021), computed
-by scipy (``scipy.stats.trim_mean``, ``scipy.stats.bootstrap``).
+"""Estimates from values: the interquartile mean and percentile-bootstrap confidence intervals of
+rliable (Agarwal et al., "Deep Reinforcement Learning at the Edge of the Statistical Precipice",
+NeurIPS 2021), computed by scipy (``scipy.stats.trim_mean``, ``scipy.stats.bootstrap``), and the
+aggregation of per-step metric values of docs/design.md: per step -> per episode -> per seed.
 
 Per-step values are ``nan`` where the metric is undefined (an empty mask: no relevant object in
 view). Every helper here drops ``nan`` values before computing anything, and reports
