@@ -26,6 +26,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import set_random_seed
 
 from camal_rl.adapters import ActionScorer, EpsilonGreedyPolicy, images_to_tensor
+from camal_rl.atomic import write_json
 from camal_rl.errors import InputError
 from camal_rl.hyperparams import parse_assignments
 from camal_rl.metrics import (
@@ -42,7 +43,6 @@ from camal_rl.metrics import (
     sufficiency,
 )
 from camal_rl.outputs import check_output
-from camal_rl.rundir import write_json
 from camal_rl.saliency import check_saliency_methods, compute_saliency
 from camal_rl.statistics import summarize, summarize_steps
 

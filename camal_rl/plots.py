@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 
 from camal_rl.errors import InputError
 from camal_rl.outputs import check_output
-from camal_rl.rundir import EVALUATION_FIELDS
+from camal_rl.runlogs import EVALUATION_FIELDS
 from camal_rl.statistics import (
     METHOD_ORDER,
     RunResult,

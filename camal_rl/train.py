@@ -28,12 +28,13 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
+from camal_rl.atomic import write_json, written_then_moved
 from camal_rl.config import TrainConfig, describe_changes, resume_request
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EVAL_SEED, quick_evaluation
 from camal_rl.hyperparams import check_algo_kwargs
 from camal_rl.loading import algorithm_classes
-from camal_rl.rundir import RunDir, write_json, written_then_moved
+from camal_rl.rundir import RunDir
 
 if TYPE_CHECKING:
     from camal_rl.agents import CamalDQN, CamalPPO

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from camal_rl.atomic import write_json
 from camal_rl.compare import compare
 from camal_rl.config import DEFAULT_ENV, Algo
 from camal_rl.errors import InputError
 from camal_rl.evaluation import ALIGNMENT_METRICS, QPolicy
-from camal_rl.rundir import write_json
 from camal_rl.saliency import SALIENCY_METHODS
 from camal_rl.statistics import (
     RunResult,

@@ -24,13 +24,13 @@ import tyro
 from gymnasium import spaces
 
 from camal_rl.adapters import images_to_tensor
+from camal_rl.atomic import written_then_moved
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EVAL_SEED, Episode, collect_episodes
 from camal_rl.frames import DEFAULT_ALPHA, AgentRecording, RecordedEpisode, render_frames, still_index
 from camal_rl.hyperparams import parse_assignments
 from camal_rl.metrics import energy_pointing_game
 from camal_rl.outputs import check_output
-from camal_rl.rundir import written_then_moved
 from camal_rl.saliency import check_saliency_methods, compute_saliency, eval_mode
 
 if TYPE_CHECKING:

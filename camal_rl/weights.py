@@ -45,8 +45,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from torch import Tensor
 
+from camal_rl.atomic import written_then_moved
 from camal_rl.errors import InputError
-from camal_rl.rundir import RunDir, written_then_moved
+from camal_rl.rundir import RunDir
 
 WEIGHTS_FILE = "policy.weights.pt"
 """The weights file's name in a run directory."""

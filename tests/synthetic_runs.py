@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from camal_rl.atomic import write_json
 from camal_rl.config import TrainConfig
-from camal_rl.rundir import RunDir, write_json
+from camal_rl.rundir import RunDir
 from camal_rl.statistics import summarize
 
 

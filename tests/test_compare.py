@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+from camal_rl.atomic import write_json
 from camal_rl.compare import compare
 from camal_rl.config import TrainConfig, describe_changes
 from camal_rl.errors import InputError, MissingExtraError
 from camal_rl.evaluation import EvaluateConfig
-from camal_rl.rundir import RunDir, write_json
+from camal_rl.rundir import RunDir
 from camal_rl.statistics import RunResult, load_results
 from camal_rl.sweep import (
     SweepConfig,

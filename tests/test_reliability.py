@@ -24,7 +24,8 @@ from camal_rl.agents import CamalPPO
 from camal_rl.cli import main
 from camal_rl.config import TrainConfig
 from camal_rl.errors import InputError
-from camal_rl.rundir import RunDir, model_problem
+from camal_rl.rundir import RunDir
+from camal_rl.savedmodels import model_problem
 from camal_rl.train import RunCallback, train
 from tests.conftest import DEVICE, TINY_PPO_HP
 

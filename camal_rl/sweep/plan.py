@@ -22,7 +22,8 @@ from camal_rl.config import DEFAULT_ENV, Algo, TrainConfig, describe_changes, ge
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EvaluateConfig, QPolicy
 from camal_rl.outputs import check_output
-from camal_rl.rundir import RunDir, RunNeeds
+from camal_rl.rundir import RunDir
+from camal_rl.runneeds import RunNeeds
 from camal_rl.statistics import Correction
 
 DEFAULT_METHODS = ("none", "camal", "energy")
