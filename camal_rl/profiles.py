@@ -143,7 +143,10 @@ def draw_profiles(profiles: Sequence[Profile], out_path: Path) -> Path:
     :param out_path: the PNG to write.
     :return: ``out_path``.
     """
-    from camal_rl.plots import _colours, _label_order, _save, _subplots
+    from camal_rl.figures import label_order as _label_order
+    from camal_rl.figures import save_png as _save
+    from camal_rl.figures import subplot_grid as _subplots
+    from camal_rl.figures import variant_colours as _colours
 
     if not profiles:
         raise InputError(f"no performance-profile data to draw into {out_path}")

@@ -1,5 +1,5 @@
 """Learning curves, metric bars and ``camal-rl plot`` on synthetic run directories
-(camal_rl.plots)."""
+(camal_rl.curves, camal_rl.plots)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,9 @@ import numpy as np
 import pytest
 
 from camal_rl.cli import main
+from camal_rl.curves import curve_data, curve_file, plot_learning_curves
 from camal_rl.errors import InputError
-from camal_rl.plots import (
-    PlotConfig,
-    bar_file,
-    curve_data,
-    curve_file,
-    plot,
-    plot_learning_curves,
-    plot_metric_bars,
-    write_plots,
-)
+from camal_rl.plots import PlotConfig, bar_file, plot, plot_metric_bars, write_plots
 from camal_rl.statistics import comparison_table, load_results
 from tests.synthetic_runs import metrics_report, write_run
 
