@@ -309,29 +309,13 @@ def load_agent(
     config: TrainConfig | None = None
     checkpoint: int | None = None
     if path.is_file() and path.suffix == Path(WEIGHTS_FILE).suffix:
-        if not RunDir(path.parent).exists():
-            raise InputError(
-                f"{path} is a weights file outside its run directory (no config.json beside it): the "
-                "run's config.json rebuilds the agent; put the file back in its run and pass the run"
-            )
-        return load_weights_agent(RunDir(path.parent), path, device=device, env=env, env_kwargs=env_kwargs)
+        return load_weights_agent(_run_of_weights(path), path, device=device, env=env, env_kwargs=env_kwargs)
     if path.is_dir():
-        run = RunDir(path)
-        if not run.exists():
-            raise InputError(
-                f"{path} is not a run directory (no config.json); pass a run directory or a model zip"
-            )
+        run = _run_directory(path)
         config = TrainConfig.load(run.config)
         if not run.has_model():
-            weights = run.path / WEIGHTS_FILE
-            if weights.exists():
-                return load_weights_agent(run, weights, device=device, env=env, env_kwargs=env_kwargs)
-            raise InputError(
-                f"{path} holds no saved model (model.zip or checkpoints/step_*.zip) and no {WEIGHTS_FILE}: "
-                "deleted, or never saved; `camal-rl train --resume --out "
-                f"{path}` trains it again with its saved settings, replacing its records (copy the "
-                "folder first to keep them)"
-            )
+            weights = _weights_instead_of_model(run)
+            return load_weights_agent(run, weights, device=device, env=env, env_kwargs=env_kwargs)
         model_path = run.latest_model()
         saved = ZipModel(config.algo, camal=True)
     else:
@@ -344,10 +328,67 @@ def load_agent(
     env_id = env or (config.env if config is not None else None)
     if env_id is None:
         raise InputError(f"{path} is a bare model zip: pass --env with the env id it was trained on")
+    model = _load_model(model_path, saved, device=device, allow_pickle=allow_pickle)
+    return LoadedAgent(
+        model, saved.algo, model_path, config, env_id, run, dict(env_kwargs or {}), checkpoint=checkpoint
+    )
+
+
+def _run_of_weights(path: Path) -> RunDir:
+    """The run directory a weights file ``path`` is in.
+
+    :raises InputError: it is not in one (no ``config.json`` beside it).
+    """
+    run = RunDir(path.parent)
+    if not run.exists():
+        raise InputError(
+            f"{path} is a weights file outside its run directory (no config.json beside it): the "
+            "run's config.json rebuilds the agent; put the file back in its run and pass the run"
+        )
+    return run
+
+
+def _run_directory(path: Path) -> RunDir:
+    """The run directory at the folder ``path``.
+
+    :raises InputError: the folder is not one (no ``config.json``).
+    """
+    run = RunDir(path)
+    if not run.exists():
+        raise InputError(
+            f"{path} is not a run directory (no config.json); pass a run directory or a model zip"
+        )
+    return run
+
+
+def _weights_instead_of_model(run: RunDir) -> Path:
+    """The weights file of a run that holds no saved model (``camal-rl export-weights``).
+
+    :raises InputError: it holds none either.
+    """
+    from camal_rl.weights import WEIGHTS_FILE
+
+    weights = run.path / WEIGHTS_FILE
+    if not weights.exists():
+        raise InputError(
+            f"{run.path} holds no saved model (model.zip or checkpoints/step_*.zip) and no {WEIGHTS_FILE}: "
+            "deleted, or never saved; `camal-rl train --resume --out "
+            f"{run.path}` trains it again with its saved settings, replacing its records (copy the "
+            "folder first to keep them)"
+        )
+    return weights
+
+
+def _load_model(model_path: Path, saved: ZipModel, *, device: str, allow_pickle: bool) -> BaseAlgorithm:
+    """SB3's ``load`` of the zip at ``model_path`` by the class ``saved`` names, its saved objects
+    rebuilt from the allowlist (:func:`camal_rl.zipdata.saved_objects`) unless ``allow_pickle``.
+
+    :raises InputError: the zip does not load.
+    """
     algorithm = algorithm_classes()[saved.algo] if saved.camal else STOCK_ALGORITHMS[saved.algo]
     objects = None if allow_pickle else saved_objects(read_zip_data(model_path), model_path)
     try:
-        model = algorithm.load(model_path, device=device, custom_objects=objects)
+        return algorithm.load(model_path, device=device, custom_objects=objects)
     except (
         zipfile.BadZipFile,
         ValueError,
@@ -358,9 +399,6 @@ def load_agent(
         ImportError,
     ) as error:
         raise InputError(f"cannot load {model_path}: {error}") from error
-    return LoadedAgent(
-        model, saved.algo, model_path, config, env_id, run, dict(env_kwargs or {}), checkpoint=checkpoint
-    )
 
 
 def load_weights_agent(
