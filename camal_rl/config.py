@@ -17,11 +17,10 @@ import importlib.util
 import json
 import math
 import os
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, cast
 
 import tyro
 
@@ -34,6 +33,7 @@ from camal_rl.hyperparams import (
     parse_assignments,
 )
 from camal_rl.losses import default_target
+from camal_rl.options import check_json_values, get_option, json_field_values, with_options
 
 Algo = Literal["ppo", "dqn"]
 Method = Literal["camal", "camal-v1", "energy", "rrr", "none"]
@@ -219,7 +219,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values.setdefault("reward_scale", 1.0)  # a run recorded before the option trained unscaled
-        return cls(**json_field_values({"env_kwargs": (), "hp": (), **values}))
+        return cls(**json_field_values({"env_kwargs": (), "hp": (), **values}, cls))
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -232,66 +232,13 @@ class TrainConfig:
             data = json.loads(path.read_text())
             if not isinstance(data, dict):
                 raise ValueError(f"a JSON {type(data).__name__}, not an object")
-            check_json_values(data)
+            check_json_values(data, cls)
             return cls.from_json(data)
         except (OSError, ValueError) as error:
             raise InputError(
                 f"cannot read {path} as a camal-rl run config ({error}); restore the file, or pass a "
                 "run directory written by camal-rl train"
             ) from error
-
-
-def json_field_values(data: Mapping[str, Any]) -> dict[str, Any]:
-    """TrainConfig keywords from the JSON values of its fields (paths from strings, tuples from
-    lists), as :func:`dataclasses.replace` takes them."""
-    values = dict(data)
-    for name in ("out", "config"):
-        if name in values:
-            values[name] = None if values[name] is None else Path(values[name])
-    for name in ("env_kwargs", "hp"):
-        if name in values:
-            values[name] = tuple(values[name])
-    if "algo_kwargs" in values:
-        values["algo_kwargs"] = dict(values["algo_kwargs"])
-    return values
-
-
-def check_json_values(data: Mapping[str, Any]) -> None:
-    """Check the JSON values of TrainConfig fields (keys that are not fields are let be).
-
-    :raises ValueError: a value of ``data`` that its TrainConfig field cannot take (an unknown
-    algorithm, a seed that is not a number), naming the choices of a field that has some."""
-    hints = get_type_hints(TrainConfig, include_extras=True)
-    for name, value in data.items():
-        if name in hints and not _json_fits(value, hints[name]):
-            choices = get_args(hints[name]) if get_origin(hints[name]) is Literal else ()
-            one_of = f" (one of {', '.join(map(str, choices))})" if choices else ""
-            raise ValueError(f"{name}: {value!r} is not a valid value{one_of}")
-
-
-def _json_fits(value: Any, hint: Any) -> bool:
-    """``value``, read from JSON, is one a field typed ``hint`` takes (tuples as lists, paths as
-    strings, mappings as objects)."""
-    origin, args = get_origin(hint), get_args(hint)
-    if origin is Annotated:
-        return _json_fits(value, args[0])
-    if origin is Literal:
-        return value in args
-    if origin in (Union, types.UnionType):
-        return any(_json_fits(value, arg) for arg in args)
-    if origin is tuple:
-        return isinstance(value, list) and all(_json_fits(item, args[0]) for item in value)
-    if origin is Mapping:
-        return isinstance(value, dict)
-    if hint is type(None):
-        return value is None
-    if hint in (str, Path):
-        return isinstance(value, str)
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint in (int, float):
-        return isinstance(value, int if hint is int else int | float) and not isinstance(value, bool)
-    return True
 
 
 TRAINING_SETTINGS = (
@@ -447,9 +394,10 @@ def from_preset(name: str, kind: type[Any] = TrainConfig, path: Path | None = No
     :param name: the preset's name.
     :param kind: the preset's type (:class:`TrainConfig`, or ``camal_rl.sweep.SweepConfig``).
     :param path: the presets file (default: :func:`presets_file`).
-    :param overrides: fields to change.
+    :param overrides: options to change (those of a nested settings class by their own names,
+        e.g. ``episodes`` of a sweep's evaluation: :func:`with_options`).
     """
     preset = get_preset(name, kind, path)
     if "hp" in overrides:
-        overrides["hp"] = tuple(preset.hp) + tuple(overrides["hp"])
-    return dataclasses.replace(preset, preset=name, **overrides)
+        overrides["hp"] = tuple(get_option(preset, "hp")) + tuple(overrides["hp"])
+    return with_options(preset, preset=name, **overrides)
