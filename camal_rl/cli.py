@@ -150,22 +150,56 @@ def parse(argv: Sequence[str]) -> tuple[str, Any]:
         close = difflib.get_close_matches(name, COMMANDS, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise InputError(f"unknown command {name!r}{hint}\n{usage()}")
+    check_renamed(name, rest)
     config_class, _ = COMMANDS[name].load()
     default = _default_config(config_class, rest)
     cfg = tyro.cli(config_class, args=rest, prog=f"camal-rl {name}", default=default)
-    if default is not None and cfg.hp != default.hp:
-        cfg = dataclasses.replace(cfg, hp=default.hp + cfg.hp)
-        if getattr(default, "algo_kwargs", None):  # a run's resolved hyperparameters, from --config
-            from camal_rl.hyperparams import parse_assignments
+    return name, _hp_added(cfg, default)
 
-            added = parse_assignments(cfg.hp[len(default.hp) :], "--hp")
-            cfg = dataclasses.replace(cfg, algo_kwargs={**default.algo_kwargs, **added})
-    return name, cfg
+
+def _hp_added(cfg: Any, default: Any) -> Any:
+    """``cfg`` with its ``--hp`` after those of ``default`` (the preset's and the file's, which the
+    parser's values replace); a run's resolved hyperparameters (``train --config``) take them too."""
+    from camal_rl.options import get_option, with_options
+
+    if default is None or get_option(cfg, "hp") == get_option(default, "hp"):
+        return cfg
+    given = get_option(cfg, "hp")
+    cfg = with_options(cfg, hp=get_option(default, "hp") + given)
+    if getattr(default, "algo_kwargs", None):  # a run's resolved hyperparameters, from --config
+        from camal_rl.hyperparams import parse_assignments
+
+        cfg = dataclasses.replace(
+            cfg, algo_kwargs={**default.algo_kwargs, **parse_assignments(given, "--hp")}
+        )
+    return cfg
+
+
+RENAMED: dict[str, dict[str, str]] = {
+    "evaluate": {"--methods": "--saliency", "--method": "--saliency"},
+    "record": {"--method": "--saliency", "--methods": "--saliency"},
+}
+"""Old spellings of options, by command: the option that replaced each (one name per concept:
+--saliency names saliency methods, --method and --methods attention losses)."""
+
+
+def check_renamed(command: str, args: Sequence[str]) -> None:
+    """Refuse an option's old spelling (:data:`RENAMED`), naming the new one.
+
+    :raises InputError: ``args`` hold an old spelling, as ``--old`` or ``--old=VALUE``.
+    """
+    renamed = RENAMED.get(command, {})
+    for old in (arg.partition("=")[0] for arg in args):
+        if old in renamed:
+            raise InputError(
+                f"camal-rl {command} takes its saliency methods as {renamed[old]}, not {old} "
+                "(--method and --methods name attention losses, in train, compare and tune)"
+            )
 
 
 def _default_config(config_class: type, args: Sequence[str]) -> Any:
-    """With ``--preset NAME`` (train, compare) or ``--config FILE`` (train), the preset under the
-    file's values is the parser's default (:func:`camal_rl.config.start_config`), so every option
+    """With ``--preset NAME`` or ``--config FILE`` (train, compare), the preset under the
+    file's values is the parser's default (:func:`camal_rl.configfile.start_config`), so every option
     given explicitly overrides them; ``--hp`` adds to their hyperparameters."""
     from camal_rl.configfile import start_config
 

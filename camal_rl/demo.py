@@ -83,7 +83,9 @@ class DemoConfig:
 
 def demo(cfg: DemoConfig) -> dict[str, Path]:
     """``camal-rl demo`` / ``make demo``: run the main job and return what it wrote, by name."""
-    from camal_rl.compare import SweepConfig, compare
+    from camal_rl.compare import compare
+    from camal_rl.settings import EvaluationSettings, RolloutSettings
+    from camal_rl.sweep import ExecutionSettings, SweepConfig
     from camal_rl.video import RecordConfig, record
 
     check_output(cfg.out, "--out", folder=True)
@@ -96,15 +98,14 @@ def demo(cfg: DemoConfig) -> dict[str, Path]:
         methods=("none", "camal"),
         seeds=(cfg.seed,),
         out=cfg.out / "runs",
-        episodes=cfg.episodes,
-        distractors=1,
-        max_steps_scored=16,
-        workers=cfg.workers,
+        evaluation=EvaluationSettings(episodes=cfg.episodes, distractors=1, max_steps_scored=16),
+        execution=ExecutionSettings(workers=cfg.workers),
     )
     written.update(compare(sweep))
     runs = tuple(run.run_dir for run in sweep.run_configs())
     video = cfg.out / "saliency_none_vs_camal.mp4"
-    for path in record(RecordConfig(runs=runs, episodes=2, max_steps=60, out=video, frame_png=True)):
+    rollouts = RolloutSettings(episodes=2, saliency=("gradcam",))
+    for path in record(RecordConfig(runs=runs, rollouts=rollouts, max_steps=60, out=video, frame_png=True)):
         written[path.suffix.lstrip(".")] = path
     print(f"\ndemo done: open {written['markdown']} and {video}")
     return written

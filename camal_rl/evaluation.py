@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 import gymnasium as gym
 import numpy as np
@@ -28,7 +28,6 @@ from stable_baselines3.common.utils import set_random_seed
 from camal_rl.adapters import ActionScorer, EpsilonGreedyPolicy, images_to_tensor
 from camal_rl.atomic import write_json
 from camal_rl.errors import InputError
-from camal_rl.hyperparams import parse_assignments
 from camal_rl.metrics import (
     behaviour_kl,
     comprehensiveness,
@@ -44,20 +43,16 @@ from camal_rl.metrics import (
 )
 from camal_rl.outputs import check_output
 from camal_rl.saliency import check_saliency_methods, compute_saliency
+from camal_rl.settings import DEFAULT_AGENT, DEFAULT_SALIENCY, EVAL_SEED, AgentSettings, EvaluationSettings
 from camal_rl.statistics import summarize, summarize_steps
 
 KL_EPS = 1e-3
 """Nats added to both KLs of the occlusion and behaviour ratios. A near-deterministic policy's KL
 to itself under an irrelevant occlusion is ~1e-9 nats; without a floor, a ratio of two such
 numbers is noise spanning orders of magnitude."""
-EVAL_SEED = 1_000_000
-"""First seed of evaluation episodes: far from the training seeds, the same for every model."""
 FLAT_NOTE = 0.1
 """Share of flat saliency maps from which :func:`flat_note` notes it (under ``evaluate``'s table and
 atop a sweep's ``comparison.md``)."""
-QPolicy = Literal["softmax", "epsilon-greedy"]
-"""DQN's action distribution in faithfulness metrics (:class:`EvaluateConfig`'s ``q_policy``)."""
-Q_POLICIES: tuple[str, ...] = get_args(QPolicy)
 ALIGNMENT_METRICS: dict[str, Callable[[Any, Any], np.ndarray]] = {
     "epg": energy_pointing_game,
     "iou": iou_top_k,
@@ -227,7 +222,7 @@ def evaluate_model(
     *,
     episodes: int,
     seed: int = EVAL_SEED,
-    methods: Sequence[str] = ("gradcam", "perturbation"),
+    methods: Sequence[str] = DEFAULT_SALIENCY,
     faithfulness: bool = True,
     behaviour: bool = True,
     max_steps_scored: int | None = 64,
@@ -289,6 +284,11 @@ def _summaries(per_step: Mapping[str, np.ndarray], episode_ids: np.ndarray) -> d
 # ---------------------------------------------------------------------------------------------
 
 
+DEFAULT_EVALUATION = EvaluationSettings()
+"""``evaluate``'s evaluation: 20 episodes, Grad-CAM and perturbation saliency, faithfulness, 64 steps
+scored per episode."""
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
     """Evaluate a trained agent: returns plus every attention metric, written to metrics.json."""
@@ -298,121 +298,51 @@ class EvaluateConfig:
     pickled objects are rebuilt from an allowlist of SB3's and camal-rl's own, its weights read as
     tensors alone, see --allow-pickle). A run's checkpoint, RUN/checkpoints/step_N.zip, is evaluated
     with its run's env and settings."""
-    checkpoint: int | None = None
-    """Evaluate the run directory's checkpoint at N env steps (RUN/checkpoints/step_N.zip) instead
-    of its newest model."""
-    episodes: int = 20
-    """Held-out evaluation episodes per env variant."""
-    seed: int = EVAL_SEED
-    """Seed of the first evaluation episode."""
-    env: str | None = None
-    """Env id (default: the run's); needed for a bare model zip."""
-    env_kwargs: tuple[str, ...] = ()
-    """Env keywords KEY=VALUE over the run's own (a bare model zip has none: e.g. view=full
-    tile_size=12 for a MiniGrid model trained on those frames)."""
-    distractors: int = 0
-    """Also evaluate on the distractor variant with this many extra objects (MiniGrid; 0: skip)."""
-    methods: tuple[str, ...] = ("gradcam", "perturbation")
-    """Saliency methods: gradcam, gradcam++, gradient, input_x_gradient, integrated_gradients,
-    perturbation (Greydanus et al. 2018), or any captum attribution as captum:NAME (e.g.
-    captum:DeepLift, captum:GradientShap, captum:Occlusion)."""
-    layer: str | None = None
-    """Features-extractor layer whose activations Grad-CAM and Grad-CAM++ read, by module name
-    (e.g. to_attention.1: a CAMAL agent's first conv after its ReLU; cnn.2: NatureCNN's second
-    conv); default: a CAMAL agent's attention layer, another extractor's last conv activation."""
-    stochastic: bool = False
-    """Sample each action from the policy (seeded) instead of taking the most likely one (DQN:
-    epsilon-greedy at its final exploration rate); a greedy policy can loop where sampling does not."""
-    faithfulness: bool = True
-    """Also score faithfulness (deletion / insertion AUC, comprehensiveness, sufficiency, occlusion KL)."""
-    max_steps_scored: int = 64
-    """Score at most this many evenly spaced steps per episode (attention metrics are costly)."""
-    q_policy: QPolicy = "softmax"
-    """DQN: the action distribution faithfulness and behaviour metrics read: softmax (of the
-    Q-values, docs/design.md's f) or epsilon-greedy (the policy the agent acts with; use it when
-    softmax(Q) is near-uniform, as with MiniGrid's rewards)."""
-    q_epsilon: float = 0.05
-    """DQN: epsilon of --q-policy epsilon-greedy, in (0, 1]."""
-    device: str = "auto"
-    """Torch device: auto, cpu or cuda."""
+    agent: Annotated[AgentSettings, tyro.conf.OmitArgPrefixes] = DEFAULT_AGENT
+    """The agent and its env."""
+    evaluation: Annotated[EvaluationSettings, tyro.conf.OmitArgPrefixes] = DEFAULT_EVALUATION
+    """What is scored, on how many episodes."""
     out: Path | None = None
     """Where to write the metrics (default: RUN/metrics.json, or next to the model zip: a
     checkpoint's beside it, RUN/checkpoints/step_N.metrics.json)."""
-    allow_pickle: bool = False
-    """Unpickle the model zip's saved objects as Stable-Baselines3 does: this runs whatever code the
-    file carries, so only for a zip you trust whose objects (e.g. a features extractor of your own)
-    the allowlist refuses."""
 
     def settings(self, algo: str) -> dict[str, Any]:
-        """What decides the numbers of ``metrics.json`` (recorded there as ``settings``; a sweep
-        evaluates a run again when its recorded settings differ from the sweep's).
-
-        :param algo: ``ppo`` or ``dqn``: the Q-policy settings count for DQN only, and epsilon
-            only with the epsilon-greedy policy.
-        """
-        settings: dict[str, Any] = {
-            "episodes": self.episodes,
-            "seed": self.seed,
-            "distractors": self.distractors,
-            "methods": list(self.methods),
-            "faithfulness": self.faithfulness,
-            "max_steps_scored": self.max_steps_scored,
-        }
-        if self.env_kwargs:
-            settings["env_kwargs"] = list(self.env_kwargs)
-        if self.layer is not None:
-            settings["layer"] = self.layer
-        if self.stochastic:
-            settings["stochastic"] = True
-        if algo == "dqn":
-            settings["q_policy"] = self.q_policy
-            if self.q_policy == "epsilon-greedy":
-                settings["q_epsilon"] = self.q_epsilon
-        return settings
+        """The settings ``metrics.json`` records (:meth:`EvaluationSettings.settings`)."""
+        return self.evaluation.settings(algo, seed=self.agent.seed, env_kwargs=self.agent.env_kwargs)
 
     def check(self) -> None:
         """:raises InputError: a setting out of range (checked before any model is loaded)."""
-        if self.episodes < 1 or self.max_steps_scored < 1 or self.distractors < 0:
-            raise InputError("--episodes and --max-steps-scored must be >= 1 and --distractors >= 0")
-        check_saliency_methods(self.methods)
-        if self.q_policy not in Q_POLICIES:
-            raise InputError(f"--q-policy must be one of {', '.join(Q_POLICIES)}, got {self.q_policy!r}")
-        if not 0 < self.q_epsilon <= 1:
-            raise InputError(f"--q-epsilon must be in (0, 1], got {self.q_epsilon}")
+        self.evaluation.check()
 
 
 def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
     """``camal-rl evaluate``: evaluate a run or model zip, print a table, write ``metrics.json``."""
     from camal_rl.agents import PolicyScorer
-    from camal_rl.loading import checkpoint_path, load_agent
 
     cfg.check()
     started = time.monotonic()
-    overrides = parse_assignments(cfg.env_kwargs, "--env-kwargs")
-    path = cfg.run if cfg.checkpoint is None else checkpoint_path(cfg.run, cfg.checkpoint)
-    agent = load_agent(
-        path, device=cfg.device, env=cfg.env, env_kwargs=overrides, allow_pickle=cfg.allow_pickle
-    )
+    settings = cfg.evaluation
+    agent = cfg.agent.load(cfg.run)
     env_kwargs = agent.env_kwargs
     variants: dict[str, dict[str, Any]] = {"train": env_kwargs}
-    if cfg.distractors:
-        variants["distractors"] = {**env_kwargs, "distractors": cfg.distractors}
+    if settings.distractors:
+        variants["distractors"] = {**env_kwargs, "distractors": settings.distractors}
     out = cfg.out or agent.metrics_path
     check_output(out, "--out")  # a wrong env or output path refused before any rollout
     with agent.probe(env_kwargs):
         pass
-    scored = [*cfg.methods, *(["faithfulness"] if cfg.faithfulness else [])]
+    scored = [*settings.saliency, *(["faithfulness"] if settings.faithfulness else [])]
     print(
-        f"evaluating {agent.model_path} on {cfg.episodes} episode{'s' * (cfg.episodes != 1)} "
+        f"evaluating {agent.model_path} on {settings.episodes} episode{'s' * (settings.episodes != 1)} "
         f"of {agent.env_id} ({' and '.join(variants)}): {', '.join(scored)}",
         flush=True,  # what a sweep's progress line sees of an evaluation under way
     )
-    scorer = PolicyScorer(agent.model, layer=cfg.layer)
-    policy, policy_name = action_distribution(scorer, cfg.q_policy, cfg.q_epsilon)
+    scorer = PolicyScorer(agent.model, layer=settings.layer)
+    policy, policy_name = action_distribution(scorer, settings.q_policy, settings.q_epsilon)
     tile = int(env_kwargs.get("tile_size", 8))
     report: dict[str, Any] = {
         **agent.describe(),
-        "methods": list(cfg.methods),
+        "methods": list(settings.saliency),
         "faithfulness_policy": policy_name,
         "settings": cfg.settings(agent.algo),
         "variants": {},
@@ -423,14 +353,14 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
                 agent.model,
                 scorer,
                 partial(agent.make_env, kwargs),
-                episodes=cfg.episodes,
-                seed=cfg.seed,
-                methods=cfg.methods,
-                faithfulness=cfg.faithfulness,
-                max_steps_scored=cfg.max_steps_scored,
+                episodes=settings.episodes,
+                seed=cfg.agent.seed,
+                methods=settings.saliency,
+                faithfulness=settings.faithfulness,
+                max_steps_scored=settings.max_steps_scored,
                 deletion_step=tile * tile,
                 policy=policy,
-                deterministic=not cfg.stochastic,
+                deterministic=not settings.stochastic,
             )
             report["variants"][name] = {"env_kwargs": kwargs, **result}
     except KeyboardInterrupt:
@@ -479,7 +409,7 @@ def format_metrics_table(report: Mapping[str, Any], metrics: Iterable[str] | Non
             f" mask coverage {result['coverage']:.0%}"
         )
         methods = list(result["saliency"])
-        if not methods:  # returns only (--methods with no saliency method)
+        if not methods:  # returns only (--saliency with no method)
             continue
         names = list(metrics) if metrics is not None else list(result["saliency"][methods[0]])
         width = {m: max(16, len(m) + 2) for m in methods}  # a column fits its method's name

@@ -16,22 +16,25 @@ chosen coefficients on fresh seeds (``camal-rl compare --methods none camal:COEF
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shlex
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+import tyro
 
 from camal_rl.atomic import write_json
 from camal_rl.compare import compare
 from camal_rl.config import DEFAULT_ENV, Algo
 from camal_rl.errors import InputError
-from camal_rl.evaluation import ALIGNMENT_METRICS, QPolicy
+from camal_rl.evaluation import ALIGNMENT_METRICS
 from camal_rl.saliency import SALIENCY_METHODS
+from camal_rl.settings import EvaluationSettings
 from camal_rl.statistics import (
     RunResult,
     better_direction,
@@ -41,17 +44,32 @@ from camal_rl.statistics import (
     metric_values,
     parse_metric,
 )
-from camal_rl.sweep import SweepConfig, require_some_runs, run_needs
+from camal_rl.sweep import (
+    DEFAULT_EXECUTION,
+    DEFAULT_TRAINING,
+    ExecutionSettings,
+    SweepConfig,
+    TrainingSettings,
+    require_some_runs,
+    run_needs,
+)
 from camal_rl.tables import markdown_table
 
 BASELINE = "none"
+
+
+TUNE_EVALUATION = EvaluationSettings(episodes=10, saliency=(), faithfulness=False, max_steps_scored=32)
+"""``tune``'s evaluation: 10 episodes, 32 steps scored per episode; the criterion's saliency method
+alone, and faithfulness only for a faithfulness criterion (:meth:`TuneConfig.sweep`)."""
 
 
 @dataclass(frozen=True)
 class TuneConfig:
     """Choose each attention loss's coefficient on tuning seeds: train the baseline and every
     METHOD:COEF there (a compare sweep), then take per method the best --criterion among the
-    coefficients whose mean return is close to the baseline's."""
+    coefficients whose mean return is close to the baseline's. The evaluation scores the
+    criterion's saliency method (Grad-CAM for return) and, for a faithfulness criterion,
+    faithfulness; --saliency and --faithfulness add to that."""
 
     env: str = DEFAULT_ENV
     """Environment id (as train takes it)."""
@@ -63,38 +81,20 @@ class TuneConfig:
     """Coefficients tried for every method."""
     seeds: tuple[int, ...] = (100, 101)
     """Tuning seeds: keep them apart from the seeds you report results on."""
-    steps: int | None = None
-    """Env steps per run (default: the train preset's, else 100000)."""
-    train_preset: str | None = None
-    """TrainConfig preset every run starts from (budget, n_envs, hyperparameters)."""
-    hp: tuple[str, ...] = ()
-    """Hyperparameters KEY=VALUE for every run, over the train preset's."""
-    reward_scale: float | None = None
-    """Multiply the rewards every run learns from by this (default: the env family's)."""
     criterion: str = "gradcam/epg"
     """What the chosen coefficient is best at, as a metric of metrics.json: an alignment metric of a
     saliency method (gradcam/epg, perturbation/iou, ...), or return."""
     return_tolerance: float = 0.05
     """A coefficient qualifies when its mean return is at least the baseline's mean return B minus
     this x |B| (0.05: 95% of a positive B)."""
-    episodes: int = 10
-    """Evaluation episodes per run."""
-    max_steps_scored: int = 32
-    """Evaluation: attention metrics on at most this many steps per episode."""
-    q_policy: QPolicy = "softmax"
-    """Evaluation of DQN runs: the action distribution of a faithfulness criterion, softmax (of the
-    Q-values; near uniform when they are close, as at small reward scales) or epsilon-greedy (the
-    policy the agent acts with)."""
-    q_epsilon: float = 0.05
-    """Evaluation of DQN runs: epsilon of --q-policy epsilon-greedy."""
     out: Path = Path("runs/tune")
     """Sweep folder: runs, comparison.md, tuning.md and tuning.json."""
-    workers: int = 2
-    """Runs trained at the same time."""
-    device: str = "cpu"
-    """Torch device of every run."""
-    threads: int = 1
-    """Torch threads per run."""
+    training: Annotated[TrainingSettings, tyro.conf.OmitArgPrefixes] = DEFAULT_TRAINING
+    """How every run trains."""
+    evaluation: Annotated[EvaluationSettings, tyro.conf.OmitArgPrefixes] = TUNE_EVALUATION
+    """How every run is evaluated."""
+    execution: Annotated[ExecutionSettings, tyro.conf.OmitArgPrefixes] = DEFAULT_EXECUTION
+    """Where the runs train, how many at a time."""
     select_only: bool = False
     """Skip training and evaluation: choose from the runs already in OUT."""
 
@@ -112,33 +112,29 @@ class TuneConfig:
             raise InputError("--seeds must name at least one tuning seed, e.g. --seeds 100 101")
         if not 0 <= self.return_tolerance <= 1:
             raise InputError(f"--return-tolerance must lie in [0, 1], got {self.return_tolerance}")
-        criterion_settings(self.criterion)
-        self.sweep().evaluate_config(self.out).check()
+        self.execution.check()
+        self.sweep().evaluation.check()
 
     def sweep(self) -> SweepConfig:
-        """The compare sweep behind the tuning: the baseline and every method x coefficient."""
+        """The compare sweep behind the tuning: the baseline and every method x coefficient, on the
+        tuning seeds, evaluated as the criterion needs (:func:`criterion_settings`)."""
         methods, faithfulness = criterion_settings(self.criterion)
+        evaluation = dataclasses.replace(
+            self.evaluation,
+            saliency=tuple(dict.fromkeys((*methods, *self.evaluation.saliency))),
+            faithfulness=faithfulness or self.evaluation.faithfulness,
+        )
         return SweepConfig(
             envs=(self.env,),
             algo=self.algo,
             methods=(BASELINE, *(f"{m}:{c:g}" for m in self.methods for c in self.coefs)),
             seeds=self.seeds,
             run_order="seeds",
-            steps=self.steps,
-            train_preset=self.train_preset,
-            hp=self.hp,
-            reward_scale=self.reward_scale,
             out=self.out,
-            workers=self.workers,
-            episodes=self.episodes,
-            saliency=methods,
-            faithfulness=faithfulness,
-            max_steps_scored=self.max_steps_scored,
-            q_policy=self.q_policy,
-            q_epsilon=self.q_epsilon,
+            training=self.training,
+            evaluation=evaluation,
+            execution=self.execution,
             pairs=(),
-            device=self.device,
-            threads=self.threads,
             aggregate_only=self.select_only,
         )
 
@@ -320,12 +316,13 @@ def format_tuning(tuning: Tuning, cfg: TuneConfig) -> str:
 def same_settings(cfg: TuneConfig) -> list[str]:
     """The compare options that train and evaluate fresh seeds as the tuning runs were (those
     set away from their defaults)."""
-    options = [f"--steps {cfg.steps}"] if cfg.steps is not None else []
-    options += [f"--train-preset {cfg.train_preset}"] if cfg.train_preset else []
-    options += [f"--hp {' '.join(map(shlex.quote, cfg.hp))}"] if cfg.hp else []
-    options += [f"--reward-scale {cfg.reward_scale:g}"] if cfg.reward_scale is not None else []
-    if cfg.algo == "dqn" and cfg.q_policy != "softmax":
-        options += [f"--q-policy {cfg.q_policy} --q-epsilon {cfg.q_epsilon:g}"]
+    training, evaluation = cfg.training, cfg.evaluation
+    options = [f"--steps {training.steps}"] if training.steps is not None else []
+    options += [f"--train-preset {training.train_preset}"] if training.train_preset else []
+    options += [f"--hp {' '.join(map(shlex.quote, training.hp))}"] if training.hp else []
+    options += [f"--reward-scale {training.reward_scale:g}"] if training.reward_scale is not None else []
+    if cfg.algo == "dqn" and evaluation.q_policy != "softmax":
+        options += [f"--q-policy {evaluation.q_policy} --q-epsilon {evaluation.q_epsilon:g}"]
     return options
 
 
@@ -367,8 +364,8 @@ def _tuning_json(tuning: Tuning, cfg: TuneConfig) -> dict[str, Any]:
         "algo": cfg.algo,
         "seeds": list(cfg.seeds),
         "return_tolerance": cfg.return_tolerance,
-        "q_policy": cfg.q_policy,
-        "q_epsilon": cfg.q_epsilon,
+        "q_policy": cfg.evaluation.q_policy,
+        "q_epsilon": cfg.evaluation.q_epsilon,
         **{key: value for key, value in asdict(tuning).items() if key != "rows"},
         "rows": [
             {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in asdict(row).items()}

@@ -28,10 +28,10 @@ from camal_rl.atomic import written_then_moved
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EVAL_SEED, Episode, collect_episodes
 from camal_rl.frames import DEFAULT_ALPHA, AgentRecording, RecordedEpisode, render_frames, still_index
-from camal_rl.hyperparams import parse_assignments
 from camal_rl.metrics import energy_pointing_game
 from camal_rl.outputs import check_output
 from camal_rl.saliency import check_saliency_methods, compute_saliency, eval_mode
+from camal_rl.settings import DEFAULT_AGENT, AgentSettings, RolloutSettings
 
 if TYPE_CHECKING:
     from camal_rl.agents import PolicyScorer
@@ -265,11 +265,15 @@ def write_video(
 # ---------------------------------------------------------------------------------------------
 
 
+RECORD_ROLLOUTS = RolloutSettings(episodes=3, saliency=("gradcam",))
+"""``record``'s episodes and saliency: 3 episodes, Grad-CAM."""
+
+
 @dataclass(frozen=True)
 class RecordConfig:
     """Record MP4 videos of trained agents' rollouts with their saliency heatmap, the mask outline,
-    the action, value and pi(a|s) of every step; several agents are tiled side by side on the same
-    episode seeds."""
+    the action, value and pi(a|s) of every step; several agents, or saliency methods, are tiled side
+    by side on the same episode seeds."""
 
     runs: Annotated[
         tuple[Path, ...], tyro.conf.Positional, tyro.conf.arg(metavar="RUN_OR_MODEL [RUN_OR_MODEL ...]")
@@ -277,26 +281,10 @@ class RecordConfig:
     """Run directories (from `camal-rl train`) or model zips (their pickled objects rebuilt from an
     allowlist of SB3's and camal-rl's own, their weights read as tensors alone, see --allow-pickle);
     several are tiled side by side."""
-    method: str = "gradcam"
-    """Saliency method of the heatmap: gradcam, gradcam++, gradient, input_x_gradient,
-    integrated_gradients, perturbation, or a captum attribution as captum:NAME (e.g.
-    captum:DeepLift)."""
-    layer: str | None = None
-    """Features-extractor layer whose activations Grad-CAM and Grad-CAM++ read, by module name, in
-    every agent (e.g. to_attention.1: a CAMAL agent's first conv after its ReLU; cnn.2: NatureCNN's
-    second conv); default: a CAMAL agent's attention layer, another extractor's last conv activation."""
-    episodes: int = 3
-    """Episodes to record (every agent plays the same seeds)."""
-    stochastic: bool = False
-    """Sample each action from the policy (seeded) instead of taking the most likely one."""
-    seed: int = EVAL_SEED
-    """Seed of the first episode."""
-    env: str | None = None
-    """Env id (default: each run's own); needed for a bare model zip."""
-    env_kwargs: tuple[str, ...] = ()
-    """Env keywords KEY=VALUE over each run's own (a bare model zip has none: e.g. view=full)."""
-    distractors: int = 0
-    """Record on the distractor variant with this many extra objects (MiniGrid; 0: the training env)."""
+    agent: Annotated[AgentSettings, tyro.conf.OmitArgPrefixes] = DEFAULT_AGENT
+    """The agents and their env."""
+    rollouts: Annotated[RolloutSettings, tyro.conf.OmitArgPrefixes] = RECORD_ROLLOUTS
+    """The episodes recorded and the saliency drawn on them (one tile per agent and method)."""
     max_steps: int | None = None
     """Cut each episode after this many steps (default: the env's own limit)."""
     scale: int | None = None
@@ -306,37 +294,30 @@ class RecordConfig:
     fps: int = 6
     """Frames (env steps) per second."""
     out: Path | None = None
-    """MP4 path (default: RUN/videos/<method>_seed<seed>.mp4 for one run directory,
-    <zip folder>/videos/<zip name>_<method>_seed<seed>.mp4 for a model zip,
-    videos/<label>_vs_<label>_<method>_seed<seed>.mp4 for several)."""
+    """MP4 path (default: RUN/videos/<saliency>_seed<seed>.mp4 for one run directory,
+    <zip folder>/videos/<zip name>_<saliency>_seed<seed>.mp4 for a model zip or a checkpoint,
+    videos/<label>_vs_<label>_<saliency>_seed<seed>.mp4 for several)."""
     gif: bool = False
     """Also write a GIF next to the MP4."""
     frame_png: bool = False
     """Also write one still PNG next to the MP4 (the middle step of the first episode with a mask in view)."""
-    device: str = "auto"
-    """Torch device: auto, cpu or cuda."""
-    allow_pickle: bool = False
-    """Unpickle the model zips' saved objects as Stable-Baselines3 does: this runs whatever code a
-    file carries, so only for zips you trust whose objects (e.g. a features extractor of your own)
-    the allowlist refuses."""
 
 
 def check_record_config(cfg: RecordConfig) -> None:
     """:raises InputError: a value ``record`` cannot use, with what to pass instead."""
     if not cfg.runs:
         raise InputError("pass at least one run directory or model zip to record")
-    check_saliency_methods([cfg.method])
-    for name in ("episodes", "fps"):
-        if getattr(cfg, name) < 1:
-            raise InputError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
+    cfg.rollouts.check()
+    if not cfg.rollouts.saliency:
+        raise InputError("--saliency named no method: record draws at least one, e.g. --saliency gradcam")
+    if cfg.fps < 1:
+        raise InputError(f"--fps must be >= 1, got {cfg.fps}")
     for name in ("scale", "max_steps"):
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise InputError(
                 f"--{name.replace('_', '-')} must be >= 1 (or left out for the default), got {value}"
             )
-    if cfg.distractors < 0:
-        raise InputError(f"--distractors must be >= 0, got {cfg.distractors}")
     if not 0.0 <= cfg.alpha <= 1.0:
         raise InputError(f"--alpha must lie in [0, 1], got {cfg.alpha}")
     if cfg.out is not None and cfg.out.suffix.lower() != ".mp4":
@@ -345,7 +326,7 @@ def check_record_config(cfg: RecordConfig) -> None:
 
 def default_out(cfg: RecordConfig, agents: Sequence[LoadedAgent], labels: Sequence[str]) -> Path:
     """Where ``record`` writes its MP4 when ``--out`` is not given (see :class:`RecordConfig`)."""
-    name = f"{cfg.method}_seed{cfg.seed}.mp4"
+    name = f"{'_'.join(cfg.rollouts.saliency)}_seed{cfg.agent.seed}.mp4"
     if len(agents) == 1:
         agent = agents[0]
         if agent.run is not None and agent.checkpoint is None:  # a checkpoint's go beside it
@@ -356,35 +337,32 @@ def default_out(cfg: RecordConfig, agents: Sequence[LoadedAgent], labels: Sequen
 
 
 def record(cfg: RecordConfig) -> list[Path]:
-    """``camal-rl record``: roll out each agent on the same seeds and write the video files.
+    """``camal-rl record``: roll out each agent on the same seeds and write the video files, one
+    tile per agent and saliency method.
 
     :return: the files written: the MP4, then the GIF and PNG when asked for.
     """
-    from camal_rl.loading import load_agent
-
     check_record_config(cfg)
-    overrides = parse_assignments(cfg.env_kwargs, "--env-kwargs")
-    agents = [
-        load_agent(path, device=cfg.device, env=cfg.env, env_kwargs=overrides, allow_pickle=cfg.allow_pickle)
-        for path in cfg.runs
-    ]
+    agents = [cfg.agent.load(path) for path in cfg.runs]
     out = cfg.out or default_out(cfg, agents, [agent_label(agent) for agent in agents])
     suffixes = [".mp4", *([".gif"] if cfg.gif else []), *([".png"] if cfg.frame_png else [])]
     for suffix in suffixes:  # before any rollout
         check_output(out.with_suffix(suffix), "--out")
+    rollouts = cfg.rollouts
     try:
         recordings = [
             record_agent(
                 agent,
-                cfg.method,
-                episodes=cfg.episodes,
-                seed=cfg.seed,
-                distractors=cfg.distractors,
+                method,
+                episodes=rollouts.episodes,
+                seed=cfg.agent.seed,
+                distractors=rollouts.distractors,
                 max_steps=cfg.max_steps,
-                layer=cfg.layer,
-                stochastic=cfg.stochastic,
+                layer=rollouts.layer,
+                stochastic=rollouts.stochastic,
             )
             for agent in agents
+            for method in rollouts.saliency
         ]
         try:
             written = write_video(

@@ -2,7 +2,7 @@
 
 TrainConfig entries fix one agent's settings (explicit command-line options override them; --hp
 adds to their hp): they ship with the package (:mod:`camal_rl.presets`, which states their budgets)
-and are repeated here. Study entries (:class:`camal_rl.compare.SweepConfig`) fix a whole sweep of
+and are repeated here. Study entries (:class:`camal_rl.sweep.SweepConfig`) fix a whole sweep of
 the study or of the loss redesign; they stay in this source checkout, with their results.
 """
 
@@ -12,10 +12,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from camal_rl.compare import SweepConfig
 from camal_rl.config import TrainConfig
 from camal_rl.presets import DOORKEY_DQN, DOORKEY_PPO, LAVA_PPO, VIZDOOM_PPO
 from camal_rl.presets import PRESETS as AGENT_PRESETS
+from camal_rl.settings import EvaluationSettings
+from camal_rl.sweep import ExecutionSettings, SweepConfig
 
 STUDY = Path("experiments/camal_study/runs")
 """Where the study's sweeps write their runs (see experiments/camal_study/RESULTS.md)."""
@@ -38,13 +39,15 @@ TUNING_GRID = (
 )
 """Coefficients tried per method. rrr's loss is ~1e-4 at coef 1 early on DoorKey, hence its first
 range (10, 1000); both stopped PPO from learning, so 0.1 and 1 were added after them."""
-STUDY_EVAL: dict[str, Any] = {
-    "episodes": 20,
-    "distractors": 1,
-    "max_steps_scored": 32,
-    "workers": 2,
-    "pairs": ("camal-v1:energy",),
-}
+STUDY_EVALUATION = EvaluationSettings(episodes=20, distractors=1, max_steps_scored=32)
+"""The study's evaluation of every run: 20 episodes on the training env and on its distractor variant,
+32 steps scored per episode, Grad-CAM and perturbation saliency with faithfulness."""
+STUDY_DQN_EVALUATION = dataclasses.replace(STUDY_EVALUATION, q_policy="epsilon-greedy")
+"""softmax(Q) is near-uniform at MiniGrid's reward scale: DQN faithfulness reads the epsilon-greedy
+policy the agent acts with (docs/metrics.md, Faithfulness)."""
+STUDY_VIZDOOM_EVALUATION = dataclasses.replace(STUDY_EVALUATION, distractors=0)
+"""ViZDoom has no distractor variant."""
+STUDY_PAIRS = ("camal-v1:energy",)
 
 CHOSEN = {"camal-v1": 1.0, "energy": 1.0, "rrr": 0.1}
 """Coefficients chosen on the tuning seeds by experiments/camal_study/select_coefs.py. The study
@@ -55,26 +58,50 @@ STUDY_METHODS = ("none", *(f"{method}:{coef:g}" for method, coef in CHOSEN.items
 LOSS_TUNE_SWEEP: dict[str, Any] = {
     "seeds": (100, 101),
     "out": LOSS / "tune-doorkey-ppo",
-    "episodes": 10,
-    "workers": 2,
+    "evaluation": EvaluationSettings(episodes=10, max_steps_scored=32),
 }
 """What the loss redesign's tuning sweeps share: the tuning seeds, one folder, 10 episodes."""
 CONFIRM_METHODS = ("none", "camal", "energy")
 CONFIRM_SEEDS = (0, 1, 2, 3, 4)
-CONFIRM_EVAL: dict[str, Any] = {**STUDY_EVAL, "pairs": ("camal:energy",), "run_order": "seeds"}
-"""The study's evaluation; runs start seed by seed, so a cell stopped early compares every method."""
 
 
-def confirm(cell: TrainConfig, folder: str, **evaluation: Any) -> SweepConfig:
+def confirm(cell: TrainConfig, folder: str, evaluation: EvaluationSettings = STUDY_EVALUATION) -> SweepConfig:
     """A confirmatory sweep of the redesigned camal: ``cell`` with seeds 0-4 of ``none``, ``camal``
     and ``energy``, into ``experiments/camal_loss/runs/<folder>``, evaluated as the study was
-    (``evaluation`` overrides, e.g. DQN's epsilon-greedy faithfulness)."""
+    (``evaluation``: e.g. DQN's epsilon-greedy faithfulness). Runs start seed by seed, so a cell
+    stopped early compares every method."""
     return SweepConfig(
         cells=(cell,),
         methods=CONFIRM_METHODS,
         seeds=CONFIRM_SEEDS,
+        run_order="seeds",
         out=LOSS / folder,
-        **{**CONFIRM_EVAL, **evaluation},
+        evaluation=evaluation,
+        pairs=("camal:energy",),
+    )
+
+
+def study(
+    cell: TrainConfig,
+    folder: str,
+    *,
+    methods: tuple[str, ...] = STUDY_METHODS,
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
+    evaluation: EvaluationSettings = STUDY_EVALUATION,
+    pairs: tuple[str, ...] = STUDY_PAIRS,
+    **options: Any,
+) -> SweepConfig:
+    """A sweep of the study: ``cell`` with ``methods`` x ``seeds`` (by default the chosen
+    coefficients on seeds 0-4), into ``experiments/camal_study/runs/<folder>``, evaluated as its
+    protocol says (``options``: further SweepConfig fields)."""
+    return SweepConfig(
+        cells=(cell,),
+        methods=methods,
+        seeds=seeds,
+        out=STUDY / folder,
+        evaluation=evaluation,
+        pairs=pairs,
+        **options,
     )
 
 
@@ -82,68 +109,42 @@ PRESETS: dict[str, Any] = {
     # Single agents (camal_rl/presets.py, installed with the package): the study's (env x algo) cells.
     **AGENT_PRESETS,
     # The study (experiments/camal_study): one sweep per step, run in this order by run_study.sh.
-    "study-sanity": SweepConfig(
-        cells=(DOORKEY_PPO,),
-        methods=("none", "camal-v1"),
-        seeds=(0,),
-        out=STUDY / "sanity",
-        **{**STUDY_EVAL, "pairs": ()},
-    ),
+    "study-sanity": study(DOORKEY_PPO, "sanity", methods=("none", "camal-v1"), seeds=(0,), pairs=()),
     # Coefficient tuning on seeds that the study never reports (100, 101), at 150k steps.
-    "study-tune": SweepConfig(
-        cells=(dataclasses.replace(DOORKEY_PPO, steps=150_000),),
+    "study-tune": study(
+        dataclasses.replace(DOORKEY_PPO, steps=150_000),
+        "tune",
         methods=TUNING_GRID,
         seeds=(100, 101),
-        out=STUDY / "tune",
-        episodes=10,
-        faithfulness=False,
-        workers=2,
-        pairs=("camal-v1:energy",),
+        evaluation=EvaluationSettings(episodes=10, faithfulness=False, max_steps_scored=32),
     ),
     # The study proper: fresh seeds, the chosen coefficients (DQN reuses PPO's: not tuned apart).
-    "study-doorkey-ppo": SweepConfig(
-        cells=(DOORKEY_PPO,),
-        methods=STUDY_METHODS,
-        seeds=(0, 1, 2, 3, 4),
-        out=STUDY / "doorkey-ppo",
-        **STUDY_EVAL,
-    ),
-    # softmax(Q) is near-uniform at MiniGrid's reward scale: DQN faithfulness reads the
-    # epsilon-greedy policy the agent acts with (docs/metrics.md, Faithfulness).
-    "study-doorkey-dqn": SweepConfig(
-        cells=(DOORKEY_DQN,),
-        methods=STUDY_METHODS,
-        seeds=(0, 1, 2),
-        out=STUDY / "doorkey-dqn",
-        **{**STUDY_EVAL, "q_policy": "epsilon-greedy"},
-    ),
-    "study-lava-ppo": SweepConfig(
-        cells=(LAVA_PPO,), methods=STUDY_METHODS, seeds=(0, 1, 2, 3, 4), out=STUDY / "lava-ppo", **STUDY_EVAL
-    ),
+    "study-doorkey-ppo": study(DOORKEY_PPO, "doorkey-ppo"),
+    "study-doorkey-dqn": study(DOORKEY_DQN, "doorkey-dqn", seeds=(0, 1, 2), evaluation=STUDY_DQN_EVALUATION),
+    "study-lava-ppo": study(LAVA_PPO, "lava-ppo"),
     # Post hoc, not part of the protocol: CAMAL at 0.1, the coefficient that tied with the chosen 1 on
     # the DoorKey tuning seeds (EPG 0.684 v 0.685, both learn), on LavaCrossing's study seeds, where
     # CAMAL at 1 solved none of the five.
-    "study-lava-diagnostic": SweepConfig(
-        cells=(LAVA_PPO,),
-        methods=("camal-v1:0.1",),
-        seeds=(0, 1, 2, 3, 4),
-        out=STUDY / "lava-diagnostic",
-        **{**STUDY_EVAL, "pairs": ()},
-    ),
-    # ViZDoom has no distractor variant.
-    "study-vizdoom-ppo": SweepConfig(
-        cells=(VIZDOOM_PPO,),
-        methods=STUDY_METHODS,
-        seeds=(0, 1, 2, 3, 4),
+    "study-lava-diagnostic": study(LAVA_PPO, "lava-diagnostic", methods=("camal-v1:0.1",), pairs=()),
+    "study-vizdoom-ppo": study(
+        VIZDOOM_PPO,
+        "vizdoom-ppo",
+        evaluation=STUDY_VIZDOOM_EVALUATION,
         run_order="seeds",  # 70 min a run on 2 cores: a session's partial cell compares every method
-        out=STUDY / "vizdoom-ppo",
-        **{**STUDY_EVAL, "distractors": 0},
     ),
     # The ViZDoom cell cut to what one GPU machine (one H100, 16 cores) runs in the 15 device minutes
     # a session is lent: 100k steps, seeds 0-3, no rrr; experiments/camal_study/vizdoom_gpu.sh runs it
     # (RESULTS.md, ViZDoom). Not the protocol's cell, which study-vizdoom-ppo keeps. Its first run
     # (runs/vizdoom-ppo-gpu-unscaled) trained on unscaled rewards and no agent learnt; runs now
     # train on rewards x 0.01 (TrainConfig.reward_scale's ViZDoom default).
+    "study-vizdoom-gpu": study(
+        dataclasses.replace(VIZDOOM_PPO, steps=100_000, eval_freq=10_000),
+        "vizdoom-ppo-gpu",
+        methods=STUDY_METHODS[:3],
+        seeds=(0, 1, 2, 3),
+        evaluation=STUDY_VIZDOOM_EVALUATION,
+        execution=ExecutionSettings(workers=12, device="cuda"),
+    ),
     # The redesign of the camal loss (experiments/camal_loss): tuning seeds only (100, 101), the
     # study-tune budget (DoorKey PPO, 150k), faithfulness scored. camal (the redesign) beside the
     # baseline, camal-v1 (the study's formulation) and energy, all at coefficient 1.
@@ -169,15 +170,7 @@ PRESETS: dict[str, Any] = {
     # The confirmatory runs of the redesigned camal (experiments/camal_loss/PREREGISTRATION.md):
     # the study's cells and evaluation, seeds 0-4 in every cell, camal at its default coefficient.
     "loss-confirm-doorkey-ppo": confirm(DOORKEY_PPO, "doorkey-ppo"),
-    "loss-confirm-doorkey-dqn": confirm(DOORKEY_DQN, "doorkey-dqn", q_policy="epsilon-greedy"),
+    "loss-confirm-doorkey-dqn": confirm(DOORKEY_DQN, "doorkey-dqn", STUDY_DQN_EVALUATION),
     "loss-confirm-lava-ppo": confirm(LAVA_PPO, "lava-ppo"),
-    "loss-confirm-vizdoom-ppo": confirm(VIZDOOM_PPO, "vizdoom-ppo", distractors=0),
-    "study-vizdoom-gpu": SweepConfig(
-        cells=(dataclasses.replace(VIZDOOM_PPO, steps=100_000, eval_freq=10_000),),
-        methods=STUDY_METHODS[:3],
-        seeds=(0, 1, 2, 3),
-        out=STUDY / "vizdoom-ppo-gpu",
-        device="cuda",
-        **{**STUDY_EVAL, "distractors": 0, "workers": 12},
-    ),
+    "loss-confirm-vizdoom-ppo": confirm(VIZDOOM_PPO, "vizdoom-ppo", STUDY_VIZDOOM_EVALUATION),
 }

@@ -56,7 +56,7 @@ def test_train_and_evaluate_from_the_command_line(tmp_path: Path, capsys: pytest
     assert RunDir(out).is_trained()
     assert main(args) == 2
     assert "exists; pass --resume" in capsys.readouterr().err
-    evaluate = ["evaluate", str(out), "--episodes", "1", "--methods", "gradcam", "--no-faithfulness"]
+    evaluate = ["evaluate", str(out), "--episodes", "1", "--saliency", "gradcam", "--no-faithfulness"]
     assert main([*evaluate, "--max-steps-scored", "2", "--device", DEVICE]) == 0
     assert RunDir(out).metrics.exists()
 

@@ -20,6 +20,7 @@ from camal_rl.compare import compare
 from camal_rl.config import TrainConfig, describe_changes
 from camal_rl.errors import InputError, MissingExtraError
 from camal_rl.evaluation import EvaluateConfig
+from camal_rl.options import with_options
 from camal_rl.rundir import RunDir
 from camal_rl.statistics import RunResult, load_results
 from camal_rl.sweep import (
@@ -49,7 +50,7 @@ def tiny_sweep(out: Path, **kwargs: Any) -> SweepConfig:
         "faithfulness": False,
         "workers": 2,
     }
-    return SweepConfig(**{**base, **kwargs})
+    return with_options(SweepConfig(), **{**base, **kwargs})
 
 
 def comparable(metrics_file: Path) -> dict[str, Any]:
@@ -82,6 +83,47 @@ def test_sweep_writes_runs_tables_and_plots(pool_sweep: Path) -> None:
 def sweep_copy(pool_sweep: Path, tmp_path: Path) -> Path:
     """A copy of the finished sweep that a test may change."""
     return Path(shutil.copytree(pool_sweep, tmp_path / "copy"))
+
+
+def test_compare_from_a_config_file_with_options_over_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`compare --config FILE --episodes 2`: the file's sweep (its cell a run's config.json), the
+    command line's episodes over the file's 1."""
+    from camal_rl.cli import main
+
+    sweep = {
+        "cells": [CELL.to_json()],
+        "methods": ["none"],
+        "seeds": [0],
+        "episodes": 1,
+        "max_steps_scored": 2,
+        "saliency": ["gradcam"],
+        "faithfulness": False,
+        "workers": 1,
+        "out": str(tmp_path / "sweep"),
+    }
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps(sweep))
+    assert main(["compare", "--config", str(path), "--episodes", "2"]) == 0
+    run = RunDir(tmp_path / "sweep" / "MiniGrid-DoorKey-5x5-v0" / "ppo-none" / "seed0")
+    metrics = run.read_metrics()
+    assert metrics is not None
+    assert metrics["num_timesteps"] == 128  # the cell's budget
+    assert metrics["settings"] == {
+        "episodes": 2,  # the command line's, over the file's 1
+        "seed": 1_000_000,
+        "distractors": 0,
+        "methods": ["gradcam"],
+        "faithfulness": False,
+        "max_steps_scored": 2,
+    }
+    # DoorKey takes at least 6 steps (key, door, goal), so each episode has 2 steps scored: 2 x 2
+    assert metrics["variants"]["train"]["steps_scored"] == 4
+    assert (tmp_path / "sweep" / "comparison.md").exists()
+    path.write_text(json.dumps({**sweep, "episdoes": 1}))
+    assert main(["compare", "--config", str(path)]) == 2
+    assert "unknown key 'episdoes' (did you mean episodes?)" in capsys.readouterr().err
 
 
 def test_finished_runs_are_skipped_and_unfinished_ones_resumed(
@@ -581,8 +623,10 @@ def test_variants_and_refusals(tmp_path: Path) -> None:
         parse_variant("gradcam")
     with pytest.raises(InputError, match="is not a number"):
         parse_variant("camal:big")
-    with pytest.raises(InputError, match="--workers, --episodes and --threads must be >= 1"):
+    with pytest.raises(InputError, match="--workers and --threads must be >= 1, got 0 and 1"):
         compare(tiny_sweep(tmp_path, workers=0))
+    with pytest.raises(InputError, match="--episodes must be >= 1, got 0"):
+        compare(tiny_sweep(tmp_path, episodes=0))
     with pytest.raises(InputError, match=r"^--seeds named nothing: the sweep would have no runs"):
         compare(tiny_sweep(tmp_path, seeds=()))
     with pytest.raises(InputError, match=r"^--envs and --methods named nothing"):
@@ -627,7 +671,7 @@ def test_reward_scale_reaches_every_run() -> None:
     cells = (TrainConfig(env="VizdoomBasic-v1"), TrainConfig(reward_scale=0.5))
     default = SweepConfig(cells=cells, methods=("none",), seeds=(0,))
     assert [run.resolved().reward_scale for run in default.run_configs()] == [0.01, 0.5]  # the cells'
-    override = dataclasses.replace(default, reward_scale=0.1)
+    override = with_options(default, reward_scale=0.1)
     assert [run.reward_scale for run in override.run_configs()] == [0.1, 0.1]
 
 
@@ -770,7 +814,7 @@ def test_save_replay_buffer_reaches_every_run() -> None:
     cells = (TrainConfig(algo="dqn"), TrainConfig(algo="dqn", save_replay_buffer=True))
     default = SweepConfig(cells=cells, methods=("none",), seeds=(0,))
     assert [run.save_replay_buffer for run in default.run_configs()] == [False, True]  # the cells'
-    asked = dataclasses.replace(default, save_replay_buffer=True)
+    asked = with_options(default, save_replay_buffer=True)
     assert [run.save_replay_buffer for run in asked.run_configs()] == [True, True]
 
 
@@ -787,14 +831,16 @@ def test_table_metrics_follow_the_saliency_methods_scored() -> None:
         "perturbation/deletion_auc",
         "behaviour/behaviour_log_ratio",
     )
-    asked = SweepConfig(saliency=("gradcam", "integrated_gradients", "input_x_gradient")).table_metrics()
-    assert asked[7:11] == (
+    asked = with_options(SweepConfig(), saliency=("gradcam", "integrated_gradients", "input_x_gradient"))
+    assert asked.table_metrics()[7:11] == (
         "integrated_gradients/epg",
         "integrated_gradients/deletion_auc",
         "input_x_gradient/epg",
         "input_x_gradient/deletion_auc",
     )
-    assert SweepConfig(saliency=("gradcam",), metrics=("return",)).table_metrics() == ("return",)
+    assert with_options(SweepConfig(), saliency=("gradcam",), metrics=("return",)).table_metrics() == (
+        "return",
+    )
 
 
 def test_aggregation_tables_and_plots_the_saliency_methods_scored(tmp_path: Path) -> None:
@@ -806,12 +852,10 @@ def test_aggregation_tables_and_plots_the_saliency_methods_scored(tmp_path: Path
             scores = {"epg": [epg + seed / 100] * 2}
             report = metrics_report([1.0, 1.0], saliency={"gradcam": scores, "integrated_gradients": scores})
             write_run(tmp_path, method=method, seed=seed, metrics=report)
-    cfg = SweepConfig(out=tmp_path, saliency=("gradcam", "integrated_gradients"))
+    cfg = with_options(SweepConfig(out=tmp_path), saliency=("gradcam", "integrated_gradients"))
     written = aggregate_sweep(cfg)
     assert "bars_integrated_gradients_epg" in written
     header = (tmp_path / "comparison.md").read_text().splitlines()[4]
     assert "| gradcam/epg ↑ | integrated_gradients/epg ↑ |" in header
     # scored without it, the table and the plots leave it out
-    assert "bars_integrated_gradients_epg" not in aggregate_sweep(
-        dataclasses.replace(cfg, saliency=("gradcam",))
-    )
+    assert "bars_integrated_gradients_epg" not in aggregate_sweep(with_options(cfg, saliency=("gradcam",)))

@@ -24,6 +24,7 @@ from camal_rl.envcheck import check_env
 from camal_rl.envs import get_mask_classes, make_masked_env
 from camal_rl.errors import InputError, WrongEnvTypeError
 from camal_rl.rundir import RunDir
+from camal_rl.settings import EvaluationSettings
 from camal_rl.statistics import load_results
 from camal_rl.video import action_names
 from tests.conftest import DEVICE
@@ -266,7 +267,13 @@ def test_the_documented_example_env_passes_the_check_and_trains(
 
 
 def test_a_sweep_asking_an_own_env_for_distractors_fails_before_training(tmp_path: Path) -> None:
-    sweep = SweepConfig(envs=(BY_MODULE,), methods=("none",), seeds=(0,), distractors=1, out=tmp_path / "s")
+    sweep = SweepConfig(
+        envs=(BY_MODULE,),
+        methods=("none",),
+        seeds=(0,),
+        out=tmp_path / "s",
+        evaluation=EvaluationSettings(distractors=1),
+    )
     with pytest.raises(InputError, match="distractors only apply to MiniGrid envs"):
         compare(sweep)
     assert not (tmp_path / "s").exists()

@@ -28,6 +28,7 @@ from camal_rl.evaluation import (
     scored_indices,
 )
 from camal_rl.loading import load_agent
+from camal_rl.options import with_options
 from tests.conftest import DEVICE
 
 
@@ -116,7 +117,13 @@ def test_the_periodic_evaluation_counts_flat_maps_per_episode(monkeypatch: pytes
 def test_evaluate_writes_metrics(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "metrics.json"
     report = evaluate(
-        EvaluateConfig(run=tiny_run, episodes=2, max_steps_scored=3, distractors=1, device=DEVICE, out=out)
+        with_options(
+            EvaluateConfig(run=tiny_run, out=out),
+            episodes=2,
+            max_steps_scored=3,
+            distractors=1,
+            device=DEVICE,
+        )
     )
     assert json.loads(out.read_text()) == json.loads(json.dumps(report, default=float))
     assert report["label"] == "ppo-camal"
@@ -211,7 +218,7 @@ def test_dqn_faithfulness_reads_the_chosen_action_distribution(tiny_run: Path, t
     train(TrainConfig(out=run, algo="dqn", steps=128, n_envs=2, hp=hp, eval_freq=0, progress_bar=False))
 
     def faithfulness(**settings: Any) -> tuple[str, dict[str, Any]]:
-        cfg = EvaluateConfig(run=run, episodes=1, max_steps_scored=3, device=DEVICE, **settings)
+        cfg = with_options(EvaluateConfig(run=run), episodes=1, max_steps_scored=3, device=DEVICE, **settings)
         report = evaluate(dataclasses.replace(cfg, out=tmp_path / "metrics.json"))
         return report["faithfulness_policy"], report["variants"]["train"]
 
@@ -237,13 +244,12 @@ def test_dqn_faithfulness_reads_the_chosen_action_distribution(tiny_run: Path, t
     assert softmax["saliency"]["gradcam"]["epg"]["mean"] == uniform["saliency"]["gradcam"]["epg"]["mean"]
 
     ppo = evaluate(
-        EvaluateConfig(
-            run=tiny_run,
+        with_options(
+            EvaluateConfig(run=tiny_run, out=tmp_path / "ppo.json"),
             episodes=1,
             max_steps_scored=2,
             q_policy="epsilon-greedy",
             device=DEVICE,
-            out=tmp_path / "ppo.json",
         )
     )
     assert ppo["faithfulness_policy"] == "pi(a|x)"  # a policy-gradient agent's own distribution
@@ -255,9 +261,11 @@ def test_dqn_faithfulness_reads_the_chosen_action_distribution(tiny_run: Path, t
         ({"q_epsilon": 0.0}, r"--q-epsilon must be in \(0, 1\], got 0.0"),
         ({"q_epsilon": 1.5}, r"--q-epsilon must be in \(0, 1\], got 1.5"),
         ({"q_policy": "greedy"}, "--q-policy must be one of softmax, epsilon-greedy, got 'greedy'"),
-        ({"episodes": 0}, "--episodes and --max-steps-scored must be >= 1"),
+        ({"episodes": 0}, "--episodes must be >= 1, got 0"),
+        ({"max_steps_scored": 0}, "--max-steps-scored must be >= 1, got 0"),
+        ({"distractors": -1}, r"--distractors must be >= 0 \(0: none\), got -1"),
         (
-            {"methods": ("gradcam", "ig", "iou")},
+            {"saliency": ("gradcam", "ig", "iou")},
             "unknown saliency methods 'ig', 'iou'; choose one of: gradcam,",
         ),
     ],
@@ -266,7 +274,7 @@ def test_bad_evaluation_settings_fail_before_loading(
     settings: dict[str, Any], message: str, tmp_path: Path
 ) -> None:
     with pytest.raises(InputError, match=message):
-        evaluate(EvaluateConfig(run=tmp_path / "no-such-run", **settings))
+        evaluate(with_options(EvaluateConfig(run=tmp_path / "no-such-run"), **settings))
 
 
 def test_load_agent_refusals(tmp_path: Path) -> None:
@@ -328,27 +336,27 @@ def test_a_checkpoint_is_evaluated_with_its_run(tiny_run: Path, tmp_path: Path) 
     )
     quick = {
         "episodes": 1,
-        "methods": ("gradcam",),
+        "saliency": ("gradcam",),
         "faithfulness": False,
         "max_steps_scored": 2,
         "device": DEVICE,
     }
-    report = evaluate(EvaluateConfig(run=checkpoint, **quick))  # type: ignore[arg-type]
+    report = evaluate(with_options(EvaluateConfig(run=checkpoint), **quick))
     assert (report["model"], report["num_timesteps"]) == (str(checkpoint), 128)
     assert json.loads((run / "checkpoints" / "step_128.metrics.json").read_text())["num_timesteps"] == 128
-    report = evaluate(EvaluateConfig(run=run, checkpoint=256, **quick))  # type: ignore[arg-type]
+    report = evaluate(with_options(EvaluateConfig(run=run), checkpoint=256, **quick))
     assert (report["model"], report["num_timesteps"]) == (str(run / "checkpoints" / "step_256.zip"), 256)
     assert (run / "checkpoints" / "step_256.metrics.json").exists()
     assert not (run / "metrics.json").exists()
     with pytest.raises(
         InputError, match=r"has no checkpoint at step 200 .*; its checkpoints are at steps 128, 256$"
     ):
-        evaluate(EvaluateConfig(run=run, checkpoint=200))
+        evaluate(with_options(EvaluateConfig(run=run), checkpoint=200))
     with pytest.raises(InputError, match="--checkpoint 128 takes a run directory"):
-        evaluate(EvaluateConfig(run=checkpoint, checkpoint=128))
+        evaluate(with_options(EvaluateConfig(run=checkpoint), checkpoint=128))
     shutil.rmtree(run / "checkpoints")
     with pytest.raises(InputError, match=r"has no checkpoint at step 128 .*; it holds none"):
-        evaluate(EvaluateConfig(run=run, checkpoint=128))
+        evaluate(with_options(EvaluateConfig(run=run), checkpoint=128))
 
 
 def test_stochastic_rollouts_are_sampled_and_seeded(tiny_run: Path, tmp_path: Path) -> None:
@@ -367,15 +375,14 @@ def test_stochastic_rollouts_are_sampled_and_seeded(tiny_run: Path, tmp_path: Pa
     assert [e.actions.tolist() for e in sampled] != [e.actions.tolist() for e in greedy]
     assert sampled[0].actions.tolist() != other[0].actions.tolist()
     out = tmp_path / "sampled.json"
-    cfg = EvaluateConfig(
-        run=tiny_run,
+    cfg = with_options(
+        EvaluateConfig(run=tiny_run, out=out),
         episodes=1,
-        methods=("gradcam",),
+        saliency=("gradcam",),
         faithfulness=False,
         max_steps_scored=2,
         stochastic=True,
         device=DEVICE,
-        out=out,
     )
     report = evaluate(cfg)
     assert report["settings"]["stochastic"] is True

@@ -27,6 +27,7 @@ from camal_rl.envs import StackedImages, make_masked_env
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EvaluateConfig, collect_episodes
 from camal_rl.loading import LoadedAgent, load_agent, read_zip_model
+from camal_rl.options import with_options
 from camal_rl.video import RecordConfig, agent_label, record
 
 from .conftest import DEVICE
@@ -268,29 +269,30 @@ def test_evaluate_a_stock_model_from_the_command_line(
 def test_evaluate_and_record_stock_dqn_and_a2c(stock_zips: dict[str, Path], tmp_path: Path) -> None:
     from camal_rl.evaluation import evaluate
 
-    cfg = EvaluateConfig(
-        run=stock_zips["dqn"],
+    cfg = with_options(
+        EvaluateConfig(run=stock_zips["dqn"], out=tmp_path / "dqn.json"),
         env=DOORKEY,
         episodes=1,
-        methods=("gradcam",),
+        saliency=("gradcam",),
         faithfulness=False,
         max_steps_scored=2,
         q_policy="epsilon-greedy",
         device=DEVICE,
-        out=tmp_path / "dqn.json",
     )
     report = evaluate(cfg)
     assert report["faithfulness_policy"] == "epsilon-greedy(Q), epsilon 0.05"
     assert report["variants"]["train"]["episodes"] == 1
     written = record(
-        RecordConfig(
-            runs=(stock_zips["a2c"], stock_zips["dqn"]),
+        with_options(
+            RecordConfig(
+                runs=(stock_zips["a2c"], stock_zips["dqn"]),
+                max_steps=3,
+                out=tmp_path / "both.mp4",
+                frame_png=True,
+            ),
             env=DOORKEY,
             episodes=1,
-            max_steps=3,
             device=DEVICE,
-            out=tmp_path / "both.mp4",
-            frame_png=True,
         )
     )
     assert [path.suffix for path in written] == [".mp4", ".png"]
@@ -367,7 +369,7 @@ def test_env_kwargs_go_over_the_runs_own(tiny_run: Path) -> None:
     assert agent.env_kwargs == {**agent.config.env_make_kwargs, "view": "full"}  # type: ignore[union-attr]
     assert not agent.stock
     assert "trained_by" not in agent.describe()
-    settings = EvaluateConfig(run=tiny_run, env_kwargs=("view=full",)).settings("ppo")
+    settings = with_options(EvaluateConfig(run=tiny_run), env_kwargs=("view=full",)).settings("ppo")
     assert settings["env_kwargs"] == ["view=full"]  # a sweep evaluates such a run again
     assert "env_kwargs" not in EvaluateConfig(run=tiny_run).settings("ppo")
 
@@ -378,7 +380,7 @@ def test_layer_from_the_command_line(
     """``--layer`` reaches the scorer of evaluate and record, is recorded in the settings (a sweep
     evaluates such a run again), and an unknown name lists the extractor's layers."""
     out = tmp_path / "first.json"
-    common = ["--episodes", "1", "--methods", "gradcam", "--no-faithfulness", "--max-steps-scored", "2"]
+    common = ["--episodes", "1", "--saliency", "gradcam", "--no-faithfulness", "--max-steps-scored", "2"]
     main(
         [
             "evaluate",

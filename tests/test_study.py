@@ -3,6 +3,7 @@ synthetic run directories whose numbers the tests choose."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -216,9 +217,12 @@ def test_dqn_cell_scores_faithfulness_on_the_policy_the_agent_acts_with() -> Non
     from camal_rl.config import from_preset
 
     dqn = from_preset("study-doorkey-dqn", SweepConfig)
-    assert dqn.evaluate_config(Path("run")).q_policy == "epsilon-greedy"
-    assert dqn.evaluate_config(Path("run")).q_epsilon == 0.05
-    assert from_preset("study-doorkey-ppo", SweepConfig).q_policy == "softmax"  # unused by PPO
+    assert dqn.evaluate_config(Path("run")).evaluation.q_policy == "epsilon-greedy"
+    assert dqn.evaluate_config(Path("run")).evaluation.q_epsilon == 0.05
+    assert from_preset("study-doorkey-ppo", SweepConfig).evaluation.q_policy == "softmax"  # unused by PPO
+    assert from_preset("study-doorkey-dqn", SweepConfig, episodes=5).evaluation == dataclasses.replace(
+        dqn.evaluation, episodes=5
+    )  # an option of the nested evaluation settings, by its own name
 
 
 def test_report_merge_reports_several_sweeps_as_one_cell(
@@ -268,6 +272,7 @@ def two_run_cell(tiny_run: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
     (2 episodes, Grad-CAM): the cell, the CAMAL run and the baseline run."""
     from camal_rl.config import TrainConfig
     from camal_rl.evaluation import EvaluateConfig, evaluate
+    from camal_rl.settings import AgentSettings, EvaluationSettings
     from camal_rl.train import train
     from tests.conftest import TINY_PPO_HP
 
@@ -278,7 +283,8 @@ def two_run_cell(tiny_run: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
     tiny = {"steps": 128, "n_envs": 2, "hp": TINY_PPO_HP, "eval_freq": 0, "checkpoint_freq": 0}
     train(TrainConfig(method="none", out=none, progress_bar=False, device=DEVICE, **tiny))  # type: ignore[arg-type]
     for run in (camal, none):  # what the sweep wrote: 2 episodes, Grad-CAM
-        evaluate(EvaluateConfig(run=run, episodes=2, methods=("gradcam",), faithfulness=False, device=DEVICE))
+        evaluation = EvaluationSettings(episodes=2, saliency=("gradcam",), faithfulness=False)
+        evaluate(EvaluateConfig(run=run, agent=AgentSettings(device=DEVICE), evaluation=evaluation))
     return cell, camal, none
 
 

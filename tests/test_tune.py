@@ -10,6 +10,7 @@ import pytest
 
 from camal_rl.cli import main
 from camal_rl.errors import InputError
+from camal_rl.options import with_options
 from camal_rl.statistics import load_results
 from camal_rl.tune import TuneConfig, criterion_settings, same_settings, select_coefficients
 from tests.synthetic_runs import metrics_report, write_run
@@ -112,7 +113,7 @@ def test_criterion_settings() -> None:
     ],
 )
 def test_bad_options_fail_before_any_run(options: dict[str, object], message: str, tmp_path: Path) -> None:
-    cfg = TuneConfig(out=tmp_path / "tune", **options)  # type: ignore[arg-type]
+    cfg = with_options(TuneConfig(out=tmp_path / "tune"), **options)
     with pytest.raises(InputError, match=message):
         cfg.check()
     assert main(["tune", *_flags(options), "--out", str(tmp_path / "tune")]) == 2
@@ -132,7 +133,10 @@ def test_sweep_holds_the_baseline_and_every_coefficient(tmp_path: Path) -> None:
     sweep = cfg.sweep()
     assert sweep.methods == ("none", "camal:0.1", "camal:1", "energy:0.1", "energy:1")
     assert (sweep.seeds, sweep.run_order) == ((100, 101), "seeds")
-    assert (sweep.saliency, sweep.faithfulness) == (("perturbation",), True)
+    assert (sweep.evaluation.saliency, sweep.evaluation.faithfulness) == (("perturbation",), True)
+    assert (sweep.evaluation.episodes, sweep.evaluation.max_steps_scored) == (10, 32)  # tune's defaults
+    extra = with_options(cfg, saliency=("gradcam", "perturbation"), faithfulness=False).sweep()
+    assert (extra.evaluation.saliency, extra.evaluation.faithfulness) == (("perturbation", "gradcam"), True)
     assert [run.label for run in sweep.run_configs()[:5]] == [
         "ppo-none",
         "ppo-camal-c0.1",
@@ -145,15 +149,20 @@ def test_sweep_holds_the_baseline_and_every_coefficient(tmp_path: Path) -> None:
 def test_a_dqn_faithfulness_criterion_can_read_the_epsilon_greedy_policy() -> None:
     """softmax(Q) is near uniform at MiniGrid's reward scale; the study's DQN cell read the
     epsilon-greedy policy. The option reaches every run's evaluation and the suggested command."""
-    cfg = TuneConfig(algo="dqn", criterion="gradcam/deletion_auc", q_policy="epsilon-greedy", q_epsilon=0.1)
-    evaluation = cfg.sweep().evaluate_config(Path("run"))
+    cfg = with_options(
+        TuneConfig(algo="dqn", criterion="gradcam/deletion_auc"), q_policy="epsilon-greedy", q_epsilon=0.1
+    )
+    evaluation = cfg.sweep().evaluate_config(Path("run")).evaluation
     assert (evaluation.q_policy, evaluation.q_epsilon) == ("epsilon-greedy", 0.1)
     assert evaluation.faithfulness
     assert same_settings(cfg) == ["--q-policy epsilon-greedy --q-epsilon 0.1"]
-    assert same_settings(TuneConfig(q_policy="epsilon-greedy")) == []  # PPO: no Q-policy
-    quoted = same_settings(TuneConfig(hp=("policy_kwargs=dict(net_arch=[64, 64])", "gamma=0.9")))
+    assert same_settings(with_options(TuneConfig(), q_policy="epsilon-greedy")) == []  # PPO: no Q-policy
+    quoted = same_settings(
+        with_options(TuneConfig(), hp=("policy_kwargs=dict(net_arch=[64, 64])", "gamma=0.9"))
+    )
     assert quoted == ["--hp 'policy_kwargs=dict(net_arch=[64, 64])' gamma=0.9"]  # as a shell reads it
-    assert same_settings(TuneConfig(steps=150_000, reward_scale=0.5, train_preset="study-doorkey-ppo")) == [
+    tuned = with_options(TuneConfig(), steps=150_000, reward_scale=0.5, train_preset="study-doorkey-ppo")
+    assert same_settings(tuned) == [
         "--steps 150000",
         "--train-preset study-doorkey-ppo",
         "--reward-scale 0.5",

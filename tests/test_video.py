@@ -25,7 +25,9 @@ from camal_rl.envs import make_masked_env
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EVAL_SEED
 from camal_rl.loading import load_agent
-from camal_rl.video import RecordConfig, action_names, record, record_agent, write_video
+from camal_rl.options import with_options
+from camal_rl.settings import RolloutSettings
+from camal_rl.video import RecordConfig, action_names, default_out, record, record_agent, write_video
 from camal_rl.visual import GAP
 from tests.conftest import DEVICE
 
@@ -154,7 +156,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_record_one_run_writes_mp4_gif_and_png(run: Path) -> None:
-    written = record(RecordConfig(runs=(run,), episodes=2, max_steps=4, gif=True, frame_png=True))
+    cfg = RecordConfig(runs=(run,), max_steps=4, gif=True, frame_png=True)
+    written = record(with_options(cfg, episodes=2))
     mp4 = run / "videos" / f"gradcam_seed{EVAL_SEED}.mp4"
     assert written == [mp4, mp4.with_suffix(".gif"), mp4.with_suffix(".png")]
     # DoorKey needs a key, a door and a walk to the goal: no episode ends within 4 steps, so the
@@ -165,6 +168,72 @@ def test_record_one_run_writes_mp4_gif_and_png(run: Path) -> None:
     assert len(frames) == 8
     assert iio.imread(mp4.with_suffix(".gif"), index=None).shape[:3] == (8, *TILE)
     assert iio.imread(mp4.with_suffix(".png")).shape == (*TILE, 3)
+
+
+def test_record_a_checkpoint_of_a_run(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`record RUN --checkpoint N`: the run's checkpoint at N steps, with the run's env, its video
+    beside the checkpoint (the run's own videos/ is its final model's)."""
+    import shutil
+
+    from camal_rl.settings import AgentSettings
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("metrics.json", "videos", ".lock"))
+    agent = AgentSettings(checkpoint=128, device=DEVICE).load(run)
+    assert (agent.checkpoint, agent.describe()["num_timesteps"]) == (128, 128)  # not the final 256
+    argv = [
+        "record",
+        str(run),
+        "--checkpoint",
+        "128",
+        "--episodes",
+        "1",
+        "--max-steps",
+        "2",
+        "--device",
+        DEVICE,
+    ]
+    assert main(argv) == 0
+    mp4 = run / "checkpoints" / "videos" / f"step_128_gradcam_seed{EVAL_SEED}.mp4"
+    assert f"wrote {mp4}" in capsys.readouterr().out
+    meta, frames = decode_mp4(mp4)
+    assert (meta["size"], len(frames)) == ((TILE[1], TILE[0]), 2)  # 1 episode x 2 steps, one tile
+    assert not (run / "videos").exists()
+    # the checkpoint's zip itself gives the same video
+    again = tmp_path / "again.mp4"
+    checkpoint = str(run / "checkpoints" / "step_128.zip")
+    assert main(["record", checkpoint, *argv[4:], "--out", str(again)]) == 0
+    assert np.array_equal(np.stack(decode_mp4(again)[1]), np.stack(frames))
+    assert main(["record", str(run), "--checkpoint", "200"]) == 2
+    err = capsys.readouterr().err
+    assert "has no checkpoint at step 200" in err
+    assert err.rstrip().endswith("its checkpoints are at steps 128, 256")
+
+
+def test_record_tiles_each_saliency_method(run: Path, tmp_path: Path) -> None:
+    """`--saliency gradcam perturbation`: the agent once per method, side by side, on the same steps."""
+    out = tmp_path / "two.mp4"
+    argv = [
+        "record",
+        str(run),
+        "--saliency",
+        "gradcam",
+        "perturbation",
+        "--episodes",
+        "1",
+        "--max-steps",
+        "2",
+    ]
+    assert main([*argv, "--device", DEVICE, "--out", str(out)]) == 0
+    meta, frames = decode_mp4(out)
+    assert (meta["size"], len(frames)) == ((2 * TILE[1] + GAP, TILE[0]), 2)  # two tiles and the gap
+    agent = load_agent(run, device=DEVICE)
+    default = RecordConfig(runs=(run,), rollouts=RolloutSettings(saliency=("gradcam", "perturbation")))
+    assert (
+        default_out(default, [agent], ["x"]) == run / "videos" / f"gradcam_perturbation_seed{EVAL_SEED}.mp4"
+    )
 
 
 def test_an_interrupted_record_says_so_and_writes_nothing(
@@ -238,8 +307,11 @@ def test_record_tiles_two_agents_side_by_side(
     run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    cfg = RecordConfig(
-        runs=(run, run / "model.zip"), env=ENV, episodes=1, max_steps=3, method="input_x_gradient"
+    cfg = with_options(
+        RecordConfig(runs=(run, run / "model.zip"), max_steps=3),
+        env=ENV,
+        episodes=1,
+        saliency=("input_x_gradient",),
     )
     (mp4,) = record(cfg)
     # a run's own model.zip is labelled by its run, like the run directory
@@ -260,7 +332,11 @@ def test_record_tiles_two_agents_side_by_side(
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"method": "grad-cam"}, "unknown saliency method 'grad-cam'; choose one of: gradcam, gradcam\\+\\+"),
+        (
+            {"saliency": ("grad-cam",)},
+            "unknown saliency method 'grad-cam'; choose one of: gradcam, gradcam\\+\\+",
+        ),
+        ({"saliency": ()}, "--saliency named no method: record draws at least one"),
         ({"episodes": 0}, "--episodes must be >= 1"),
         ({"fps": 0}, "--fps must be >= 1"),
         ({"scale": 0}, "--scale must be >= 1"),
@@ -272,7 +348,7 @@ def test_record_tiles_two_agents_side_by_side(
     ],
 )
 def test_record_rejects_bad_options(run: Path, changes: dict, message: str) -> None:
-    cfg = RecordConfig(**{"runs": (run,), "max_steps": 1, **changes})
+    cfg = with_options(RecordConfig(runs=(run,), max_steps=1), **changes)
     with pytest.raises(InputError, match=message):
         record(cfg)
 
@@ -283,7 +359,7 @@ def test_record_rejects_missing_and_unreadable_models(tmp_path: Path) -> None:
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"not a zip")
     with pytest.raises(InputError, match="cannot read model zip"):
-        record(RecordConfig(runs=(bad,), env=ENV))
+        record(with_options(RecordConfig(runs=(bad,)), env=ENV))
 
 
 def test_cli_record(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -299,5 +375,5 @@ def test_cli_record(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "camal-rl: error:" in err
     assert "missing does not exist; pass a run directory or a model zip" in err
     assert "Traceback" not in err
-    assert main(["record", str(run), "--method", "nope"]) == 2
+    assert main(["record", str(run), "--saliency", "nope"]) == 2
     assert "unknown saliency method 'nope'" in capsys.readouterr().err

@@ -49,19 +49,20 @@ class RunOutcome:
 
 
 def run_sweep(cfg: SweepConfig, jobs: Sequence[Job]) -> list[RunOutcome]:
-    """Train and evaluate the jobs that need it (the first ``cfg.max_runs`` of them), with
-    ``cfg.backend``, after a line that says how many there are and about how long they take.
+    """Train and evaluate the jobs that need it (the first ``max_runs`` of them), with the backend
+    of ``cfg.execution``, after a line that says how many there are and about how long they take.
 
     :return: what happened to each job handed to the executor.
     :raises KeyboardInterrupt: Ctrl-C or SIGTERM (:class:`Terminated`), once the runs in progress
         saved their models.
     """
     pending = [job for job in jobs if not run_needs(*job).done]
-    later = {id(job) for job in pending[cfg.max_runs :]} if cfg.max_runs is not None else set()
-    limited = f", {cfg.max_runs} in this call (--max-runs)" if later else ""
+    execution = cfg.execution
+    later = {id(job) for job in pending[execution.max_runs :]} if execution.max_runs is not None else set()
+    limited = f", {execution.max_runs} in this call (--max-runs)" if later else ""
     now = [job for job in pending if id(job) not in later]
     # on a Ray cluster, --workers does not say how many run at once
-    estimate = sweep_estimate(now, jobs, cfg.workers) if cfg.address is None else None
+    estimate = sweep_estimate(now, jobs, execution.workers) if execution.address is None else None
     expected = ""
     if estimate and estimate[0]:
         seconds, uncounted = estimate
@@ -74,9 +75,9 @@ def run_sweep(cfg: SweepConfig, jobs: Sequence[Job]) -> list[RunOutcome]:
         )
     print(
         f"sweep {cfg.out}: {len(jobs)} runs, {len(pending)} to train or evaluate{limited}, "
-        f"{cfg.workers} at a time ({cfg.backend}){expected}"
+        f"{execution.workers} at a time ({execution.backend}){expected}"
     )
-    execute = run_ray if cfg.backend == "ray" else run_process_pool
+    execute = run_ray if execution.backend == "ray" else run_process_pool
     try:
         return execute([job for job in jobs if id(job) not in later], cfg)
     except KeyboardInterrupt:
@@ -255,20 +256,22 @@ def _report(outcome: RunOutcome, k: int, n: int) -> RunOutcome:
 
 
 def run_process_pool(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
-    """Run the jobs in a local pool of ``cfg.workers`` processes (spawned: no fork after torch)."""
+    """Run the jobs in a local pool of ``--workers`` processes (spawned: no fork after torch)."""
     outcomes: list[RunOutcome] = []
     with ProcessPoolExecutor(
-        max_workers=cfg.workers,
+        max_workers=cfg.execution.workers,
         mp_context=get_context("spawn"),
         initializer=_install_worker_signals,
         initargs=(os.getpid(),),
     ) as pool:
         try:
             started = time.time()
-            futures = {pool.submit(run_one, t, e, cfg.threads): t for t, e in jobs}
+            futures = {pool.submit(run_one, t, e, cfg.execution.threads): t for t, e in jobs}
             pending: set[Future[RunOutcome]] = set(futures)
             while pending:
-                done, pending = wait(pending, timeout=cfg.progress_every or None, return_when=FIRST_COMPLETED)
+                done, pending = wait(
+                    pending, timeout=cfg.execution.progress_every or None, return_when=FIRST_COMPLETED
+                )
                 if not done:
                     in_progress = [futures[f] for f in pending if f.running()]
                     print(progress_line(in_progress, cfg.out, since=started), flush=True)
@@ -342,8 +345,8 @@ def _worker_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def run_ray(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
-    """Run the jobs as Ray tasks (one CPU each) on the cluster at ``cfg.address``, or on a local
-    Ray instance of ``cfg.workers`` CPUs. On Ctrl-C or SIGTERM the tasks are cancelled: a run in
+    """Run the jobs as Ray tasks (one CPU each) on the cluster at ``--address``, or on a local
+    Ray instance of ``--workers`` CPUs. On Ctrl-C or SIGTERM the tasks are cancelled: a run in
     progress gets a ``KeyboardInterrupt``, saves its model and stops, and this waits for it."""
     try:
         import ray
@@ -352,12 +355,12 @@ def run_ray(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
     with _ray_session(ray, cfg) as sigterms:
         task = ray.remote(num_cpus=1)(_ray_task)
         started = time.time()
-        refs = {task.remote(t, e, cfg.threads): t for t, e in jobs}
+        refs = {task.remote(t, e, cfg.execution.threads): t for t, e in jobs}
         pending = list(refs)
         outcomes: list[RunOutcome] = []
         try:
             while pending:
-                done, pending = ray.wait(pending, num_returns=1, timeout=cfg.progress_every or None)
+                done, pending = ray.wait(pending, num_returns=1, timeout=cfg.execution.progress_every or None)
                 if not done:  # Ray does not say which tasks run: the line names those that wrote
                     print(progress_line([refs[r] for r in pending], cfg.out, since=started), flush=True)
                 for ref in done:
@@ -375,7 +378,7 @@ def run_ray(jobs: Sequence[Job], cfg: SweepConfig) -> list[RunOutcome]:
 
 @contextmanager
 def _ray_session(ray: Any, cfg: SweepConfig) -> Iterator[list[int]]:
-    """Ray for the sweep: a session started here (local, or joining ``cfg.address``) ends with
+    """Ray for the sweep: a session started here (local, or joining ``--address``) ends with
     the block; one the caller started is used as it is. Ray's init replaces this process's
     SIGTERM handler with one that ends it at once, leaving the runs in progress unsaved: the
     handler is put back (the command line's stops the sweep as Ctrl-C does) for the block, and
@@ -389,10 +392,10 @@ def _ray_session(ray: Any, cfg: SweepConfig) -> Iterator[list[int]]:
     on_sigterm = (
         signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     )
-    if cfg.address is None:
-        ray.init(num_cpus=cfg.workers, include_dashboard=False, log_to_driver=False)
+    if cfg.execution.address is None:
+        ray.init(num_cpus=cfg.execution.workers, include_dashboard=False, log_to_driver=False)
     else:
-        ray.init(address=cfg.address, log_to_driver=False)
+        ray.init(address=cfg.execution.address, log_to_driver=False)
     try:
         if callable(on_sigterm):
 

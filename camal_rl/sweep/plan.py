@@ -20,10 +20,11 @@ import tyro
 
 from camal_rl.config import DEFAULT_ENV, Algo, TrainConfig, describe_changes, get_preset
 from camal_rl.errors import InputError
-from camal_rl.evaluation import EvaluateConfig, QPolicy
+from camal_rl.evaluation import EvaluateConfig
 from camal_rl.outputs import check_output
 from camal_rl.rundir import RunDir
 from camal_rl.runneeds import RunNeeds
+from camal_rl.settings import AgentSettings, EvaluationSettings
 from camal_rl.statistics import Correction
 
 DEFAULT_METHODS = ("none", "camal", "energy")
@@ -44,25 +45,9 @@ Job = tuple[TrainConfig, EvaluateConfig]
 
 
 @dataclass(frozen=True)
-class SweepConfig:
-    """Compare agent variants across seeds and envs: train every run in parallel (skipping finished
-    ones, resuming unfinished ones), evaluate them, test each against the baseline, write tables
-    and plots."""
+class TrainingSettings:
+    """How every run of a sweep trains, over its cell's settings (compare, tune)."""
 
-    preset: str | None = None
-    """A sweep preset from experiments/presets.py (e.g. demo); explicit options override it."""
-    envs: tuple[str, ...] = (DEFAULT_ENV,)
-    """Environment ids (ignored when a preset gives its own cells)."""
-    algo: Algo = "ppo"
-    """RL algorithm of every run (ignored when a preset gives its own cells)."""
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    """Agent variants as METHOD or METHOD:COEF, e.g. none camal camal:0.1 energy rrr."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Seeds of every variant."""
-    run_order: Literal["methods", "seeds"] = "methods"
-    """Order the runs start in: methods (every seed of a variant, then the next variant) or seeds
-    (seed 0 of every variant, then seed 1, ...: a sweep stopped early has runs of every variant to
-    compare, and runs side by side share the machine's load)."""
     steps: int | None = None
     """Env steps per run (default: the train preset's, else 100000)."""
     train_preset: str | None = None
@@ -76,31 +61,99 @@ class SweepConfig:
     """DQN runs: save the replay buffer with the model, so a resumed run keeps it (about 2 GB a
     run at 100k transitions of MiniGrid's images); without it a resumed run collects
     learning_starts transitions before its next update."""
-    cells: Annotated[tuple[TrainConfig, ...], tyro.conf.Suppress] = ()
-    """Base configs of the sweep's (env x algo) cells; set by study presets, not on the command line."""
-    out: Path = Path("runs/compare")
-    """Sweep folder: runs go to OUT/<env>/<label>/seed<k>, tables and plots to OUT."""
+
+    def apply(self, cell: TrainConfig, device: str) -> TrainConfig:
+        """``cell`` as every run of the sweep trains it, on ``device``."""
+        return dataclasses.replace(
+            cell,
+            steps=self.steps if self.steps is not None else cell.steps,
+            hp=cell.hp + self.hp,
+            reward_scale=self.reward_scale if self.reward_scale is not None else cell.reward_scale,
+            save_replay_buffer=self.save_replay_buffer or cell.save_replay_buffer,
+            device=device,
+            progress_bar=False,
+            resume=False,
+            overwrite=False,
+        )
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """Where a sweep's runs train and how many at a time (compare, tune)."""
+
     workers: int = 2
     """Runs trained at the same time (processes, or concurrent Ray tasks)."""
     backend: Literal["process", "ray"] = "process"
     """process (a local pool) or ray (tasks on a Ray cluster; extra `ray`)."""
     address: str | None = None
     """Ray cluster address (default: start a local Ray instance)."""
-    episodes: int = 20
-    """Evaluation episodes per run and env variant."""
-    distractors: int = 0
-    """Also evaluate every run on the distractor variant with this many objects (0: skip)."""
-    saliency: tuple[str, ...] = ("gradcam", "perturbation")
-    """Saliency methods scored in evaluation (the second is one CAMAL was not trained on)."""
-    faithfulness: bool = True
-    """Score faithfulness metrics in evaluation (slower)."""
-    max_steps_scored: int = 32
-    """Evaluation: attention metrics on at most this many steps per episode."""
-    q_policy: QPolicy = "softmax"
-    """Evaluation of DQN runs: the action distribution of the faithfulness and behaviour metrics,
-    softmax (of the Q-values) or epsilon-greedy (the policy the agent acts with)."""
-    q_epsilon: float = 0.05
-    """Evaluation of DQN runs: epsilon of --q-policy epsilon-greedy."""
+    device: str = "cpu"
+    """Torch device of every run, in training and evaluation."""
+    threads: int = 1
+    """Torch threads per run: keep --workers x --threads at the machine's cores (a sweep's last run,
+    alone, leaves the other cores idle on 1)."""
+    progress_every: float = 600.0
+    """Every this many seconds while runs train, print how far each run in progress got and about
+    how long it has left (0: never)."""
+    max_runs: int | None = None
+    """Train or evaluate at most this many runs in this call: the first, in run order, of those
+    that need work; then aggregate. In time-limited sessions or jobs (a scheduler's time limit),
+    start only the runs that can finish (the sweep's first line estimates their training time from
+    its finished runs); the same command again takes the next ones."""
+
+    def check(self) -> None:
+        """:raises InputError: a setting out of range."""
+        if self.workers < 1 or self.threads < 1:
+            raise InputError(f"--workers and --threads must be >= 1, got {self.workers} and {self.threads}")
+        if not self.progress_every >= 0:
+            raise InputError(f"--progress-every must be >= 0 seconds (0: never), got {self.progress_every}")
+        if self.max_runs is not None and self.max_runs < 1:
+            raise InputError(f"--max-runs must be >= 1 (leave it out to run them all), got {self.max_runs}")
+
+
+DEFAULT_TRAINING = TrainingSettings()
+DEFAULT_EXECUTION = ExecutionSettings()
+SWEEP_EVALUATION = EvaluationSettings(max_steps_scored=32)
+"""A sweep's evaluation of every run: 20 episodes, Grad-CAM and perturbation saliency (the second one
+CAMAL was not trained on), faithfulness, 32 steps scored per episode."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Compare agent variants across seeds and envs: train every run in parallel (skipping finished
+    ones, resuming unfinished ones), evaluate them, test each against the baseline, write tables
+    and plots."""
+
+    preset: str | None = None
+    """A sweep preset from experiments/presets.py (e.g. study-doorkey-ppo); --config and explicit
+    options override it."""
+    config: Path | None = None
+    """YAML or JSON file of these options, keyed as the options are named (_ for -, e.g.
+    episodes: 10), its cells a list of run configs keyed as a run's config.json; explicit options
+    override it, --hp adds to its hp."""
+    envs: tuple[str, ...] = (DEFAULT_ENV,)
+    """Environment ids (ignored when a preset gives its own cells)."""
+    algo: Algo = "ppo"
+    """RL algorithm of every run (ignored when a preset gives its own cells)."""
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    """Agent variants as METHOD or METHOD:COEF, e.g. none camal camal:0.1 energy rrr."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds of every variant."""
+    run_order: Literal["methods", "seeds"] = "methods"
+    """Order the runs start in: methods (every seed of a variant, then the next variant) or seeds
+    (seed 0 of every variant, then seed 1, ...: a sweep stopped early has runs of every variant to
+    compare, and runs side by side share the machine's load)."""
+    cells: Annotated[tuple[TrainConfig, ...], tyro.conf.Suppress] = ()
+    """Base configs of the sweep's (env x algo) cells; set by study presets and --config files, not
+    on the command line."""
+    out: Path = Path("runs/compare")
+    """Sweep folder: runs go to OUT/<env>/<label>/seed<k>, tables and plots to OUT."""
+    training: Annotated[TrainingSettings, tyro.conf.OmitArgPrefixes] = DEFAULT_TRAINING
+    """How every run trains."""
+    evaluation: Annotated[EvaluationSettings, tyro.conf.OmitArgPrefixes] = SWEEP_EVALUATION
+    """How every run is evaluated."""
+    execution: Annotated[ExecutionSettings, tyro.conf.OmitArgPrefixes] = DEFAULT_EXECUTION
+    """Where the runs train, how many at a time."""
     baseline: str = "none"
     """Method or label every variant is tested against."""
     pairs: tuple[str, ...] = ("camal:energy",)
@@ -113,27 +166,14 @@ class SweepConfig:
     """Metrics of metrics.json in the tables (e.g. return gradcam/epg distractors/return; default:
     return, alignment and faithfulness of the first --saliency method, EPG and deletion AUC of each
     other one, the behaviour log ratio)."""
-    device: str = "cpu"
-    """Torch device of every run."""
-    threads: int = 1
-    """Torch threads per run: keep --workers x --threads at the machine's cores (a sweep's last run,
-    alone, leaves the other cores idle on 1)."""
     aggregate_only: bool = False
     """Skip training and evaluation: only re-aggregate the runs already in OUT."""
-    progress_every: float = 600.0
-    """Every this many seconds while runs train, print how far each run in progress got and about
-    how long it has left (0: never)."""
-    max_runs: int | None = None
-    """Train or evaluate at most this many runs in this call: the first, in run order, of those
-    that need work; then aggregate. In time-limited sessions or jobs (a scheduler's time limit),
-    start only the runs that can finish (the sweep's first line estimates their training time from
-    its finished runs); the same command again takes the next ones."""
 
     def table_metrics(self) -> tuple[str, ...]:
         """``metrics``, or the default for the saliency methods this sweep scores."""
         if self.metrics:
             return self.metrics
-        first, *others = self.saliency or ("gradcam",)
+        first, *others = self.evaluation.saliency or ("gradcam",)
         return (
             "return",
             *(f"{first}/{name}" for name in FIRST_SALIENCY_METRICS),
@@ -146,22 +186,10 @@ class SweepConfig:
         if self.cells:
             cells = self.cells
         else:
-            start = get_preset(self.train_preset, TrainConfig) if self.train_preset else TrainConfig()
+            preset = self.training.train_preset
+            start = get_preset(preset, TrainConfig) if preset else TrainConfig()
             cells = tuple(dataclasses.replace(start, env=env, algo=self.algo) for env in self.envs)
-        return tuple(
-            dataclasses.replace(
-                cell,
-                steps=self.steps if self.steps is not None else cell.steps,
-                hp=cell.hp + self.hp,
-                reward_scale=self.reward_scale if self.reward_scale is not None else cell.reward_scale,
-                save_replay_buffer=self.save_replay_buffer or cell.save_replay_buffer,
-                device=self.device,
-                progress_bar=False,
-                resume=False,
-                overwrite=False,
-            )
-            for cell in cells
-        )
+        return tuple(self.training.apply(cell, self.execution.device) for cell in cells)
 
     def run_configs(self) -> list[TrainConfig]:
         """Every run of the sweep, each with its own run directory under ``out``."""
@@ -178,17 +206,9 @@ class SweepConfig:
         return runs
 
     def evaluate_config(self, run: Path) -> EvaluateConfig:
-        """How the sweep evaluates the run in folder ``run``."""
+        """How the sweep evaluates the run in folder ``run``: its evaluation settings, on its device."""
         return EvaluateConfig(
-            run=run,
-            episodes=self.episodes,
-            distractors=self.distractors,
-            methods=self.saliency,
-            faithfulness=self.faithfulness,
-            max_steps_scored=self.max_steps_scored,
-            q_policy=self.q_policy,
-            q_epsilon=self.q_epsilon,
-            device=self.device,
+            run=run, agent=AgentSettings(device=self.execution.device), evaluation=self.evaluation
         )
 
     def jobs(self) -> list[Job]:
@@ -230,13 +250,8 @@ def check_sweep(cfg: SweepConfig) -> list[TrainConfig]:
     :return: the sweep's runs (:meth:`SweepConfig.run_configs`).
     :raises InputError: saying what to change.
     """
-    if cfg.workers < 1 or cfg.episodes < 1 or cfg.threads < 1:
-        raise InputError("--workers, --episodes and --threads must be >= 1")
-    if not cfg.progress_every >= 0:
-        raise InputError(f"--progress-every must be >= 0 seconds (0: never), got {cfg.progress_every}")
-    if cfg.max_runs is not None and cfg.max_runs < 1:
-        raise InputError(f"--max-runs must be >= 1 (leave it out to run them all), got {cfg.max_runs}")
-    cfg.evaluate_config(cfg.out).check()  # evaluation settings fail here, not after training
+    cfg.execution.check()
+    cfg.evaluation.check()  # evaluation settings fail here, not after training
     check_output(cfg.out, "--out", folder=True)
     empty = [option for option, given in (("--methods", cfg.methods), ("--seeds", cfg.seeds)) if not given]
     if not cfg.cells and not cfg.envs:
@@ -249,11 +264,12 @@ def check_sweep(cfg: SweepConfig) -> list[TrainConfig]:
     for run in runs:
         run.resolved()  # bad settings fail here, before any worker starts
     check_table_options(cfg, runs)
-    if cfg.distractors and not cfg.aggregate_only:  # an env without that variant: now, not after training
+    distractors = cfg.evaluation.distractors
+    if distractors and not cfg.aggregate_only:  # an env without that variant: now, not after training
         from camal_rl.envs import make_masked_env
 
         for cell in cfg.base_configs():
-            make_masked_env(cell.env, **{**cell.env_make_kwargs, "distractors": cfg.distractors}).close()
+            make_masked_env(cell.env, **{**cell.env_make_kwargs, "distractors": distractors}).close()
     return runs
 
 

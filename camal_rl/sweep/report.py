@@ -112,7 +112,7 @@ def aggregate_sweep(
             correction=cfg.correction,
         )
         written["csv"] = write_csv(rows, cfg.out / "comparison.csv")
-    flat = flat_notes(evaluated, cfg.saliency)
+    flat = flat_notes(evaluated, cfg.evaluation.saliency)
     if flat:
         print(flat)
         note = f"{note}\n\n{flat}" if note else flat
@@ -121,7 +121,7 @@ def aggregate_sweep(
         written["markdown"] = write_markdown(rows, cfg.out / "comparison.md", title=title, note=note)
     bars = None  # the plots' defaults, and the EPG of every saliency method the sweep scores
     if evaluated:
-        bar_metrics = (*DEFAULT_BAR_METRICS, *(f"{method}/epg" for method in cfg.saliency))
+        bar_metrics = (*DEFAULT_BAR_METRICS, *(f"{method}/epg" for method in cfg.evaluation.saliency))
         bars = [m for m in dict.fromkeys(bar_metrics) if m in available]
     plots = write_plots(results, cfg.out / "plots", metrics=bars) if results else []
     written.update({p.stem: p for p in plots})

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from camal_rl.evaluation import EvaluateConfig, evaluate
+from camal_rl.settings import AgentSettings, EvaluationSettings
 from camal_rl.statistics import load_results, variant_order
 from camal_rl.tables import markdown_table
 
@@ -60,12 +61,10 @@ def evaluate_unseen(run: Path, env: str, episodes: int) -> None:
         evaluate(
             EvaluateConfig(
                 run=run,
-                env=env_id,
-                episodes=episodes,
-                distractors=distractors,
-                methods=(),
-                faithfulness=False,
-                device="cpu",
+                agent=AgentSettings(env=env_id, device="cpu"),
+                evaluation=EvaluationSettings(
+                    episodes=episodes, distractors=distractors, saliency=(), faithfulness=False
+                ),
                 out=out,
             )
         )

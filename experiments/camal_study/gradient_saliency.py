@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from camal_rl.evaluation import EvaluateConfig, evaluate
+from camal_rl.settings import AgentSettings, EvaluationSettings
 from camal_rl.statistics import RunResult, comparison_table, load_results, metric_value
 
 if not __package__:  # run as a script: the repository root is not on sys.path
@@ -60,15 +61,16 @@ def evaluate_again(
         train = result.metrics["variants"]["train"]
         cfg = EvaluateConfig(
             run=result.path,
-            episodes=int(train["episodes"]),
-            seed=int(train["seed"]),
-            methods=tuple(methods),
-            faithfulness=False,
-            max_steps_scored=int(
-                result.metrics.get("settings", {}).get("max_steps_scored", MAX_STEPS_SCORED)
+            agent=AgentSettings(seed=int(train["seed"]), device=device),
+            evaluation=EvaluationSettings(
+                episodes=int(train["episodes"]),
+                saliency=tuple(methods),
+                layer=layer,
+                faithfulness=False,
+                max_steps_scored=int(
+                    result.metrics.get("settings", {}).get("max_steps_scored", MAX_STEPS_SCORED)
+                ),
             ),
-            layer=layer,
-            device=device,
             out=out,
         )
         report = evaluate(cfg)
