@@ -3,7 +3,7 @@ machine that ran the ViZDoom cell; see vizdoom_gpu.sh): several agents side by s
 held-out episodes, each frame with its Grad-CAM, the mask outline and the step's action.
 
     python experiments/camal_study/saliency_still.py OUT.png RUN [RUN ...] [--episodes 1]
-        [--max-steps N] [--device cuda]
+        [--max-steps N] [--saliency gradcam] [--device cuda]
 
 Writes OUT.png (the still ``record --frame-png`` picks) and OUT.gif (every frame).
 """
@@ -29,12 +29,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", type=Path, nargs="+", help="run directories, tiled left to right")
     parser.add_argument("--episodes", type=int, default=1)
     parser.add_argument("--max-steps", type=int, default=None, help="cut each episode after this many steps")
-    parser.add_argument("--method", default="gradcam")
+    parser.add_argument("--saliency", default="gradcam", help="saliency method of the heatmap, as record's")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     agents = [load_agent(run, device=args.device) for run in args.runs]
     recordings = [
-        record_agent(agent, args.method, episodes=args.episodes, max_steps=args.max_steps) for agent in agents
+        record_agent(agent, args.saliency, episodes=args.episodes, max_steps=args.max_steps)
+        for agent in agents
     ]
     frames = np.stack(list(render_frames(recordings)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
