@@ -368,6 +368,16 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
         raise
     report["evaluation_seconds"] = round(time.monotonic() - started, 1)  # what a sweep's estimate goes by
     print(format_metrics_table(report))  # first: a failed write below loses no numbers
+    write_report(out, report)
+    print(f"wrote {out} (evaluated in {report['evaluation_seconds']:.0f} s)")
+    return report
+
+
+def write_report(out: Path, report: Mapping[str, Any]) -> None:
+    """Write ``metrics.json`` (or ``--out``), its folder created.
+
+    :raises InputError: it cannot be written (the table printed before is the evaluation).
+    """
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         write_json(out, report)
@@ -376,8 +386,6 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, Any]:
             f"cannot write {out} ({error.strerror or error}); the table above is the evaluation, "
             "rerun it with --out a place you can write to keep it"
         ) from error
-    print(f"wrote {out} (evaluated in {report['evaluation_seconds']:.0f} s)")
-    return report
 
 
 def action_distribution(scorer: ActionScorer, q_policy: str, epsilon: float) -> tuple[ActionScorer, str]:
