@@ -2,7 +2,7 @@
 run, then the mean over seeds of each variant.
 
 Columns: the first periodic evaluation (greedy, ``eval_episodes`` episodes) whose mean return
-reaches ``--solved`` (the learning-speed endpoint; ``-`` when none did); the final held-out return;
+reaches ``--solved`` (the learning-speed endpoint; ``never`` when none did); the final held-out return;
 Grad-CAM and perturbation-saliency EPG; Grad-CAM deletion AUC (lower is better) and occlusion KL
 log10 ratio; the saliency-free behaviour log10 ratio (``camal-rl evaluate``'s metrics.json).
 
@@ -12,14 +12,17 @@ log10 ratio; the saliency-free behaviour log10 ratio (``camal-rl evaluate``'s me
 from __future__ import annotations
 
 import argparse
-import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+if not __package__:  # run as a script: the repository root is not on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from camal_rl.statistics import RunResult, load_results, metric_value, variant_order
 from camal_rl.tables import markdown_table
+from experiments.camal_loss.endpoints import first_solved, fmt, steps
 
 METRICS = (
     "return",
@@ -31,22 +34,6 @@ METRICS = (
 )
 
 
-def first_solved(run: RunResult, threshold: float) -> float:
-    """The step of the first periodic evaluation with a mean return >= ``threshold`` (nan: none)."""
-    for row in run.evaluations:
-        if row.get("return_mean", -math.inf) >= threshold:
-            return float(row["step"])
-    return math.nan
-
-
-def fmt(value: float, digits: int = 3) -> str:
-    return "-" if math.isnan(value) else f"{value:.{digits}f}"
-
-
-def steps(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value / 1000:.0f}k"
-
-
 def tables(results: Sequence[RunResult], threshold: float) -> tuple[list[str], list[str]]:
     """The per-run table (every run, in progress too) and the per-variant means (runs trained to
     their budget and evaluated)."""
@@ -56,7 +43,7 @@ def tables(results: Sequence[RunResult], threshold: float) -> tuple[list[str], l
     by_variant: dict[str, list[list[float]]] = {}
     for run in results:
         values = [metric_value(run.metrics, m) for m in METRICS]
-        solved = first_solved(run, threshold)
+        solved = first_solved(run.evaluations, threshold)
         rows.append([run.label, str(run.seed), f"{run.num_timesteps}", steps(solved), *map(fmt, values)])
         if run.complete and run.metrics is not None:  # the means: trained to budget and evaluated
             by_variant.setdefault(run.label, []).append([solved, *values])
@@ -65,8 +52,8 @@ def tables(results: Sequence[RunResult], threshold: float) -> tuple[list[str], l
     for label, table in by_variant.items():
         data = np.array(table, dtype=np.float64)
         firsts = data[:, 0]
-        never = int(np.isnan(firsts).sum())
-        median = steps(float(np.median(firsts[~np.isnan(firsts)]))) if never < len(firsts) else "-"
+        never = int(np.isinf(firsts).sum())
+        median = steps(float(np.median(firsts[~np.isinf(firsts)]))) if never < len(firsts) else "-"
         means = [fmt(float(np.nanmean(col))) if not np.isnan(col).all() else "-" for col in data[:, 1:].T]
         mean_rows.append([label, str(len(data)), f"{median}; {never} never", *means])
     return markdown_table(header, rows), markdown_table(mean_header, mean_rows)
