@@ -89,13 +89,28 @@ def attention_loss(saliency: Tensor, mask: Tensor, kind: str = "camal", eps: flo
     :param eps: added to every denominator.
     :return: scalar, float32 (float64 for float64 ``saliency``).
     """
+    _check_inputs(saliency, mask, kind)
+    dtype = torch.promote_types(saliency.dtype, torch.float32)
+    if kind == "none":
+        return saliency.to(dtype).sum() * 0.0
+    size = (saliency.shape[-2], saliency.shape[-1])
+    m = downsample_mask(mask.to(saliency.device), size).to(dtype)
+    # every mask pixel falls in some pooling cell: m has a positive cell iff the mask is non-empty
+    valid = (m.flatten(1).amax(dim=1) > 0).to(dtype)
+    per_sample = _per_sample_loss(saliency.to(dtype), m, kind, eps)
+    # Weighted mean instead of boolean indexing: no host sync, and an all-empty batch gives an
+    # exact 0 that is still connected to the graph.
+    return (per_sample * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+def _check_inputs(saliency: Tensor, mask: Tensor, kind: str) -> None:
+    """Raise :class:`InputError` for a kind or shapes :func:`attention_loss` cannot take."""
     if kind not in LOSS_KINDS:
         raise InputError(f"unknown attention loss kind {kind!r}; choose one of: {', '.join(LOSS_KINDS)}")
     if not saliency.is_floating_point():
         raise InputError(f"saliency must be a floating-point tensor, got dtype {saliency.dtype}")
-    dtype = torch.promote_types(saliency.dtype, torch.float32)
     if kind == "none":
-        return saliency.to(dtype).sum() * 0.0
+        return
     if mask.ndim != 3 or mask.shape[0] != saliency.shape[0]:
         raise InputError(
             f"mask must be (B, H, W) with B={saliency.shape[0]} like the saliency batch, got shape "
@@ -112,26 +127,20 @@ def attention_loss(saliency: Tensor, mask: Tensor, kind: str = "camal", eps: flo
             f"for kind={kind!r}, saliency must be a CAM of shape (B, h, w), got {tuple(saliency.shape)}; "
             "use camal_rl.saliency.grad_cam"
         )
-    size = (saliency.shape[-2], saliency.shape[-1])
-    m = downsample_mask(mask.to(saliency.device), size).to(dtype)
-    # every mask pixel falls in some pooling cell: m has a positive cell iff the mask is non-empty
-    valid = (m.flatten(1).amax(dim=1) > 0).to(dtype)
-    s = saliency.to(dtype)
 
+
+def _per_sample_loss(s: Tensor, m: Tensor, kind: str, eps: float) -> Tensor:
+    """(B,) the loss of each sample: saliency ``s`` and the downsampled mask ``m`` (B, h, w)."""
     if kind == "camal-v1":
         c = s / (s.amax(dim=(1, 2), keepdim=True) + eps)
         outside = 1.0 - m
         cover = (m * (1.0 - c)).sum(dim=(1, 2)) / (m.sum(dim=(1, 2)) + eps)
         suppress = (outside * c).sum(dim=(1, 2)) / (outside.sum(dim=(1, 2)) + eps)
-        per_sample = cover + suppress
-    elif kind in ("camal", "energy"):
-        per_sample = 1.0 - (s * m).sum(dim=(1, 2)) / (s.sum(dim=(1, 2)) + eps)
-    else:  # rrr
-        outside = 1.0 - (m if s.ndim == 3 else m[:, None])
-        per_sample = (outside * s).pow(2).flatten(1).sum(dim=1)
-    # Weighted mean instead of boolean indexing: no host sync, and an all-empty batch gives an
-    # exact 0 that is still connected to the graph.
-    return (per_sample * valid).sum() / valid.sum().clamp_min(1.0)
+        return cover + suppress
+    if kind in ("camal", "energy"):
+        return 1.0 - (s * m).sum(dim=(1, 2)) / (s.sum(dim=(1, 2)) + eps)
+    outside = 1.0 - (m if s.ndim == 3 else m[:, None])  # rrr
+    return (outside * s).pow(2).flatten(1).sum(dim=1)
 
 
 def downsample_mask(mask: Tensor, size: tuple[int, int]) -> Tensor:

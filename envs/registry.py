@@ -97,13 +97,7 @@ def make_masked_env(
             refuse_options({**minigrid_only, "classes": classes is not None}, base, hint)
             check_masked_env(env, env_id)
             return env
-        try:
-            require_minigrid(env, f"make_masked_env({env_id!r})")
-        except WrongEnvTypeError as error:
-            raise WrongEnvTypeError(
-                f"{error} An env of your own needs observations {{'image', 'mask'}} and mask_classes "
-                "(docs/environments.md, Your own environment)."
-            ) from None
+        require_minigrid_env(env, env_id)
         mask_classes = resolve_classes(base, classes, include_agent)
         if distractors:
             env = DistractorWrapper(env, distractors, distractor_types(mask_classes))
@@ -111,6 +105,18 @@ def make_masked_env(
     except Exception:
         env.close()
         raise
+
+
+def require_minigrid_env(env: gym.Env, env_id: str) -> None:
+    """Raise :class:`WrongEnvTypeError`, saying what an env of the user's needs, unless ``env`` is
+    a MiniGrid env (:func:`make_masked_env`)."""
+    try:
+        require_minigrid(env, f"make_masked_env({env_id!r})")
+    except WrongEnvTypeError as error:
+        raise WrongEnvTypeError(
+            f"{error} An env of your own needs observations {{'image', 'mask'}} and mask_classes "
+            "(docs/environments.md, Your own environment)."
+        ) from None
 
 
 def check_class_names(classes: object) -> None:
