@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,12 +201,11 @@ def write_video(
     :return: the files written, MP4 first.
     """
     import imageio.v3 as iio
-    import imageio_ffmpeg
 
     out.parent.mkdir(parents=True, exist_ok=True)
     gif_frames: list[np.ndarray] = []
     written = [out]
-    writer = None
+    writer: Generator[None, np.ndarray, None] | None = None
     size: tuple[int, ...] | None = None
     still_frame: np.ndarray | None = None
     n = 0
@@ -216,21 +215,7 @@ def write_video(
             for n, frame in enumerate(frames, start=1):
                 if size is None:
                     size = frame.shape
-                    if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] % 2 or frame.shape[1] % 2:
-                        raise InputError(
-                            f"video frames must be (H, W, 3) with even H and W, got {frame.shape}"
-                        )
-                    writer = imageio_ffmpeg.write_frames(
-                        str(partial),
-                        (frame.shape[1], frame.shape[0]),
-                        fps=fps,
-                        codec="libx264",
-                        pix_fmt_out="yuv420p",
-                        quality=8,
-                        macro_block_size=2,
-                        ffmpeg_log_level="error",
-                    )
-                    writer.send(None)
+                    writer = _mp4_writer(partial, frame, fps)
                 if frame.shape != size:
                     raise InputError(
                         f"all video frames must have one size: frame {n - 1} is {frame.shape}, "
@@ -258,6 +243,29 @@ def write_video(
             iio.imwrite(files.enter_context(written_then_moved(path, _partial_path(path))), image, **options)
             written.append(path)
     return written
+
+
+def _mp4_writer(path: Path, first: np.ndarray, fps: int) -> Generator[None, np.ndarray, None]:
+    """imageio-ffmpeg's started H.264 writer of ``path`` for frames the size of ``first``.
+
+    :raises InputError: ``first`` is not (H, W, 3) with even H and W (yuv420p halves both).
+    """
+    import imageio_ffmpeg
+
+    if first.ndim != 3 or first.shape[2] != 3 or first.shape[0] % 2 or first.shape[1] % 2:
+        raise InputError(f"video frames must be (H, W, 3) with even H and W, got {first.shape}")
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (first.shape[1], first.shape[0]),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        quality=8,
+        macro_block_size=2,
+        ffmpeg_log_level="error",
+    )
+    writer.send(None)
+    return writer
 
 
 # ---------------------------------------------------------------------------------------------
