@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -269,20 +270,30 @@ def test_grad_cam_method_upsamples_bilinearly_hand_values() -> None:
     torch.testing.assert_close(cam[1], torch.zeros(4, 4))
 
 
-def test_grad_cam_plus_plus_hand_values() -> None:
-    class TwoChannel(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.scale = nn.Parameter(torch.ones(()))
+class ImageAsMaps(nn.Module):
+    """The image itself is the (B, K, h, w) attention map; the action scores are
+    ``[score(maps), -score(maps)]``."""
 
-        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-            maps = self.scale * x  # the image itself is the (B, 2, 1, 2) attention map
-            score = 0.5 * maps[:, 0].pow(2).sum(dim=(1, 2)) + maps[:, 1].sum(dim=(1, 2))
-            return torch.stack([score, -score], dim=1), maps
+    def __init__(self, score: Callable[[Tensor], Tensor]) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+        self.score = score
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        maps = self.scale * x
+        score = self.score(maps)
+        return torch.stack([score, -score], dim=1), maps
+
+
+def test_grad_cam_plus_plus_hand_values() -> None:
+    def score(maps: Tensor) -> Tensor:
+        return 0.5 * maps[:, 0].pow(2).sum(dim=(1, 2)) + maps[:, 1].sum(dim=(1, 2))
 
     # A = [1, 3], B = [2, 0]; S = sum(A^2) / 2 + sum(B), so g_A = A = [1, 3], g_B = [1, 1]
     images = torch.tensor([[[[1.0, 3.0]], [[2.0, 0.0]]]])
-    cam = GradCAMPlusPlus()(ModuleScorer(TwoChannel(), preprocess=lambda x: x), images, torch.tensor([0]))
+    cam = GradCAMPlusPlus()(
+        ModuleScorer(ImageAsMaps(score), preprocess=lambda x: x), images, torch.tensor([0])
+    )
     # A: a = g^2 / (2 g^2 + sum(A) g^3) = [1 / (2 + 4), 9 / (18 + 4 * 27)] = [1/6, 1/14];
     #    w_A = 1/6 * 1 + 1/14 * 3 = 8/21
     # B: a = 1 / (2 + 2 * 1) = 1/4 at both pixels; w_B = 1/4 + 1/4 = 1/2
@@ -299,17 +310,10 @@ def test_cam_methods_differ_only_in_their_weights() -> None:
         def get_cam_weights(self, maps: Tensor, grads: Tensor) -> Tensor:
             return torch.ones(maps.shape[:2], dtype=maps.dtype, device=maps.device)
 
-    class TwoChannel(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.scale = nn.Parameter(torch.ones(()))
+    def score(maps: Tensor) -> Tensor:
+        return maps[:, 0].sum(dim=(1, 2)) - 3.0 * maps[:, 1].sum(dim=(1, 2))
 
-        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-            maps = self.scale * x  # the image itself is the (B, 2, 1, 2) attention map
-            score = maps[:, 0].sum(dim=(1, 2)) - 3.0 * maps[:, 1].sum(dim=(1, 2))
-            return torch.stack([score, -score], dim=1), maps
-
-    scorer = ModuleScorer(TwoChannel(), preprocess=lambda x: x)
+    scorer = ModuleScorer(ImageAsMaps(score), preprocess=lambda x: x)
     images = torch.tensor([[[[1.0, 3.0]], [[2.0, 0.0]]]])
     # A = [1, 3], B = [2, 0]: uniform weights give [3, 3]; Grad-CAM's (1, -3) give relu([-5, 3])
     torch.testing.assert_close(Uniform()(scorer, images, torch.tensor([0])), torch.tensor([[[3.0, 3.0]]]))
