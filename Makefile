@@ -1,6 +1,8 @@
 # camal-rl: two commands set everything up on a fresh machine.
 #   make demo   installs what the demo needs, then runs the main job on a small default
-#   make test   installs what is missing (extras dev, vizdoom, ray), then runs ruff, mypy and pytest
+#   make test   installs what is missing (extras dev, vizdoom, ray), then runs ruff, mypy and the
+#               fast tests (pytest without those marked slow)
+#   make test-all   the same with every test, the slow ones too (what .ci/run runs)
 # On a machine without a GPU, add TORCH_INDEX=cpu (e.g. `make demo TORCH_INDEX=cpu`): torch then
 # comes from PyTorch's CPU-only index, a few hundred MB instead of several GB of CUDA wheels.
 SHELL := /bin/bash
@@ -33,7 +35,7 @@ define install_venv
 	touch $@
 endef
 
-.PHONY: install install-demo demo test lint typecheck pytest bench clean
+.PHONY: install install-demo demo test test-all lint typecheck pytest pytest-all bench clean
 
 install: $(STAMP)
 
@@ -64,10 +66,16 @@ typecheck: install
 	cd $(TYPECHECK_DIR) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p camal_rl -p experiments \
 		| sed -e 's#^camal_rl/envs/#envs/#' -e 's#^camal_rl/agents/#agents/#'
 
+# pyproject.toml's addopts leave out the tests marked slow; -m "" takes them back in.
 pytest: install
 	$(BIN)/pytest -q
 
+pytest-all: install
+	$(BIN)/pytest -q -m ""
+
 test: lint typecheck pytest
+
+test-all: lint typecheck pytest-all
 
 bench: install
 	$(BIN)/python experiments/bench_envs.py

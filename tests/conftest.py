@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests are fast by default; long runs carry the ``slow`` marker."""
+"""Shared fixtures. Tests are fast by default; long runs carry the ``slow`` marker, which
+``make test-all`` (``pytest -m ""``) runs too."""
 
 from __future__ import annotations
 

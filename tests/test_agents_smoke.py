@@ -27,7 +27,9 @@ ALGOS: dict[str, tuple[type[CamalPPO] | type[CamalDQN], dict[str, Any]]] = {
 
 @pytest.mark.parametrize("loss", ["camal", "energy", "rrr", "none"])
 @pytest.mark.parametrize("algo", list(ALGOS))
-@pytest.mark.parametrize("env_id", list(ENVS))
+@pytest.mark.parametrize(  # ViZDoom trains slowly: `make test-all` runs it
+    "env_id", [pytest.param(env, marks=[pytest.mark.slow] if "Vizdoom" in env else []) for env in ENVS]
+)
 def test_smoke(env_id: str, algo: str, loss: str, tmp_path: Path) -> None:
     if env_id.startswith("Vizdoom"):
         pytest.importorskip("vizdoom", reason="install the vizdoom extra: pip install 'camal-rl[vizdoom]'")

@@ -174,6 +174,7 @@ def test_sigterm_raises_terminated_once_and_the_handler_is_restored() -> None:
     assert issubclass(Terminated, KeyboardInterrupt)  # every Ctrl-C path handles it
 
 
+@pytest.mark.slow  # signals: `make test-all` runs it
 def test_sigterm_saves_the_run_like_ctrl_c(tmp_path: Path) -> None:
     """`kill PID`, a scheduler's pre-emption or `docker stop`: the run saves and can resume."""
     import json

@@ -141,6 +141,7 @@ def test_finished_runs_are_skipped_and_unfinished_ones_resumed(
     assert "resuming" in (unfinished.path.parent / "seed0.log").read_text()
 
 
+@pytest.mark.slow  # a long sweep: `make test-all` runs it
 def test_max_runs_takes_the_next_runs_in_order_and_leaves_the_rest(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -276,6 +277,7 @@ def test_progress_line_names_the_runs_at_work_and_their_time_left(
     assert " in progress: MiniGrid-DoorKey-5x5-v0/ppo-" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a long sweep: `make test-all` runs it
 def test_a_raised_budget_trains_finished_runs_on_and_evaluates_them_again(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -295,6 +297,7 @@ def test_a_raised_budget_trains_finished_runs_on_and_evaluates_them_again(
     assert run.read_status()["num_timesteps"] == 256
 
 
+@pytest.mark.slow  # a long sweep: `make test-all` runs it
 def test_runs_are_evaluated_again_when_the_evaluation_settings_change(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -477,6 +480,7 @@ def test_a_flat_note_says_how_many_runs_it_rests_on(sweep_copy: Path) -> None:
     assert flat_notes([with_share(0, 0.05), with_share(1, None)], ["gradcam"]) == ""
 
 
+@pytest.mark.slow  # a long sweep: `make test-all` runs it
 def test_runs_whose_models_are_gone_keep_their_results(
     sweep_copy: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -584,6 +588,7 @@ def test_a_failed_run_is_reported_after_the_others_are_aggregated(
     assert "- not started: MiniGrid-DoorKey-5x5-v0/ppo-camal-c0.5/seed1\n" in printed
 
 
+@pytest.mark.slow  # Ray: `make test-all` runs it
 def test_ray_backend_writes_the_same_files(
     pool_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -775,6 +780,7 @@ def run_states(out: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow  # signals: `make test-all` runs it
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("backend", ["process", "ray"])
 def test_stopping_a_sweep_saves_and_starts_nothing_more(tmp_path: Path, backend: str, stop: str) -> None:
@@ -792,6 +798,7 @@ def test_stopping_a_sweep_saves_and_starts_nothing_more(tmp_path: Path, backend:
         assert (path.parent / "model.zip").exists()
 
 
+@pytest.mark.slow  # signals: `make test-all` runs it
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
 def test_stopping_a_sweep_with_an_idle_worker_is_quiet(tmp_path: Path, stop: str) -> None:
     """A worker whose run is done waits in the pool's queue: the signal must not kill it there (it

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import pytest
 
 from camal_rl.demo import DemoConfig, demo
 
 
+@pytest.mark.slow  # the demo: `make test-all` runs it
 def test_demo_writes_the_comparison_and_the_video(tmp_path: Path) -> None:
     written = demo(DemoConfig(out=tmp_path / "demo", steps=128, episodes=1, workers=2))
     table = written["markdown"].read_text()

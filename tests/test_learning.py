@@ -1,4 +1,4 @@
-"""Learning sanity (slow, not in CI's default run: `pytest -m slow`): CamalPPO with the default
+"""Learning sanity (slow: `make test-all` and CI run it, `pytest -m slow` alone): CamalPPO with the default
 settings on DoorKey-5x5 (partial view) reaches mean return >= 0.9 within 300k steps on seed 0,
 and its Grad-CAM EPG at that budget is higher than stock PPO's. The committed run of the same
 check is experiments/camal_study/runs/sanity (preset study-sanity)."""

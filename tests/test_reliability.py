@@ -364,6 +364,7 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+@pytest.mark.slow  # a process pool: `make test-all` runs it
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_pool_worker_dies_with_its_sweep(tmp_path: Path) -> None:
     """SIGKILL of the sweep's process: its idle worker (which ignores SIGTERM and SIGINT, so that
