@@ -2,7 +2,8 @@
 #   make demo   installs what the demo needs, then runs the main job on a small default
 #   make test   installs what is missing (extras dev, vizdoom, ray), then runs ruff, mypy and the
 #               fast tests (pytest without those marked slow)
-#   make test-all   the same with every test, the slow ones too (what .ci/run runs)
+#   make test-all   the same with the slow tests too (.ci/run runs `make test`, then the slow ones)
+#   make test-learning   the hour-long learning check alone
 # On a machine without a GPU, add TORCH_INDEX=cpu (e.g. `make demo TORCH_INDEX=cpu`): torch then
 # comes from PyTorch's CPU-only index, a few hundred MB instead of several GB of CUDA wheels.
 SHELL := /bin/bash
@@ -35,7 +36,7 @@ define install_venv
 	touch $@
 endef
 
-.PHONY: install install-demo demo test test-all lint typecheck pytest pytest-all bench clean
+.PHONY: install install-demo demo test test-all test-learning lint typecheck pytest pytest-all pytest-slow bench clean
 
 install: $(STAMP)
 
@@ -71,7 +72,13 @@ pytest: install
 	$(BIN)/pytest -q
 
 pytest-all: install
-	$(BIN)/pytest -q -m ""
+	$(BIN)/pytest -q -m "not learning"
+
+pytest-slow: install
+	$(BIN)/pytest -q -m slow
+
+test-learning: install
+	$(BIN)/pytest -q -m learning
 
 test: lint typecheck pytest
 

@@ -1,5 +1,6 @@
 """Shared fixtures. Tests are fast by default; long runs carry the ``slow`` marker, which
-``make test-all`` (``pytest -m ""``) runs too."""
+``make test-all`` (``pytest -m "not learning"``) and CI run too. The hour-long learning check
+carries ``learning`` and runs only on request (``make test-learning``)."""
 
 from __future__ import annotations
 

@@ -10,13 +10,13 @@ import pytest
 
 from experiments.camal_loss.endpoints import (
     ENDPOINTS,
+    endpoint_rows,
     first_solved,
     learning_rows,
     median_steps,
     solved_threshold,
     steps,
     succeeds,
-    endpoint_rows,
 )
 
 

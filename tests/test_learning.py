@@ -1,4 +1,5 @@
-"""Learning sanity (slow: `make test-all` and CI run it, `pytest -m slow` alone): CamalPPO with the default
+"""Learning sanity (marker ``learning``, about an hour on 2 CPU cores: only `make test-learning`,
+or `pytest -m learning`, runs it; neither `make test`, `make test-all` nor CI does): CamalPPO with the default
 settings on DoorKey-5x5 (partial view) reaches mean return >= 0.9 within 300k steps on seed 0,
 and its Grad-CAM EPG at that budget is higher than stock PPO's. The committed run of the same
 check is experiments/camal_study/runs/sanity (preset study-sanity)."""
@@ -15,7 +16,7 @@ from camal_rl.train import train
 from tests.conftest import DEVICE
 
 
-@pytest.mark.slow
+@pytest.mark.learning
 def test_camal_ppo_learns_doorkey_and_attends(tmp_path: Path) -> None:
     rows = {}
     for method in ("camal", "none"):
