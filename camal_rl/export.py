@@ -1,6 +1,6 @@
 """``camal-rl export-weights``: write each run's trained policy as weights alone
 (:mod:`camal_rl.weights`), small enough to commit, which ``evaluate`` and ``record`` load when the
-run's model zip is gone."""
+run's model zip is gone; or re-encode a run's weights file (one of version 1 into int10)."""
 
 from __future__ import annotations
 
@@ -12,21 +12,27 @@ import tyro
 
 from camal_rl.errors import InputError
 from camal_rl.rundir import RunDir
-from camal_rl.weights import DTYPES, WEIGHTS_FILE, Dtype, ExportedWeights, write_weights
+from camal_rl.weights import DTYPES, WEIGHTS_FILE, Dtype, ExportedWeights, read_weights, write_weights
 
 
 @dataclass(frozen=True)
 class ExportWeightsConfig:
-    """Write each run's trained policy as weights alone (RUN/policy.weights.pt: float16 when it then
-    predicts as before, else float32; under 1 MB for a MiniGrid agent), which `camal-rl evaluate` and
-    `record` load when the run's model zip is gone."""
+    """Write each run's trained policy as weights alone (RUN/policy.weights.pt: its largest matrices
+    in 10 bits an entry when it then predicts as before, else float16 or float32; 0.71 MB for a
+    MiniGrid agent in int10), which `camal-rl evaluate` and `record` load when the run's model zip is
+    gone."""
 
     runs: Annotated[tuple[Path, ...], tyro.conf.Positional, tyro.conf.arg(metavar="RUN [RUN ...]")]
     """Run directories, or folders holding them (a sweep's): each run's newest model zip is exported."""
     dtype: Dtype = "auto"
-    """auto: float16 when the greedy actions on 256 observations are the same and the logits or
-    Q-values within 1e-3 of the largest, else float32; float16: float16, its check reported all the
-    same; float32: float32 (exact)."""
+    """auto: the first of int10 (matrices of 65,536 entries or more in 10-bit integers with a scale for
+    each 64 entries of a row, the rest float16) and float16 with which, on 256 observations, the
+    greedy actions are the same, the logits or Q-values within 1e-3 of the largest and the Grad-CAM
+    maps within 1e-2 of their mean on average and 5e-2 of their largest anywhere, else float32; int10
+    or float16: that, its check reported all the same; float32: float32 (exact)."""
+    from_weights: bool = False
+    """Re-encode each run's policy.weights.pt (one of version 1 too), checked against that file's own
+    weights, instead of exporting its model zip: to shrink the weights of a run whose zip is gone."""
     device: str = "cpu"
     """Torch device the models are loaded on for the check."""
 
@@ -53,9 +59,40 @@ def export_weights(run_path: Path, *, dtype: Dtype = "auto", device: str = "cpu"
         )
 
 
+def reencode_weights(run_path: Path, *, dtype: Dtype = "auto", device: str = "cpu") -> ExportedWeights:
+    """Write ``RUN/policy.weights.pt`` again from itself (of any version
+    :func:`~camal_rl.weights.read_weights` reads) in ``dtype``, holding the run's lock meanwhile: for
+    a run whose model zip is gone. Its check compares with the weights the file held, so the
+    differences from the zip's policy add up: a float16 file re-encoded in int10 may move a score by
+    1e-3 of the largest twice (:data:`~camal_rl.weights_check.TOLERANCE`).
+
+    :raises InputError: not a run directory, no weights file there, one that does not load, or the
+        run in use (training).
+    """
+    from camal_rl.loading import load_agent
+
+    run = RunDir(run_path)
+    if not run.exists():
+        raise InputError(f"{run_path} is not a run directory (no config.json)")
+    weights = run.path / WEIGHTS_FILE
+    if not weights.exists():
+        raise InputError(
+            f"{run_path} holds no {WEIGHTS_FILE} to re-encode; export it from the run's model zip "
+            "(camal-rl export-weights RUN, without --from-weights)"
+        )
+    with run.locked():
+        saved = read_weights(weights)
+        agent = load_agent(weights, device=device)
+        source = f"{saved.source or 'a model zip'} by way of {saved.dtype} weights"
+        return write_weights(
+            agent.model, weights, lambda: agent.make_env(agent.env_kwargs), dtype=dtype, source=source
+        )
+
+
 def export_weights_command(cfg: ExportWeightsConfig) -> list[ExportedWeights]:
     """``camal-rl export-weights``: export every run at or under ``cfg.runs``, printing each file and
-    its size. A run whose model zip is gone but whose weights file is there is left as it is.
+    its size. A run whose model zip is gone but whose weights file is there is left as it is, unless
+    ``cfg.from_weights`` asks to re-encode each run's weights file (:func:`reencode_weights`).
 
     :raises InputError: no run found, or some runs could not be exported (after the others are).
     """
@@ -72,11 +109,15 @@ def export_weights_command(cfg: ExportWeightsConfig) -> list[ExportedWeights]:
     failed: list[str] = []
     for path in runs:
         run = RunDir(path)
-        if not run.has_model() and (run.path / WEIGHTS_FILE).exists():
-            print(f"kept {run.path / WEIGHTS_FILE}: the run holds no model zip to export it from again")
+        if not cfg.from_weights and not run.has_model() and (run.path / WEIGHTS_FILE).exists():
+            print(
+                f"kept {run.path / WEIGHTS_FILE}: the run holds no model zip to export it from again "
+                "(--from-weights re-encodes it)"
+            )
             continue
+        write = reencode_weights if cfg.from_weights else export_weights
         try:
-            exported = export_weights(path, dtype=cfg.dtype, device=cfg.device)
+            exported = write(path, dtype=cfg.dtype, device=cfg.device)
         except InputError as error:
             failed.append(str(error))
             if len(runs) > 1:

@@ -10,25 +10,49 @@ holds the policy's ``state_dict`` alone, written by ``torch.save`` and read back
   names are recorded as aliases of the first;
 - DQN's target network left out (:data:`OMITTED`): acting and scoring read the online network,
   and the target is rebuilt as a copy of it, as SB3 builds it;
-- float16 when the policy then predicts as before (:func:`prediction_check`: the same greedy action
-  on :data:`CHECK_OBSERVATIONS` observations of its env, every logit or Q-value within
-  :data:`TOLERANCE` of the original's), else float32;
+- in the first encoding (:mod:`camal_rl.weights_encoding`) with which the policy then predicts as
+  before (:mod:`camal_rl.weights_check`, on 256 observations of its env: the same greedy actions,
+  the logits or Q-values within 1e-3 of the largest, the Grad-CAM maps within 1e-2 of their mean on
+  average and 5e-2 of their largest anywhere): ``int10`` (each 2-D matrix of at least 65,536
+  entries in 10-bit integers with a float32 scale for each 64 entries of a row, the other tensors
+  in float16), ``float16``, else ``float32`` (exact). The check loads the weights exactly as they
+  are read back;
 - what the rest of the agent is rebuilt from: the run's ``config.json``, as training builds the
   agent (:func:`camal_rl.train.new_model`), plus the step count and DQN's exploration rate.
 
-bfloat16 is not tried: it keeps 8 significant bits to float16's 11, and the weights fit float16's
-range. A MiniGrid agent's file is about 0.98 MB (PPO; DQN 0.95 MB) in float16: 82% of it is the
-128 x 3136 linear layer after the CNN.
+A MiniGrid agent (488,488 distinct parameters for PPO, 476,007 for DQN) takes 0.985 MB in float16
+(DQN 0.958 MB), 82% of it the 128 x 3136 linear layer after the CNN, and 0.710 MB in int10 (DQN
+0.682 MB). Measured on the three confirmatory DoorKey PPO agents of the camal-loss study (seed 0 of
+ppo-none, ppo-camal and ppo-energy, 300k steps), their committed float16 files re-encoded in
+int10: greedy actions, logits and Grad-CAM maps about as close to the float16 files' as those are
+to the model zips' (:mod:`camal_rl.weights_check`); held-out evaluation (``camal-rl evaluate``, 20
+episodes of the training and the one-distractor variants, Grad-CAM, perturbation and faithfulness,
+as the study ran it) with identical returns, lengths and success, and every other number (497 an
+agent: means, IQMs, CI bounds) within 4.4e-3 of the float16 file's (means 2.9e-3), as the float16
+files' are within 4.1e-3 of the zips' (means 2.7e-3).
+
+Why 10 bits: int8 (0.609 MB) moved the ppo-energy agent's held-out perturbation comprehensiveness by
+1.1e-2 (a mean; its IQM 1.4e-2), and int8 with one scale a row (0.585 MB) the ppo-none agent's
+Grad-CAM metrics by 1.4e-2 (means; a CI bound 4.2e-2). Why a scale for each 64 entries of a row, not
+one a row: the largest of 64 weights is nearer the others than a row's, so they round finer; with
+one scale a row, int10 moved the ppo-none agent's Grad-CAM maps 1.5 times as much on average and
+switched a unit of the linear layer on or off on 13 of 1024 images, with a scale for each 64 on
+none, for 25 kB (6,272 float32 scales). Only matrices of at least 65,536 entries are packed: the
+conv layers compute the attention maps the study scores, which stay as float16 gives them, and the
+MLP's matrices (8,192 entries and fewer) would save 17 kB. Scales are float32: no group is too small
+for their range. bfloat16 is not tried: it keeps 8 significant bits to float16's 11. Lossless
+compression of the float16 file saves 15% (lzma, bytes split by significance).
 
 The weights rebuild an agent that acts, and is evaluated and recorded, as the zip's did (``camal-rl
 evaluate`` and ``record`` fall back to them when the run holds no model zip:
 :func:`camal_rl.loading.load_agent`); it is not a trainable model (no optimizer state, no replay
-buffer), so ``train --resume`` needs the zip.
+buffer), so ``train --resume`` needs the zip. Files of version 1 (float16 or float32, checked on
+the scores alone) are read as they were, and re-encoded by :func:`camal_rl.export.reencode_weights`
+(``camal-rl export-weights RUN --from-weights``) when the zip they came from is gone.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import pickle
@@ -48,64 +72,38 @@ from torch import Tensor
 from camal_rl.atomic import written_then_moved
 from camal_rl.errors import InputError
 from camal_rl.rundir import RunDir
+from camal_rl.weights_check import PredictionCheck, check_images, prediction_check
+from camal_rl.weights_encoding import (
+    ENCODINGS,
+    INT10_MIN_ENTRIES,
+    Encoded,
+    Encoding,
+    decode,
+    encode,
+    int10_names,
+    packing_fits,
+)
 
 WEIGHTS_FILE = "policy.weights.pt"
 """The weights file's name in a run directory."""
 FORMAT = "camal-rl policy weights"
 """The ``format`` entry of every weights file."""
-FORMAT_VERSION = 1
-"""The layout of the file this module writes; it reads no other."""
-CHECK_OBSERVATIONS = 256
-"""Observations the float16 weights are checked on (:func:`prediction_check`)."""
-TOLERANCE = 1e-3
-"""Largest difference of a logit (PPO) or Q-value (DQN) that float16 weights may make, relative to
-the largest score in the check batch (or to 1, if it is smaller). Rounding a weight to float16 moves
-it by at most 2^-11 of itself; on the study's trained DoorKey PPO agents the logits moved by at most
-3e-4 of the largest (2.3e-3 on 7.7), a third of this."""
+FORMAT_VERSION = 2
+"""The layout of the file this module writes: version 1's, and packed matrices with their scales and
+high bits."""
+READ_VERSIONS = (1, FORMAT_VERSION)
+"""The layouts read: version 1 (float16 or float32 tensors alone) and this one."""
+Dtype = Literal["auto", "int10", "float16", "float32"]
+"""How to store the weights: ``auto`` takes the first of :data:`ENCODINGS` whose
+:func:`~camal_rl.weights_check.prediction_check` passes (float32 when none of int10 and float16
+does), another its encoding as asked."""
+DTYPES: tuple[str, ...] = get_args(Dtype)
 OMITTED: Mapping[str, str] = {"q_net_target.": "q_net."}
 """Parameters not stored, by name prefix, and the prefix of those they are rebuilt from: DQN's
 target network, which only training reads, is loaded as a copy of the online network."""
 ATTRIBUTES = ("num_timesteps", "exploration_rate")
 """Model attributes stored beside the weights: the steps trained (result files record them) and DQN's
 final exploration rate (``--stochastic`` acts epsilon-greedy at it)."""
-Dtype = Literal["auto", "float16", "float32"]
-"""How to store the weights: ``auto`` takes float16 when :func:`prediction_check` passes, else
-float32."""
-DTYPES: tuple[str, ...] = get_args(Dtype)
-
-
-@dataclass(frozen=True)
-class PredictionCheck:
-    """How the stored weights predict against the original ones on a batch of observations."""
-
-    observations: int
-    """Observations compared."""
-    greedy_agreement: float
-    """Share of observations whose greedy action is the same."""
-    max_abs_diff: float
-    """Largest difference of a logit (PPO) or Q-value (DQN)."""
-    tolerance: float
-    """The largest difference allowed: :data:`TOLERANCE` times max(1, the largest score)."""
-
-    @property
-    def passed(self) -> bool:
-        return self.greedy_agreement == 1.0 and self.max_abs_diff <= self.tolerance
-
-    def describe(self) -> str:
-        """One phrase: the check's result."""
-        same = "identical" if self.greedy_agreement == 1.0 else f"{self.greedy_agreement:.1%} identical"
-        return (
-            f"greedy actions {same} on {self.observations} observations, largest score difference "
-            f"{self.max_abs_diff:.1e} (tolerance {self.tolerance:.1e})"
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "observations": self.observations,
-            "greedy_agreement": self.greedy_agreement,
-            "max_abs_diff": self.max_abs_diff,
-            "tolerance": self.tolerance,
-        }
 
 
 @dataclass(frozen=True)
@@ -113,12 +111,15 @@ class SavedWeights:
     """A weights file as read back (:func:`read_weights`)."""
 
     path: Path
+    version: int
+    """The file's layout (:data:`READ_VERSIONS`)."""
     algo: str
     """``ppo`` or ``dqn``."""
     dtype: str
-    """``float16`` or ``float32``."""
+    """Its encoding (:data:`ENCODINGS`): ``int10``, ``float16`` or ``float32``."""
     tensors: dict[str, Tensor]
-    """The stored tensors, each once."""
+    """The stored tensors, each once, packed matrices decoded to float32
+    (:func:`camal_rl.weights_encoding.decode`)."""
     aliases: dict[str, str]
     """Other names of stored tensors: name -> the stored name."""
     omitted: dict[str, str]
@@ -126,9 +127,11 @@ class SavedWeights:
     attributes: dict[str, int | float]
     """Model attributes (:data:`ATTRIBUTES`) the file records."""
     source: str
-    """The model zip it was exported from, relative to the run."""
-    check: dict[str, Any]
-    """:meth:`PredictionCheck.to_json` of the check made at export."""
+    """Where the weights came from: the model zip, relative to the run (and the weights file they
+    were re-encoded from, if they were)."""
+    checks: dict[str, dict[str, Any]]
+    """:meth:`PredictionCheck.to_json` of each check made at export, by encoding (none for float32
+    asked for)."""
 
     @property
     def num_timesteps(self) -> int:
@@ -163,18 +166,26 @@ class ExportedWeights:
     size: int
     """Bytes."""
     dtype: str
-    check: PredictionCheck | None
-    """The float16 weights' :func:`prediction_check` (None when float32 was asked for)."""
+    """Its encoding (:data:`ENCODINGS`)."""
+    checks: dict[str, PredictionCheck]
+    """The :func:`~camal_rl.weights_check.prediction_check` of each encoding tried, in the order
+    tried (none for float32 asked for)."""
+
+    @property
+    def check(self) -> PredictionCheck | None:
+        """The check of the encoding written (None for float32)."""
+        return self.checks.get(self.dtype)
 
     def describe(self) -> str:
-        """One line: the file, its size, its dtype and why."""
+        """One line: the file, its size, its encoding and why."""
+        failed = "".join(
+            f"; not {name}: {check.describe()}" for name, check in self.checks.items() if name != self.dtype
+        )
         if self.check is None:
-            why = "float32, as asked"
-        elif self.dtype == "float32":
-            why = f"float32, since in float16 {self.check.describe()}"
+            why = f"float32{failed or ', as asked'}"
         else:
-            failed = "" if self.check.passed else " as asked, though it fails the check"
-            why = f"float16{failed}: {self.check.describe()}"
+            asked = "" if self.check.passed else " as asked, though it fails the check"
+            why = f"{self.dtype}{asked}: {self.check.describe()}{failed}"
         return f"wrote {self.path} ({self.size / 1e6:.3f} MB, {why})"
 
 
@@ -243,72 +254,6 @@ def full_state_dict(
     return state, missing, sorted(name for name, tensor in tensors.items() if id(tensor) not in taken)
 
 
-def cast(tensors: Mapping[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:
-    """Floating-point tensors cast to ``dtype`` (each a copy with its own storage); others as they are."""
-    return {
-        name: tensor.to(dtype).clone() if tensor.is_floating_point() else tensor.clone()
-        for name, tensor in tensors.items()
-    }
-
-
-def check_images(
-    model: BaseAlgorithm, make_env: Callable[[], gym.Env], n: int = CHECK_OBSERVATIONS, per_episode: int = 32
-) -> np.ndarray:
-    """``n`` images (N, H, W, C) of the model's env to check stored weights on: the first
-    ``per_episode`` steps of episodes seeded from the evaluation seed on, acting greedily in every
-    other episode (the states evaluation visits) and at random in the others (states off its path),
-    the random actions drawn from a generator seeded here: the same images on every call."""
-    from camal_rl.evaluation import EVAL_SEED
-
-    rng = np.random.default_rng(EVAL_SEED)
-    images: list[np.ndarray] = []
-    env = make_env()
-    try:
-        episode = 0
-        while len(images) < n:
-            obs, _ = env.reset(seed=EVAL_SEED + episode)
-            for _ in range(min(per_episode, n - len(images))):
-                images.append(obs["image"])
-                if episode % 2 == 0:
-                    action = int(model.predict(obs["image"], deterministic=True)[0])
-                else:
-                    action = int(rng.integers(env.action_space.n))  # type: ignore[attr-defined]
-                obs, _, terminated, truncated, _ = env.step(action)
-                if terminated or truncated:
-                    break
-            episode += 1
-    finally:
-        env.close()
-    return np.stack(images)
-
-
-def prediction_check(policy: BasePolicy, state: Mapping[str, Tensor], images: np.ndarray) -> PredictionCheck:
-    """Compare ``policy`` with a copy of it that holds ``state`` (its ``state_dict``, e.g. in
-    float16) on ``images``: the greedy actions and the logits (PPO) or Q-values (DQN) that the
-    attention metrics read.
-
-    :param policy: the original policy (left as it is).
-    :param state: a full ``state_dict`` for a copy of it.
-    :param images: (N, H, W, C) images of its env (:func:`check_images`).
-    """
-    from camal_rl.adapters import images_to_tensor
-    from camal_rl.agents import PolicyScorer
-
-    trial = copy.deepcopy(policy)
-    trial.load_state_dict(state)
-    batch = images_to_tensor(images)
-    with torch.no_grad():
-        before = PolicyScorer(policy).scores_and_maps(batch)[0].double()
-        after = PolicyScorer(trial).scores_and_maps(batch)[0].double()
-    agreement = (before.argmax(dim=1) == after.argmax(dim=1)).double().mean().item()
-    return PredictionCheck(
-        observations=len(images),
-        greedy_agreement=agreement,
-        max_abs_diff=(after - before).abs().max().item(),
-        tolerance=TOLERANCE * max(1.0, before.abs().max().item()),
-    )
-
-
 def write_weights(
     model: BaseAlgorithm,
     path: Path,
@@ -322,41 +267,62 @@ def write_weights(
     :param model: a CamalPPO or CamalDQN agent.
     :param path: the weights file (a run's :data:`WEIGHTS_FILE`).
     :param make_env: builds one env of the model (for the observations of the check).
-    :param dtype: ``auto`` (float16 when :func:`prediction_check` passes, else float32);
-        ``float16`` (its check made and reported all the same); ``float32`` (exact: no check).
-    :param source: the model zip the model was loaded from, recorded in the file.
-    :raises InputError: not a camal-rl agent, or a dtype not in :data:`DTYPES`.
+    :param dtype: ``auto`` (the first of :data:`ENCODINGS` whose
+        :func:`~camal_rl.weights_check.prediction_check` passes);
+        ``int10`` or ``float16`` (that encoding, its check made and reported all the same);
+        ``float32`` (exact: no check).
+    :param source: where the model came from (its model zip, relative to the run), recorded in the
+        file.
+    :raises InputError: not a camal-rl agent, a dtype not in :data:`DTYPES`, or int10 asked for a
+        policy with no matrix to pack.
     """
     if dtype not in DTYPES:
         raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     algo = algo_name(model)
     tensors, aliases = distinct_tensors(model.policy)
     names = list(model.policy.state_dict())
-    check = None
     omitted = {
         prefix: copied for prefix, copied in OMITTED.items() if any(n.startswith(prefix) for n in names)
     }
-    if dtype != "float32":
-        half, _, _ = full_state_dict(cast(tensors, torch.float16), aliases, omitted, names)
-        check = prediction_check(model.policy, half, check_images(model, make_env))
-    chosen = "float16" if dtype == "float16" or (check is not None and check.passed) else "float32"
-    stored = cast(tensors, getattr(torch, chosen))
+    has_packed = bool(int10_names(tensors))
+    if dtype == "int10" and not has_packed:
+        raise InputError(
+            f"the {algo} agent has no 2-D weight matrix of {INT10_MIN_ENTRIES:,} entries or more to store "
+            "in int10; store it as float16 or float32 (or auto)"
+        )
+    if dtype == "auto":
+        tried: list[Encoding] = ["int10", "float16"] if has_packed else ["float16"]
+    else:
+        tried = [dtype] if dtype != "float32" else []
+    checks: dict[str, PredictionCheck] = {}
+    chosen: Encoding = "float32"
+    images = check_images(model, make_env) if tried else None
+    for encoding in tried:
+        assert images is not None
+        state, _, _ = full_state_dict(decode(encode(tensors, encoding)), aliases, omitted, names)
+        checks[encoding] = prediction_check(model.policy, state, images)
+        if dtype != "auto" or checks[encoding].passed:
+            chosen = encoding
+            break
+    encoded = encode(tensors, chosen)
     attributes = {name: getattr(model, name) for name in ATTRIBUTES if hasattr(model, name)}
     payload = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "algo": algo,
         "dtype": chosen,
-        "tensors": stored,
+        "tensors": encoded.tensors,
+        "scales": encoded.scales,
+        "high_bits": encoded.high_bits,
         "aliases": aliases,
         "omitted": omitted,
         "attributes": {name: _plain_number(value) for name, value in attributes.items()},
         "source": source,
-        "check": check.to_json() if check is not None else {},
+        "checks": {name: check.to_json() for name, check in checks.items()},
     }
     with written_then_moved(path, durable=True) as tmp:
         torch.save(payload, tmp)
-    return ExportedWeights(path, path.stat().st_size, chosen, check)
+    return ExportedWeights(path, path.stat().st_size, chosen, checks)
 
 
 def _plain_number(value: Any) -> int | float:
@@ -367,9 +333,10 @@ def _plain_number(value: Any) -> int | float:
 
 
 def read_weights(path: Path) -> SavedWeights:
-    """Read a weights file with ``torch.load(weights_only=True)`` and check its layout.
+    """Read a weights file (of any of :data:`READ_VERSIONS`) with ``torch.load(weights_only=True)``,
+    check its layout, and decode its packed matrices.
 
-    :raises InputError: not readable, not a camal-rl weights file, or of another version.
+    :raises InputError: not readable, not a camal-rl weights file, of another version, or damaged.
     """
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
@@ -383,40 +350,59 @@ def read_weights(path: Path) -> SavedWeights:
         raise InputError(
             f"{path} is not a camal-rl policy weights file (camal-rl export-weights RUN writes one)"
         )
-    if data.get("version") != FORMAT_VERSION:
+    version = data.get("version")
+    if version not in READ_VERSIONS or isinstance(version, bool):
         raise InputError(
-            f"{path} is a weights file of version {data.get('version')!r}; this camal-rl reads version "
-            f"{FORMAT_VERSION}: export it again from the run's model zip"
+            f"{path} is a weights file of version {version!r}; this camal-rl reads versions "
+            f"{' and '.join(map(str, READ_VERSIONS))}: export it again from the run's model zip, or "
+            "read it with the camal-rl that wrote it"
         )
+    damaged = InputError(
+        f"{path} is a damaged camal-rl weights file; export it again from the run's model zip"
+    )
     tensors = _entries(data.get("tensors"), Tensor)
     aliases = _entries(data.get("aliases"), str)
     omitted = _entries(data.get("omitted"), str)
     attributes = _entries(data.get("attributes"), (int, float))
-    check = data.get("check")
+    if version == 1:  # float16 or float32, and the float16 check alone
+        packed = "scales" not in data and "high_bits" not in data
+        scales: dict[str, Any] | None = {} if packed else None
+        high_bits: dict[str, Any] | None = {} if packed else None
+        encodings: tuple[str, ...] = ("float16", "float32")
+        check = data.get("check")
+        checks = ({"float16": check} if check else {}) if isinstance(check, dict) else None
+    else:
+        scales = _entries(data.get("scales"), Tensor)
+        high_bits = _entries(data.get("high_bits"), Tensor)
+        encodings = ENCODINGS
+        checks = _entries(data.get("checks"), dict)
     if (
         tensors is None
         or aliases is None
         or omitted is None
         or attributes is None
+        or scales is None
+        or high_bits is None
         or not set(attributes) <= set(ATTRIBUTES)
         or not all(math.isfinite(value) for value in attributes.values())
         or data.get("algo") not in ("ppo", "dqn")
-        or data.get("dtype") not in ("float16", "float32")
-        or not isinstance(check, dict)
+        or data.get("dtype") not in encodings
+        or not isinstance(checks, dict)
+        or not set(checks) <= set(ENCODINGS)
+        or not packing_fits(Encoded(tensors, scales, high_bits), packed=data.get("dtype") == "int10")
     ):
-        raise InputError(
-            f"{path} is a damaged camal-rl weights file; export it again from the run's model zip"
-        )
+        raise damaged
     return SavedWeights(
         path=path,
+        version=int(version),
         algo=str(data["algo"]),
         dtype=str(data["dtype"]),
-        tensors=tensors,
+        tensors=decode(Encoded(tensors, scales, high_bits)),
         aliases=aliases,
         omitted=omitted,
         attributes=attributes,
         source=str(data.get("source", "")),
-        check=check,
+        checks=checks,
     )
 
 

@@ -5,32 +5,55 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import pytest
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 
+import camal_rl.weights
+import camal_rl.weights_encoding
 from camal_rl.agents import CamalDQN
 from camal_rl.cli import main
 from camal_rl.config import Algo, Method, TrainConfig
 from camal_rl.errors import InputError
+from camal_rl.export import reencode_weights
 from camal_rl.loading import algorithm_classes, load_agent
 from camal_rl.train import env_factory, new_model, train
-from camal_rl.weights import WEIGHTS_FILE, read_weights, write_weights
+from camal_rl.weights import (
+    FORMAT,
+    WEIGHTS_FILE,
+    Dtype,
+    distinct_tensors,
+    read_weights,
+    write_weights,
+)
+from camal_rl.weights_check import check_images
+from camal_rl.weights_encoding import INT10_MIN_ENTRIES
 from tests.conftest import DEVICE, TINY_PPO_HP
 
 TINY_HP = {"ppo": TINY_PPO_HP, "dqn": ("learning_starts=64", "buffer_size=1000", "batch_size=16")}
 EVALUATE = ["--episodes", "1", "--max-steps-scored", "3", "--device", DEVICE]
+ENCODED = {"ppo": "float16", "dqn": "int10"}
+"""How ``export-weights`` stores the tiny agents: int10 moves the PPO agent's Grad-CAM maps by 1.1e-2
+of their mean and one by 9.4e-2 of the largest (a tiny agent's maps hang on units of the linear
+layer whose input to the ReLU is near 0), so float16; the DQN agent's maps are all 0, and its
+Q-values move by next to nothing, so int10."""
 METRIC_ATOL = 1e-2
-"""How far float16 weights may move an attention metric of ``evaluate``. Rounding a weight to
-float16 moves it by at most 2^-11 of itself, and the export checks that no logit or Q-value moved by
-more than 1e-3 of the largest. Metrics smooth in the scores and maps move by about as much: over
-every metric (mean, IQM, CI bounds) of the 7 DoorKey PPO tuning agents evaluated as the study does
-(10 episodes, 32 steps scored), the weights gave returns identical to the zips' and metrics within
-5.6e-3 of their metrics.json (a CI bound of an occlusion KL log ratio of 1.3; means within 2.9e-3);
-the tiny agents here: within 1e-3. Those that rank cells (IoU of the top-k cells, ROC AUC) move by
-a step when a near tie swaps two cells (1e-3 on the tiny DQN agent's IoU). 1e-2 holds all of these."""
+"""How far weights stored in float16 or int10 may move an attention metric of ``evaluate``. The export
+checks that no logit or Q-value moved by more than 1e-3 of the largest and the Grad-CAM maps by 1e-2
+of their mean. Metrics smooth in the scores and maps move by about as much: over every metric
+(mean, IQM, CI bounds) of the 7 DoorKey PPO tuning agents evaluated as the study does (10 episodes,
+32 steps scored), float16 weights gave returns identical to the zips' and metrics within 5.6e-3 of
+their metrics.json (a CI bound of an occlusion KL log ratio of 1.3; means within 2.9e-3); on the
+three confirmatory DoorKey PPO agents (20 episodes, with distractors), int10 re-encoded from their
+float16 files gave metrics within 4.4e-3 of those files' (means 2.9e-3); the tiny agents here:
+within 1e-3. Those that rank cells (IoU of the top-k cells, ROC AUC) move by a step when a near tie
+swaps two cells (1e-3 on the tiny DQN agent's IoU). 1e-2 holds all of these."""
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +109,7 @@ def test_a_sweep_exports_and_evaluates_and_records_without_its_zips(
     ]
     for line, algo in zip(printed, ("dqn", "ppo"), strict=True):
         size = (runs[algo] / WEIGHTS_FILE).stat().st_size
-        assert f"({size / 1e6:.3f} MB, float16: greedy actions identical on 256 observations" in line
+        assert f"({size / 1e6:.3f} MB, {ENCODED[algo]}: greedy actions identical on 256 observations" in line
 
     for algo, run in runs.items():
         (run / "model.zip").unlink()
@@ -94,12 +117,12 @@ def test_a_sweep_exports_and_evaluates_and_records_without_its_zips(
         assert main(["evaluate", str(run), *EVALUATE, "--out", str(out)]) == 0
         said = capsys.readouterr().out
         assert (
-            f"loaded {run / WEIGHTS_FILE}: the policy's weights alone (float16, from model.zip at 256 "
-            "steps), not a trainable model (no optimizer state)"
+            f"loaded {run / WEIGHTS_FILE}: the policy's weights alone ({ENCODED[algo]}, from model.zip "
+            "at 256 steps), not a trainable model (no optimizer state)"
         ) in said
         from_zip = numbers(json.loads((tmp_path / f"{algo}-zip.json").read_text()))
         from_weights = json.loads(out.read_text())
-        assert (from_weights["model"], from_weights["weights"]) == (str(run / WEIGHTS_FILE), "float16")
+        assert (from_weights["model"], from_weights["weights"]) == (str(run / WEIGHTS_FILE), ENCODED[algo])
         from_weights = numbers(from_weights)
         zip_train, weights_train = from_zip["variants"].pop("train"), from_weights["variants"].pop("train")
         assert from_weights == from_zip  # identity: algo, method, seed, num_timesteps, settings
@@ -124,7 +147,8 @@ def test_a_sweep_exports_and_evaluates_and_records_without_its_zips(
     # the zips are gone: exporting again keeps the weights
     assert main(["export-weights", str(runs["ppo"])]) == 0
     assert capsys.readouterr().out.startswith(
-        f"kept {runs['ppo'] / WEIGHTS_FILE}: the run holds no model zip"
+        f"kept {runs['ppo'] / WEIGHTS_FILE}: the run holds no model zip to export it from again "
+        "(--from-weights re-encodes it)"
     )
 
 
@@ -156,19 +180,149 @@ def test_float32_weights_restore_the_policy_exactly(
     assert agent.model.num_timesteps == zipped.model.num_timesteps == 256
 
 
-@pytest.mark.filterwarnings("ignore:You have specified a mini-batch size")  # 1 env, not trained
-@pytest.mark.parametrize(("algo", "params"), [("ppo", 488_488), ("dqn", 476_007)])
-def test_a_doorkey_agent_weighs_under_1_mb(tmp_path: Path, algo: Algo, params: int) -> None:
-    """The study's MiniGrid network (56x56 images, 7 actions), untrained: 2 bytes a distinct
-    parameter in float16, plus a few kB of names and metadata."""
+def untrained(algo: Algo) -> tuple[BaseAlgorithm, Callable[[], gym.Env]]:
+    """The study's MiniGrid agent (56x56 images, 7 actions), untrained, and its env."""
     cfg = TrainConfig(algo=algo, env="MiniGrid-DoorKey-5x5-v0", device=DEVICE).resolved()
-    model = new_model(cfg, algorithm_classes()[algo], env_factory(cfg)())
+    with warnings.catch_warnings():  # 1 env: batch_size does not divide n_steps
+        warnings.filterwarnings("ignore", "You have specified a mini-batch size", UserWarning)
+        return new_model(cfg, algorithm_classes()[algo], env_factory(cfg)()), env_factory(cfg)
+
+
+LINEAR = 128 * 3136
+"""Entries of the linear layer after the CNN: the one matrix of a MiniGrid agent packed in 10 bits."""
+
+
+@pytest.mark.parametrize(("algo", "params"), [("ppo", 488_488), ("dqn", 476_007)])
+@pytest.mark.parametrize("dtype", ["int10", "float16"])
+def test_a_doorkey_agent_weighs_well_under_1_mb(
+    tmp_path: Path, algo: Algo, params: int, dtype: Dtype
+) -> None:
+    """2 bytes a distinct parameter in float16; in int10, 10 bits for each of the linear layer's
+    401,408 (a byte and a quarter) and a float32 scale for each 64 of them (49 a row of 3136, 128
+    rows): 701,008 bytes for PPO, 676,046 for DQN, plus a few kB of names and metadata."""
+    model, make_env = untrained(algo)
     path = tmp_path / WEIGHTS_FILE
-    exported = write_weights(model, path, env_factory(cfg), dtype="float16")
+    exported = write_weights(model, path, make_env, dtype=dtype)
     saved = read_weights(path)
+    assert (saved.version, saved.dtype, exported.dtype) == (2, dtype, dtype)
     assert sum(t.numel() for t in saved.tensors.values()) == params
-    assert all(t.dtype == torch.float16 for t in saved.tensors.values())
-    assert 2 * params < exported.size == path.stat().st_size < 2 * params + 10_000 < 1_000_000
+    stored = torch.load(path, weights_only=True)
+    packed = [name for name, t in stored["tensors"].items() if t.dtype == torch.uint8]
+    if dtype == "int10":
+        assert [stored["tensors"][name].shape for name in packed] == [(128, 3136)]
+        assert [stored["high_bits"][name].shape for name in packed] == [(LINEAR // 4,)]
+        assert [stored["scales"][name].shape for name in packed] == [(128, 49)]
+        assert LINEAR >= INT10_MIN_ENTRIES
+        data = 2 * params - 2 * LINEAR + LINEAR + LINEAR // 4 + 4 * 128 * 49
+        assert data == {"ppo": 701_008, "dqn": 676_046}[algo]
+    else:
+        assert packed == []
+        data = 2 * params
+    assert data < exported.size == path.stat().st_size < data + 10_000 < 1_000_000
+    assert all(saved.tensors[name].dtype == torch.float32 for name in packed)  # decoded
+    floats = [t.dtype for name, t in stored["tensors"].items() if name not in packed]
+    assert set(floats) == {torch.float16}
+
+
+def stored_exactly(model: BaseAlgorithm) -> None:
+    """Make every weight of the policy one that int10 and float16 both store exactly, so that its
+    check finds no difference at all (an untrained agent's Grad-CAM maps hang on units of the linear
+    layer whose input to the ReLU is near 0: float16 alone moves them by up to 6e-2 of the largest):
+    the linear layer's groups of 64 get a power of 2 for scale and an entry of -511 or 511 each,
+    every entry an integer times that; the other tensors are rounded to float16."""
+    with torch.no_grad():
+        for name, parameter in model.policy.named_parameters():
+            if name != "features_extractor.linear.0.weight":
+                parameter.copy_(parameter.half().float())
+                continue
+            groups = parameter.reshape(128, 49, 64)
+            scales = 2 ** torch.ceil(torch.log2(groups.abs().amax(dim=2, keepdim=True) / 511))
+            integers = torch.round(groups / scales)
+            largest = groups.abs().argmax(dim=2, keepdim=True)
+            integers.scatter_(2, largest, 511 * torch.sign(groups.gather(2, largest)))
+            parameter.copy_((integers * scales).reshape(128, 3136))
+
+
+def test_auto_takes_float16_when_int10_moves_the_predictions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 7 levels a group (-3 to 3) instead of 1023, the packed matrix moves the scores and the
+    Grad-CAM maps far past the check's tolerances: auto takes float16."""
+    monkeypatch.setattr(camal_rl.weights_encoding, "LEVELS", 3)
+    model, make_env = untrained("ppo")
+    path = tmp_path / WEIGHTS_FILE
+    exported = write_weights(model, path, make_env)
+    assert exported.dtype == "float16"
+    assert list(exported.checks) == ["int10", "float16"]
+    failed = exported.checks["int10"]
+    assert not failed.passed
+    assert failed.mean_map_diff > failed.map_tolerances[0] == 1e-2
+    assert failed.max_map_diff > failed.map_tolerances[1] == 5e-2
+    assert exported.checks["float16"].passed
+    said = exported.describe()
+    assert said.startswith(f"wrote {path} (0.98")
+    assert " MB, float16: greedy actions identical on 256 observations, largest score difference " in said
+    assert "; not int10: greedy actions " in said
+    saved = read_weights(path)
+    assert (saved.dtype, list(saved.checks)) == ("float16", ["int10", "float16"])
+    assert saved.checks["int10"] == failed.to_json()
+
+    # asked for, int10 is written all the same, its failed check said
+    exported = write_weights(model, path, make_env, dtype="int10")
+    assert exported.dtype == "int10"
+    assert " MB, int10 as asked, though it fails the check: greedy actions " in exported.describe()
+
+
+def test_auto_takes_int10_when_the_policy_then_predicts_as_before(tmp_path: Path) -> None:
+    model, make_env = untrained("ppo")
+    stored_exactly(model)
+    path = tmp_path / WEIGHTS_FILE
+    exported = write_weights(model, path, make_env)
+    assert (exported.dtype, list(exported.checks)) == ("int10", ["int10"])
+    assert exported.check is not None
+    assert exported.check.passed
+    assert exported.check.max_abs_diff == exported.check.max_map_diff == 0
+    assert exported.describe().startswith(f"wrote {path} (0.71")
+    assert " MB, int10: greedy actions identical on 256 observations" in exported.describe()
+    saved = read_weights(path)
+    for name, parameter in model.policy.named_parameters():
+        assert torch.equal(saved.tensors[name].float(), parameter.detach()), name
+
+
+def test_auto_takes_float32_when_float16_overflows(tmp_path: Path) -> None:
+    """Logits of 1e5 are inf in float16 (largest 65504), whether the matrix after the CNN is packed or
+    not: neither check passes."""
+    model, make_env = untrained("ppo")
+    bias = dict(model.policy.named_parameters())["action_net.bias"]
+    with torch.no_grad():
+        bias.copy_(1e5 + torch.arange(7.0))
+    exported = write_weights(model, tmp_path / WEIGHTS_FILE, make_env)
+    assert exported.dtype == "float32"
+    assert exported.check is None
+    assert [check.passed for check in exported.checks.values()] == [False, False]
+    assert "MB, float32; not int10: greedy actions " in exported.describe()
+    assert "; not float16: greedy actions " in exported.describe()
+    saved = read_weights(tmp_path / WEIGHTS_FILE)
+    assert saved.dtype == "float32"
+    assert torch.equal(saved.tensors["action_net.bias"], bias.detach())
+
+
+def test_a_policy_without_a_large_matrix_is_not_packed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in (camal_rl.weights, camal_rl.weights_encoding):
+        monkeypatch.setattr(module, "INT10_MIN_ENTRIES", LINEAR + 1)
+    model, make_env = untrained("ppo")
+    exported = write_weights(model, tmp_path / WEIGHTS_FILE, make_env)
+    assert (exported.dtype, list(exported.checks)) == ("float16", ["float16"])
+    with pytest.raises(
+        InputError,
+        match=r"^the ppo agent has no 2-D weight matrix of 401,409 entries or more to store in int10; "
+        r"store it as float16 or float32 \(or auto\)$",
+    ):
+        write_weights(model, tmp_path / WEIGHTS_FILE, make_env, dtype="int10")
+    with pytest.raises(InputError, match=r"^dtype must be one of auto, int10, float16, float32, got 'int4'$"):
+        write_weights(model, tmp_path / WEIGHTS_FILE, make_env, dtype="int4")  # type: ignore[arg-type]
 
 
 def test_a_run_with_neither_zip_nor_weights_is_one_message(
@@ -217,3 +371,146 @@ def test_weights_that_do_not_fit_the_runs_config_are_refused(
         r"\(it has weights for no parameter: q_net\.q_net\.4",
     ):
         load_agent(runs["dqn"] / WEIGHTS_FILE)
+
+
+def write_version_1(model: BaseAlgorithm, path: Path) -> None:
+    """A float16 file as camal-rl wrote it before int10 (version 1: the entries of the three committed
+    in experiments/camal_loss/runs, a float16 check, no scales)."""
+    tensors, aliases = distinct_tensors(model.policy)
+    torch.save(
+        {
+            "format": FORMAT,
+            "version": 1,
+            "algo": "ppo",
+            "dtype": "float16",
+            "tensors": {name: tensor.half().clone() for name, tensor in tensors.items()},
+            "aliases": aliases,
+            "omitted": {},
+            "attributes": {"num_timesteps": model.num_timesteps},
+            "source": "model.zip",
+            "check": {"observations": 256, "greedy_agreement": 1.0, "max_abs_diff": 1e-4, "tolerance": 1e-3},
+        },
+        path,
+    )
+
+
+def test_a_version_1_file_is_read_and_re_encoded_in_int10(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file of a tiny agent whose weights int10 and float16 both store exactly
+    (:func:`stored_exactly`), so that its check passes."""
+    run = copy_runs(trained, tmp_path)["ppo"]
+    zipped = load_agent(run, device=DEVICE)
+    stored_exactly(zipped.model)
+    weights = run / WEIGHTS_FILE
+    write_version_1(zipped.model, weights)
+    (run / "model.zip").unlink()
+    v1_size = weights.stat().st_size
+    saved = read_weights(weights)
+    assert (saved.version, saved.dtype, saved.source) == (1, "float16", "model.zip")
+    assert saved.checks == {
+        "float16": {"observations": 256, "greedy_agreement": 1.0, "max_abs_diff": 1e-4, "tolerance": 1e-3}
+    }
+    v1 = load_agent(weights, device=DEVICE)
+    assert v1.weights_dtype == "float16"
+    for name, tensor in v1.model.policy.state_dict().items():
+        assert torch.equal(tensor, zipped.model.policy.state_dict()[name].half().float()), name
+
+    assert main(["export-weights", str(run)]) == 0  # no zip: kept
+    assert "(--from-weights re-encodes it)" in capsys.readouterr().out
+    assert main(["export-weights", str(run), "--from-weights"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith(f"loaded {weights}: the policy's weights alone (float16, from model.zip at 256")
+    assert said[1].startswith(f"wrote {weights} (0.71")
+    assert " MB, int10: greedy actions identical on 256 observations" in said[1]
+    assert weights.stat().st_size < 0.73 * v1_size
+    saved = read_weights(weights)
+    assert (saved.version, saved.dtype, list(saved.checks)) == (2, "int10", ["int10"])
+    assert saved.source == "model.zip by way of float16 weights"
+    assert saved.num_timesteps == 256
+
+    int10 = load_agent(weights, device=DEVICE)
+    assert "(int10, from model.zip by way of float16 weights at 256 steps)" in capsys.readouterr().out
+    images = check_images(v1.model, lambda: v1.make_env(v1.env_kwargs))
+    for image in images:
+        assert (
+            int10.model.predict(image, deterministic=True)[0]
+            == v1.model.predict(image, deterministic=True)[0]
+        )
+
+
+def test_re_encoding_needs_a_weights_file(trained: dict[str, Path], tmp_path: Path) -> None:
+    run = copy_runs(trained, tmp_path)["ppo"]
+    with pytest.raises(
+        InputError, match=f"holds no {WEIGHTS_FILE} to re-encode; export it from the run's model zip"
+    ):
+        reencode_weights(run)
+    with pytest.raises(InputError, match="is not a run directory"):
+        reencode_weights(tmp_path)
+
+
+def damage(payload: dict[str, Any], how: str) -> None:
+    """Damage a version-2 int10 file's entries in one way."""
+    linear = "features_extractor.linear.0.weight"
+    if how == "version 3":
+        payload["version"] = 3
+    elif how == "scales in version 1":
+        payload.update(version=1, dtype="float16", check=payload.pop("checks")["int10"])
+    elif how == "packed matrices in version 1":
+        payload.update(version=1, dtype="float16", check=payload.pop("checks")["int10"])
+        del payload["scales"], payload["high_bits"]
+    elif how == "no scales":
+        payload["scales"] = {}
+    elif how == "no high bits":
+        del payload["high_bits"]
+    elif how == "a zero scale":
+        payload["scales"][linear][3, 5] = 0.0
+    elif how == "a high bit short":
+        payload["high_bits"][linear] = payload["high_bits"][linear][:-1]
+    elif how == "scales of a float matrix":
+        payload["tensors"][linear] = payload["tensors"][linear].half()
+    elif how == "packed in a float16 file":
+        payload["dtype"] = "float16"
+    elif how == "an unknown dtype":
+        payload["dtype"] = "int4"
+    elif how == "checks not a dict":
+        payload["checks"] = {"int10": 0.5}
+    else:
+        raise AssertionError(how)
+
+
+DAMAGED = r"is a damaged camal-rl weights file; export it again from the run's model zip"
+DAMAGES = {
+    "version 3": r"is a weights file of version 3; this camal-rl reads versions 1 and 2: export it again",
+    "scales in version 1": DAMAGED,
+    "packed matrices in version 1": DAMAGED,
+    "no scales": DAMAGED,
+    "no high bits": DAMAGED,
+    "a zero scale": DAMAGED,
+    "a high bit short": DAMAGED,
+    "scales of a float matrix": DAMAGED,
+    "packed in a float16 file": DAMAGED,
+    "an unknown dtype": DAMAGED,
+    "checks not a dict": DAMAGED,
+}
+
+
+def test_bad_weights_files_are_refused_saying_what_to_do(tmp_path: Path) -> None:
+    model, make_env = untrained("ppo")
+    good = tmp_path / "good.pt"
+    assert write_weights(model, good, make_env, dtype="int10").dtype == "int10"
+    read_weights(good)
+    for how, message in DAMAGES.items():
+        payload = torch.load(good, weights_only=True)
+        damage(payload, how)
+        bad = tmp_path / f"{how}.pt"
+        torch.save(payload, bad)
+        with pytest.raises(InputError, match=message):
+            read_weights(bad)
+    bad = tmp_path / "not torch.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match=r"cannot read .* as policy weights \("):
+        read_weights(bad)
+    torch.save({"format": "something else"}, bad)
+    with pytest.raises(InputError, match="is not a camal-rl policy weights file"):
+        read_weights(bad)
