@@ -55,7 +55,7 @@ class LoadedAgent:
     env_overrides: dict[str, Any] = field(default_factory=dict)
     """Env keywords given at loading, over the run's own."""
     weights_dtype: str | None = None
-    """``float16`` or ``float32`` for an agent rebuilt from its run's weights file
+    """``int10``, ``float16`` or ``float32`` for an agent rebuilt from its run's weights file
     (:mod:`camal_rl.weights`), which acts but does not train; None for a model zip."""
     checkpoint: int | None = None
     """The step of the run's checkpoint loaded by its path (``RUN/checkpoints/step_N.zip``, or

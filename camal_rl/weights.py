@@ -338,25 +338,8 @@ def read_weights(path: Path) -> SavedWeights:
 
     :raises InputError: not readable, not a camal-rl weights file, of another version, or damaged.
     """
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(
-            f"cannot read {path} as policy weights ({first_line}); export it again from the run's model "
-            "zip (camal-rl export-weights RUN)"
-        ) from error
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InputError(
-            f"{path} is not a camal-rl policy weights file (camal-rl export-weights RUN writes one)"
-        )
-    version = data.get("version")
-    if version not in READ_VERSIONS or isinstance(version, bool):
-        raise InputError(
-            f"{path} is a weights file of version {version!r}; this camal-rl reads versions "
-            f"{' and '.join(map(str, READ_VERSIONS))}: export it again from the run's model zip, or "
-            "read it with the camal-rl that wrote it"
-        )
+    data = _load_file(path)
+    version = data["version"]
     damaged = InputError(
         f"{path} is a damaged camal-rl weights file; export it again from the run's model zip"
     )
@@ -404,6 +387,33 @@ def read_weights(path: Path) -> SavedWeights:
         source=str(data.get("source", "")),
         checks=checks,
     )
+
+
+def _load_file(path: Path) -> dict[str, Any]:
+    """A weights file's dict, once its format and version are ones :func:`read_weights` reads.
+
+    :raises InputError: not readable, not a camal-rl weights file, or of another version.
+    """
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(
+            f"cannot read {path} as policy weights ({first_line}); export it again from the run's model "
+            "zip (camal-rl export-weights RUN)"
+        ) from error
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(
+            f"{path} is not a camal-rl policy weights file (camal-rl export-weights RUN writes one)"
+        )
+    version = data.get("version")
+    if version not in READ_VERSIONS or isinstance(version, bool):
+        raise InputError(
+            f"{path} is a weights file of version {version!r}; this camal-rl reads versions "
+            f"{' and '.join(map(str, READ_VERSIONS))}: export it again from the run's model zip, or "
+            "read it with the camal-rl that wrote it"
+        )
+    return data
 
 
 def _entries(value: Any, kind: type | tuple[type, ...]) -> dict[str, Any] | None:
