@@ -143,19 +143,16 @@ def draw_profiles(profiles: Sequence[Profile], out_path: Path) -> Path:
     :param out_path: the PNG to write.
     :return: ``out_path``.
     """
-    from camal_rl.figures import label_order as _label_order
-    from camal_rl.figures import save_png as _save
-    from camal_rl.figures import subplot_grid as _subplots
-    from camal_rl.figures import variant_colours as _colours
+    from camal_rl.figures import label_order, save_png, subplot_grid, variant_colours
 
     if not profiles:
         raise InputError(f"no performance-profile data to draw into {out_path}")
     metric = profiles[0].metric
     envs = list(dict.fromkeys(p.env for p in profiles))
-    colours = _colours(p.label for p in profiles)
-    fig, axes = _subplots(len(envs))
+    colours = variant_colours(p.label for p in profiles)
+    fig, axes = subplot_grid(len(envs))
     for ax, env in zip(axes, envs, strict=True):
-        for profile in sorted((p for p in profiles if p.env == env), key=lambda p: _label_order(p.label)):
+        for profile in sorted((p for p in profiles if p.env == env), key=lambda p: label_order(p.label)):
             colour = colours[profile.label]
             label = f"{profile.label} (n={profile.values.size})"
             ax.step(profile.taus, profile.share, where="post", color=colour, lw=1.8, label=label)
@@ -173,7 +170,7 @@ def draw_profiles(profiles: Sequence[Profile], out_path: Path) -> Path:
         f"performance profiles of {metric} (Agarwal et al. 2021)\nbands: 95% bootstrap CI over seeds",
         fontsize=9,
     )
-    return _save(fig, out_path)
+    return save_png(fig, out_path)
 
 
 def profile_file(metric: str) -> str:
