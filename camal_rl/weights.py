@@ -294,17 +294,14 @@ def write_weights(
         tried: list[Encoding] = ["int10", "float16"] if has_packed else ["float16"]
     else:
         tried = [dtype] if dtype != "float32" else []
-    checks: dict[str, PredictionCheck] = {}
-    chosen: Encoding = "float32"
-    images = check_images(model, make_env) if tried else None
-    for encoding in tried:
-        assert images is not None
-        state, _, _ = full_state_dict(decode(encode(tensors, encoding)), aliases, omitted, names)
-        checks[encoding] = prediction_check(model.policy, state, images)
-        if dtype != "auto" or checks[encoding].passed:
-            chosen = encoding
-            break
-    encoded = encode(tensors, chosen)
+    chosen, encoded, checks = _checked_encoding(
+        model,
+        make_env,
+        tensors,
+        tried,
+        lambda state: full_state_dict(state, aliases, omitted, names)[0],
+        asked=dtype != "auto",
+    )
     attributes = {name: getattr(model, name) for name in ATTRIBUTES if hasattr(model, name)}
     payload = {
         "format": FORMAT,
@@ -323,6 +320,32 @@ def write_weights(
     with written_then_moved(path, durable=True) as tmp:
         torch.save(payload, tmp)
     return ExportedWeights(path, path.stat().st_size, chosen, checks)
+
+
+def _checked_encoding(
+    model: BaseAlgorithm,
+    make_env: Callable[[], gym.Env],
+    tensors: Mapping[str, Tensor],
+    tried: Sequence[Encoding],
+    full_state: Callable[[dict[str, Tensor]], dict[str, Tensor]],
+    *,
+    asked: bool,
+) -> tuple[Encoding, Encoded, dict[str, PredictionCheck]]:
+    """The first encoding of ``tried`` whose :func:`~camal_rl.weights_check.prediction_check`
+    passes, else float32; its encoded tensors; and the check of each encoding tried, in order.
+
+    :param full_state: the policy's whole ``state_dict`` from its decoded distinct tensors.
+    :param asked: the encoding was asked for: the first of ``tried`` is taken whatever its check.
+    """
+    checks: dict[str, PredictionCheck] = {}
+    images = check_images(model, make_env) if tried else None
+    for encoding in tried:
+        assert images is not None
+        trial = encode(tensors, encoding)
+        checks[encoding] = prediction_check(model.policy, full_state(decode(trial)), images)
+        if asked or checks[encoding].passed:
+            return encoding, trial, checks
+    return "float32", encode(tensors, "float32"), checks
 
 
 def _plain_number(value: Any) -> int | float:
@@ -348,9 +371,9 @@ def read_weights(path: Path) -> SavedWeights:
     omitted = _entries(data.get("omitted"), str)
     attributes = _entries(data.get("attributes"), (int, float))
     if version == 1:  # float16 or float32, and the float16 check alone
-        packed = "scales" not in data and "high_bits" not in data
-        scales: dict[str, Any] | None = {} if packed else None
-        high_bits: dict[str, Any] | None = {} if packed else None
+        unpacked = "scales" not in data and "high_bits" not in data
+        scales: dict[str, Any] | None = {} if unpacked else None
+        high_bits: dict[str, Any] | None = {} if unpacked else None
         encodings: tuple[str, ...] = ("float16", "float32")
         check = data.get("check")
         checks = ({"float16": check} if check else {}) if isinstance(check, dict) else None

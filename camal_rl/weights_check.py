@@ -62,7 +62,7 @@ class PredictionCheck:
     maps."""
     max_map_diff: float
     """Largest difference of a Grad-CAM map value, relative to the largest value of the original's
-    maps (reported, not checked: one unit switching on one image may give it)."""
+    maps (one unit switching on or off on one image gives it, which the mean dilutes)."""
     map_tolerances: tuple[float, float]
     """The largest mean and largest relative differences of the maps allowed
     (:data:`MAP_TOLERANCES`)."""
