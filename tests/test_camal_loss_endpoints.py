@@ -16,7 +16,6 @@ from experiments.camal_loss.endpoints import (
     median_steps,
     solved_threshold,
     steps,
-    succeeds,
 )
 
 
@@ -47,20 +46,20 @@ def test_a_separated_five_v_five_survives_holm_over_five_endpoints() -> None:
     # and the step-down maximum makes every adjusted p equal 5 * 2/252 = 0.0397 < 0.05.
     rows = endpoint_rows(values([6, 7, 8, 9, 10], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5]))
     for row in rows:
-        assert row["mwu"] == pytest.approx(2 / 252)
-        assert row["mwu_holm"] == pytest.approx(10 / 252)
-    by_name = {row["endpoint"].name: row for row in rows}  # type: ignore[union-attr]
-    assert succeeds(by_name["A1"])  # mean 8 >= 3
-    assert succeeds(by_name["A2"])  # higher, Holm p 0.0397
-    assert succeeds(by_name["F3"])
+        assert row.mwu == pytest.approx(2 / 252)
+        assert row.mwu_holm == pytest.approx(10 / 252)
+    by_name = {row.endpoint.name: row for row in rows}
+    assert by_name["A1"].success  # mean 8 >= 3
+    assert by_name["A2"].success  # higher, Holm p 0.0397
+    assert by_name["F3"].success
     # F1: deletion AUC is lower-is-better, so camal's higher values are 100 * (8 - 3) / 3 = 167% worse
-    assert by_name["F1"]["improvement"].estimate == pytest.approx(-500 / 3)  # type: ignore[union-attr]
-    assert not succeeds(by_name["F1"])
-    assert by_name["F1"]["poi"].estimate == 0.0  # type: ignore[union-attr]
+    assert by_name["F1"].improvement.estimate == pytest.approx(-500 / 3)
+    assert not by_name["F1"].success
+    assert by_name["F1"].poi.estimate == 0.0
     # F2: 167% better, bootstrap interval above 0 (the groups never overlap)
-    assert by_name["F2"]["improvement"].estimate == pytest.approx(500 / 3)  # type: ignore[union-attr]
-    assert succeeds(by_name["F2"])
-    assert by_name["F2"]["poi"].estimate == 1.0  # type: ignore[union-attr]
+    assert by_name["F2"].improvement.estimate == pytest.approx(500 / 3)
+    assert by_name["F2"].success
+    assert by_name["F2"].poi.estimate == 1.0
 
 
 def test_one_overlapping_pair_is_not_significant_after_holm() -> None:
@@ -68,20 +67,20 @@ def test_one_overlapping_pair_is_not_significant_after_holm() -> None:
     # splits, so the exact two-sided p = 2 * 2/252 = 0.0159 raw and 5 * 0.0159 = 0.0794 after Holm
     # (all five endpoints share it): A2 fails though its raw p is below 0.05.
     rows = endpoint_rows(values([5, 7, 8, 9, 10], [1, 2, 3, 4, 6], [1, 2, 3, 4, 6]))
-    a2 = next(row for row in rows if row["endpoint"].name == "A2")  # type: ignore[union-attr]
-    assert a2["mwu"] == pytest.approx(4 / 252)
-    assert a2["mwu_holm"] == pytest.approx(20 / 252)
-    assert not succeeds(a2)
+    a2 = next(row for row in rows if row.endpoint.name == "A2")
+    assert a2.mwu == pytest.approx(4 / 252)
+    assert a2.mwu_holm == pytest.approx(20 / 252)
+    assert not a2.success
 
 
 def test_a_percent_gain_under_35_fails_even_when_its_interval_excludes_zero() -> None:
     # occlusion ratio camal 1.3 on every seed v energy 1.0 (+ small spread): +30%, interval > 0
     camal, energy = [1.29, 1.3, 1.3, 1.3, 1.31], [0.99, 1.0, 1.0, 1.0, 1.01]
     rows = endpoint_rows(values(camal, energy, energy))
-    f2 = next(row for row in rows if row["endpoint"].name == "F2")  # type: ignore[union-attr]
-    assert f2["improvement"].estimate == pytest.approx(30.0)  # type: ignore[union-attr]
-    assert f2["improvement"].ci_low > 0  # type: ignore[union-attr]
-    assert not succeeds(f2)
+    f2 = next(row for row in rows if row.endpoint.name == "F2")
+    assert f2.improvement.estimate == pytest.approx(30.0)
+    assert f2.improvement.ci_low > 0
+    assert not f2.success
 
 
 def test_learning_speed_counts_seeds_that_never_solve_as_later_than_the_budget() -> None:

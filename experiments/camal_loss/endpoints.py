@@ -39,16 +39,21 @@ import numpy as np
 if not __package__:  # run as a script: the repository root is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from camal_rl.statistics import (
+    BootstrapEstimate,
+    Improvement,
+    ProbabilityOfImprovement,
     RunResult,
+    defined,
     holm,
     load_results,
     mann_whitney_u,
+    mean_or_nan,
     metric_value,
     percent_improvement,
     probability_of_improvement,
     welch_t_test,
 )
-from camal_rl.tables import markdown_table
+from camal_rl.tables import format_p, markdown_table
 from experiments.camal_loss.generalisation import UNSEEN, unseen_return
 
 ALPHA = 0.05
@@ -97,46 +102,58 @@ def solved_threshold(env: str) -> float:
     return 75.0 if "vizdoom" in env.lower() else 0.9
 
 
-def endpoint_rows(values: Mapping[str, Mapping[str, np.ndarray]]) -> list[dict[str, object]]:
-    """One row per endpoint of :data:`ENDPOINTS` from per-seed values ``values[method][metric]``:
-    the means, both tests with raw and Holm-adjusted p-values, the percent improvement and the
-    probability of improvement with their intervals, and whether the endpoint succeeds."""
-    rows: list[dict[str, object]] = []
-    for endpoint in ENDPOINTS:
-        a, b = values["camal"][endpoint.metric], values[endpoint.reference][endpoint.metric]
-        better = {"lower_is_better": endpoint.lower_is_better}
-        rows.append(
-            {
-                "endpoint": endpoint,
-                "camal": float(np.nanmean(a)),
-                "reference": float(np.nanmean(b)),
-                "mwu": mann_whitney_u(a, b).p_value,
-                "welch": welch_t_test(a, b).p_value,
-                "improvement": percent_improvement(a, b, **better),
-                "poi": probability_of_improvement(a, b, **better),
-            }
+@dataclass(frozen=True)
+class EndpointResult:
+    """One tested endpoint of a cell: the means, both tests with raw and Holm-adjusted p-values,
+    the percent improvement and the probability of improvement with their intervals."""
+
+    endpoint: Endpoint
+    camal: float
+    """``camal``'s mean over seeds."""
+    reference: float
+    """The reference method's mean over seeds."""
+    mwu: float
+    welch: float
+    mwu_holm: float
+    welch_holm: float
+    improvement: Improvement
+    poi: ProbabilityOfImprovement
+
+    @property
+    def success(self) -> bool:
+        """Whether the endpoint meets its pre-registered success rule (:class:`Endpoint`)."""
+        rule = self.endpoint.rule
+        if rule == "mean":
+            return self.camal >= self.reference
+        if rule == "test":
+            lower = self.endpoint.lower_is_better
+            higher = self.camal < self.reference if lower else self.camal > self.reference
+            return higher and self.mwu_holm < ALPHA
+        return bool(self.improvement.estimate >= MIN_IMPROVEMENT and self.improvement.ci_low > 0)
+
+
+def endpoint_rows(values: Mapping[str, Mapping[str, np.ndarray]]) -> list[EndpointResult]:
+    """One result per endpoint of :data:`ENDPOINTS` from per-seed values ``values[method][metric]``,
+    Holm's correction running over the five, separately for each test."""
+    pairs = [(e, values["camal"][e.metric], values[e.reference][e.metric]) for e in ENDPOINTS]
+    mwu = [mann_whitney_u(a, b).p_value for _, a, b in pairs]
+    welch = [welch_t_test(a, b).p_value for _, a, b in pairs]
+    return [
+        EndpointResult(
+            endpoint=endpoint,
+            camal=mean_or_nan(a),
+            reference=mean_or_nan(b),
+            mwu=mwu_p,
+            welch=welch_p,
+            mwu_holm=float(mwu_holm),
+            welch_holm=float(welch_holm),
+            improvement=percent_improvement(a, b, lower_is_better=endpoint.lower_is_better),
+            poi=probability_of_improvement(a, b, lower_is_better=endpoint.lower_is_better),
         )
-    for test in ("mwu", "welch"):
-        for row, adjusted in zip(rows, holm([float(row[test]) for row in rows]), strict=True):  # type: ignore[arg-type]
-            row[f"{test}_holm"] = float(adjusted)
-    for row in rows:
-        row["success"] = succeeds(row)
-    return rows
-
-
-def succeeds(row: Mapping[str, object]) -> bool:
-    """Whether a row of :func:`endpoint_rows` meets its endpoint's pre-registered success rule."""
-    endpoint = row["endpoint"]
-    assert isinstance(endpoint, Endpoint)
-    camal, reference = float(row["camal"]), float(row["reference"])  # type: ignore[arg-type]
-    if endpoint.rule == "mean":
-        return camal >= reference
-    if endpoint.rule == "test":
-        p = float(row["mwu_holm"])  # type: ignore[arg-type]
-        higher = camal < reference if endpoint.lower_is_better else camal > reference
-        return higher and p < ALPHA
-    improvement = row["improvement"]
-    return bool(improvement.estimate >= MIN_IMPROVEMENT and improvement.ci_low > 0)  # type: ignore[attr-defined]
+        for (endpoint, a, b), mwu_p, welch_p, mwu_holm, welch_holm in zip(
+            pairs, mwu, welch, holm(mwu), holm(welch), strict=True
+        )
+    ]
 
 
 def median_steps(firsts: np.ndarray) -> float:
@@ -175,21 +192,24 @@ def fmt(value: float, digits: int = 3) -> str:
     return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def fmt_p(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.4f}"
-
-
 def steps(value: float) -> str:
     if math.isnan(value):
         return "-"
     return "never" if math.isinf(value) else f"{value / 1000:.0f}k"
 
 
+def interval(estimate: BootstrapEstimate, digits: int) -> str:
+    """``estimate [low, high]``."""
+    return (
+        f"{fmt(estimate.estimate, digits)} [{fmt(estimate.ci_low, digits)}, {fmt(estimate.ci_high, digits)}]"
+    )
+
+
 def yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def endpoint_table(rows: Sequence[Mapping[str, object]]) -> list[str]:
+def endpoint_table(rows: Sequence[EndpointResult]) -> list[str]:
     header = [
         "#",
         "metric",
@@ -201,24 +221,20 @@ def endpoint_table(rows: Sequence[Mapping[str, object]]) -> list[str]:
         "Welch p (Holm)",
         "success",
     ]
-    lines = []
-    for row in rows:
-        endpoint = row["endpoint"]
-        assert isinstance(endpoint, Endpoint)
-        imp, poi = row["improvement"], row["poi"]
-        lines.append(
-            [
-                endpoint.name,
-                endpoint.metric,
-                fmt(float(row["camal"])),  # type: ignore[arg-type]
-                f"{fmt(float(row['reference']))} ({endpoint.reference})",  # type: ignore[arg-type]
-                f"{fmt(imp.estimate, 1)} [{fmt(imp.ci_low, 1)}, {fmt(imp.ci_high, 1)}]",  # type: ignore[attr-defined]
-                f"{fmt(poi.estimate, 2)} [{fmt(poi.ci_low, 2)}, {fmt(poi.ci_high, 2)}]",  # type: ignore[attr-defined]
-                f"{fmt_p(float(row['mwu']))} ({fmt_p(float(row['mwu_holm']))})",  # type: ignore[arg-type]
-                f"{fmt_p(float(row['welch']))} ({fmt_p(float(row['welch_holm']))})",  # type: ignore[arg-type]
-                yes(bool(row["success"])),
-            ]
-        )
+    lines = [
+        [
+            row.endpoint.name,
+            row.endpoint.metric,
+            fmt(row.camal),
+            f"{fmt(row.reference)} ({row.endpoint.reference})",
+            interval(row.improvement, 1),
+            interval(row.poi, 2),
+            f"{format_p(row.mwu)} ({format_p(row.mwu_holm)})",
+            f"{format_p(row.welch)} ({format_p(row.welch_holm)})",
+            yes(row.success),
+        ]
+        for row in rows
+    ]
     return markdown_table(header, lines)
 
 
@@ -234,10 +250,7 @@ def generalisation_rows(
         means = {}
         for method in ("camal", "none"):
             values = np.array([unseen_return(r.path, name, distractors) for r in runs[method]])
-            means[method] = (
-                float(np.nanmean(values)) if (~np.isnan(values)).any() else math.nan,
-                int((~np.isnan(values)).sum()),
-            )
+            means[method] = (mean_or_nan(values), defined(values).size)
         (camal, n_camal), (none, n_none) = means["camal"], means["none"]
         ok = "-" if math.isnan(camal) or math.isnan(none) else yes(camal >= none)
         rows.append([name, f"{fmt(camal)} ({n_camal})", f"{fmt(none)} ({n_none})", ok])
