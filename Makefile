@@ -1,6 +1,6 @@
 # camal-rl: two commands set everything up on a fresh machine.
 #   make demo   installs what the demo needs, then runs the main job on a small default
-#   make test   installs what is missing (extras dev, vizdoom, ray), then runs ruff, mypy and the
+#   make test   installs what is missing (extras dev, vizdoom, ray, atari), then runs ruff, mypy and the
 #               fast tests (pytest without those marked slow)
 #   make test-all   the same with the slow tests too (.ci/run runs `make test`, then the slow ones)
 #   make test-learning   the hour-long learning check alone
@@ -19,20 +19,26 @@ TORCH ?= torch==2.13.0
 # or any index URL.
 TORCH_INDEX ?=
 TORCH_INDEX_URL := $(if $(filter cpu,$(TORCH_INDEX)),https://download.pytorch.org/whl/cpu,$(TORCH_INDEX))
-# Extras of each install: the demo needs none; tests, ViZDoom and Ray sweeps need theirs.
+# Extras of each install: the demo needs none; tests, ViZDoom, Ray sweeps and Atari need theirs.
 DEMO_EXTRAS ?=
-EXTRAS ?= dev,vizdoom,ray
+EXTRAS ?= dev,vizdoom,ray,atari
+# OCAtari declares numpy<2 but its RAM mode runs on numpy 2: installed without its dependencies,
+# which the atari extra brings.
+OCATARI ?= ocatari==2.2.1
 STAMP := $(VENV)/.camal-rl-installed
 DEMO_STAMP := $(VENV)/.camal-rl-installed-demo
 TYPECHECK_DIR ?= build/typecheck
 
-# $(call install_venv,EXTRAS): the venv, torch (unless it imports), then camal-rl with EXTRAS.
+comma := ,
+# $(call install_venv,EXTRAS): the venv, torch (unless it imports), then camal-rl with EXTRAS (and
+# OCAtari, without its dependencies, when EXTRAS has atari).
 define install_venv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null \
 		|| $(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".$(if $(1),[$(1)])"
+	$(if $(filter atari,$(subst $(comma), ,$(1))),$(BIN)/python -m pip install --quiet --no-deps "$(OCATARI)")
 	touch $@
 endef
 

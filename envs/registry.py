@@ -3,7 +3,8 @@
 Every MiniGrid id whose family has default classes (:mod:`camal_rl.envs.classes`) is registered as
 ``"camal_rl/" + id`` with :func:`make_masked_env` as entry point, so
 ``gymnasium.make("camal_rl/MiniGrid-DoorKey-5x5-v0", view="full")`` takes the factory's keywords.
-Registration constructs no env; :mod:`camal_rl.envs.vizdoom` registers the ViZDoom ids.
+Registration constructs no env; :mod:`camal_rl.envs.vizdoom` registers the ViZDoom ids and
+:mod:`camal_rl.envs.atari` the Atari ids.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import gymnasium as gym
 import minigrid  # noqa: F401  (registers the MiniGrid ids with gymnasium)
 
+from camal_rl.envs.atari_classes import is_atari_id
 from camal_rl.envs.base import EnvInfo, check_masked_env, is_masked_space
 from camal_rl.envs.classes import MINIGRID_PREFIX, family_of, resolve_classes
 from camal_rl.envs.distractors import DistractorWrapper, distractor_types
@@ -51,7 +53,8 @@ def make_masked_env(
 
     :param env_id: ``"MiniGrid-DoorKey-5x5-v0"``, ``"camal_rl/MiniGrid-DoorKey-5x5-v0"``, any other
         MiniGrid id with explicit ``classes``, a ViZDoom id (``"VizdoomBasic-v1"``, extra
-        ``vizdoom``), or the id of an env of the user's that renders the contract itself
+        ``vizdoom``), an Atari id (``"ALE/Pong-v5"``, extra ``atari``), or the id of an env of the
+        user's that renders the contract itself
         (``"my_envs:my_envs/Key-v0"`` imports ``my_envs`` first; checked by
         :func:`camal_rl.envs.base.check_masked_env`, returned unwrapped).
     :param view: ``"partial"`` (the agent's view) or ``"full"`` (the whole grid); MiniGrid only.
@@ -62,7 +65,8 @@ def make_masked_env(
     :param distractors: non-relevant objects added after each reset; MiniGrid only.
     :param env_kwargs: passed to ``gymnasium.make`` of the base MiniGrid env (``render_mode``,
         ``size``, ...) or of the user's env, or to
-        :func:`camal_rl.envs.vizdoom.make_vizdoom_masked_env` (``resolution``, ``frame_skip``, ...).
+        :func:`camal_rl.envs.vizdoom.make_vizdoom_masked_env` (``resolution``, ``frame_skip``, ...) or
+        :func:`camal_rl.envs.atari.make_atari_masked_env` (``screen_size``, ``frame_skip``, ...).
     :raises InputError: unknown id (the message lists close matches), view, tile size or class name;
         a module that does not import; a MiniGrid option for another env; an env of the user's
         that breaks the contract; ``env_kwargs`` the env refuses (:func:`refused_keywords`).
@@ -76,6 +80,12 @@ def make_masked_env(
         "include_agent": include_agent,
         "distractors": distractors != 0,
     }
+    if is_atari_id(base):
+        refuse_options(minigrid_only, base, "set the screen size with screen_size=N")
+        from camal_rl.envs.atari import make_atari_masked_env
+
+        with refused_keywords(base, env_kwargs):
+            return make_atari_masked_env(base, classes=classes, **env_kwargs)
     if base.startswith(VIZDOOM_PREFIX):
         refuse_options(minigrid_only, base, "set the screen size with resolution=(height, width)")
         from camal_rl.envs.vizdoom import make_vizdoom_masked_env
@@ -202,14 +212,18 @@ def registered_ids() -> list[str]:
 
 def register_envs() -> None:
     """Register ``camal_rl/<id>`` for every MiniGrid id with default classes (and, through
-    :func:`camal_rl.envs.vizdoom.register_vizdoom_envs`, every supported ViZDoom scenario); ids
-    already registered are left alone."""
+    :func:`camal_rl.envs.vizdoom.register_vizdoom_envs`, every supported ViZDoom scenario, and
+    through :func:`camal_rl.envs.atari.register_atari_envs` every supported Atari game); ids already
+    registered are left alone."""
     for env_id in minigrid_ids():
         if NAMESPACE + env_id not in gym.registry:
             gym.register(id=NAMESPACE + env_id, entry_point=ENTRY_POINT, kwargs={"env_id": env_id})
     vizdoom = _vizdoom_module()
     if vizdoom is not None:
         vizdoom.register_vizdoom_envs()
+    from camal_rl.envs.atari import register_atari_envs
+
+    register_atari_envs()
 
 
 def unknown_id_message(env_id: str) -> str:
@@ -234,8 +248,8 @@ def _minigrid_image_shapes(env_id: str) -> dict[str, tuple[int, int, int]]:
 
 
 def list_envs() -> list[EnvInfo]:
-    """One row per registered MiniGrid id and view, then the ViZDoom rows (marked unavailable
-    where the extra is missing)."""
+    """One row per registered MiniGrid id and view, then the ViZDoom and Atari rows (marked
+    unavailable where their extra is missing)."""
     rows = [
         EnvInfo(NAMESPACE + env_id, view, _minigrid_image_shapes(env_id)[view], resolve_classes(env_id))
         for env_id in minigrid_ids()
@@ -244,7 +258,9 @@ def list_envs() -> list[EnvInfo]:
     vizdoom = _vizdoom_module()
     if vizdoom is not None:
         rows += list(vizdoom.list_vizdoom_envs())
-    return rows
+    from camal_rl.envs.atari import list_atari_envs
+
+    return rows + list_atari_envs()
 
 
 def format_env_table(rows: Sequence[EnvInfo]) -> str:
