@@ -88,7 +88,7 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         if comparisons:
             lines.append("")
             lines += markdown_table(["comparison", *metrics], _comparison_cells(comparisons, metrics))
-            lines += ["", _family_line(comparisons)]
+            lines += ["", _family_line(comparisons) if any(map(_has_spread, comparisons)) else ONE_SEED_LINE]
         lines.append("")
     lines += _legend(metrics, better, confidence)
     return "\n".join(lines) + "\n"
@@ -129,12 +129,26 @@ def _comparison_cells(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str])
     ]
 
 
+ONE_SEED_LINE = (
+    "One seed per agent: the percent difference alone, with no interval or test (run two seeds or "
+    "more, `--seeds 0 1 2 3 4`, for those)."
+)
+
+
+def _has_spread(row: Mapping[str, Any]) -> bool:
+    """Whether a comparison has two seeds or more on each side (what a CI or a test needs)."""
+    return int(row["n"]) >= 2 and int(row["versus_n"]) >= 2
+
+
 def _comparison_cell(row: Mapping[str, Any]) -> str:
     """``+12.3% [lo, hi]; P(better) 0.80 [lo, hi]; p WELCH / MWU (adj. WELCH / MWU)``, bold when
-    both adjusted p-values are below :data:`SIGNIFICANCE`."""
+    both adjusted p-values are below :data:`SIGNIFICANCE`; with one seed on a side, only what one
+    seed supports: the percent difference (``+12.3%``)."""
     gain = "n/a"
     if math.isfinite(row["improvement_pct"]):
         gain = f"{row['improvement_pct']:+.1f}%"
+        if not _has_spread(row):
+            return gain
         if math.isfinite(row["improvement_low"]):
             gain += f" [{row['improvement_low']:+.1f}, {row['improvement_high']:+.1f}]"
     chance = _fmt(row["prob_improvement"], 2)

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from camal_rl.statistics import COLUMNS, comparison_table, load_results
-from camal_rl.tables import format_markdown, format_p, quote_p, write_csv, write_markdown
+from camal_rl.tables import ONE_SEED_LINE, format_markdown, format_p, quote_p, write_csv, write_markdown
 from tests.synthetic_runs import metrics_report, write_run
 from tests.test_statistics_comparison import METRICS, write_sweep
 
@@ -107,3 +107,16 @@ def test_quote_p_is_the_tables_p():
     assert quote_p([1, 1, 1], [2, 2, 2]) == "p n/a / 0.1"  # ties: exact by permutation
     assert quote_p(range(5), range(5, 10)).endswith(" / 0.00794")  # 2 / 252
     assert (format_p(0.012345), format_p(math.nan)) == ("0.0123", "n/a")
+
+
+def test_one_seed_per_agent_shows_the_difference_alone(tmp_path):
+    # the demo's sweep: one seed of each; returns 0.8 v 0.5 -> +60.0%, with no CI, P(better) or test
+    write_run(tmp_path, method="none", seed=0, metrics=metrics_report([0.5]))
+    write_run(tmp_path, method="camal", seed=0, metrics=metrics_report([0.8]))
+    lines = format_markdown(comparison_table(load_results([tmp_path]), ["return"], pairs=())).splitlines()
+    (camal,) = [line for line in lines if line.startswith("| ppo-camal vs ppo-none |")]
+    assert camal == "| ppo-camal vs ppo-none | +60.0% |"
+    assert ONE_SEED_LINE in lines
+    assert not any(line.startswith("adj.:") for line in lines)
+    (agent,) = [line for line in lines if line.startswith("| ppo-camal | 1 |")]
+    assert agent == "| ppo-camal | 1 | 0.800 |"  # no interval from one seed
