@@ -48,26 +48,61 @@ policy stalls on no-op actions (toggle, done facing a wall): DoorKey-5x5 is not 
 steps, even with the exploration that solves it 65% of the time; with these it is by about 100k
 (experiments/camal_study/RESULTS.md, the DQN pilot)."""
 DQN_VIZDOOM: dict[str, Any] = {**DQN_MINIGRID, "buffer_size": 50_000}
+PPO_ATARI: dict[str, Any] = {
+    "n_steps": 128,
+    "batch_size": 256,
+    "n_epochs": 4,
+    "learning_rate": 2.5e-4,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip_range": 0.1,
+    "ent_coef": 0.01,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+}
+"""rl-baselines3-zoo's tuned PPO for Atari (hyperparams/ppo.yml, with 8 envs), except that its
+learning rate and clip range decay linearly to 0 there and stay constant here (camal-rl's
+hyperparameters are numbers; 2.5e-4 and 0.1 are where the zoo's schedules start)."""
+DQN_ATARI: dict[str, Any] = {
+    "buffer_size": 50_000,
+    "learning_starts": 10_000,
+    "batch_size": 32,
+    "learning_rate": 1e-4,
+    "gamma": 0.99,
+    "train_freq": 4,
+    "gradient_steps": 1,
+    "target_update_interval": 1_000,
+    "exploration_fraction": 0.1,
+    "exploration_final_eps": 0.01,
+}
+"""rl-baselines3-zoo's DQN for Atari (hyperparams/dqn.yml) with a replay buffer of 50k, not 100k
+(each transition keeps two RGB 84x84 frames and masks: 2.8 GB), filling from 10k steps, not 100k."""
 
-REWARD_SCALES: dict[str, float] = {"minigrid": 1.0, "vizdoom": 0.01}
+REWARD_SCALES: dict[str, float] = {"minigrid": 1.0, "vizdoom": 0.01, "atari": 1.0}
 """Training reward multiplier per env family. ViZDoom's scenarios reward in the hundreds (basic:
 -1 a tic, +101 a kill): at that scale PPO's value loss swamps the policy's gradient through the
 shared CNN, and no ViZDoom basic agent learnt in 100k steps, their policies constant in the image
 (experiments/camal_study/RESULTS.md, ViZDoom); ViZDoom's own Stable-Baselines3 example scales its
-rewards by 0.01 too. MiniGrid's rewards are already in [0, 1]."""
+rewards by 0.01 too. MiniGrid's rewards are already in [0, 1]; the Atari games' are small
+integers (Pong +-1, Breakout 1 to 7 a brick)."""
 
 DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("ppo", "minigrid"): PPO_MINIGRID,
     ("ppo", "vizdoom"): PPO_VIZDOOM,
     ("dqn", "minigrid"): DQN_MINIGRID,
     ("dqn", "vizdoom"): DQN_VIZDOOM,
+    ("ppo", "atari"): PPO_ATARI,
+    ("dqn", "atari"): DQN_ATARI,
 }
 
 
 def env_backend(env_id: str) -> str:
-    """``vizdoom`` for ViZDoom ids, ``minigrid`` otherwise (an env of the user's takes MiniGrid's
-    defaults)."""
-    return "vizdoom" if env_id.removeprefix("camal_rl/").startswith("Vizdoom") else "minigrid"
+    """``vizdoom`` for ViZDoom ids, ``atari`` for ALE ids (``ALE/Pong-v5``, ``camal_rl/ALE-Pong-v5``),
+    ``minigrid`` otherwise (an env of the user's takes MiniGrid's defaults)."""
+    base = env_id.removeprefix("camal_rl/")
+    if base.startswith("Vizdoom"):
+        return "vizdoom"
+    return "atari" if base.startswith(("ALE/", "ALE-")) else "minigrid"
 
 
 def default_hyperparams(algo: str, env_id: str) -> dict[str, Any]:

@@ -44,10 +44,23 @@ VIZDOOM_PPO = TrainConfig(
     checkpoint_freq=100_000,
 )
 
+# Atari: PPO at camal_rl.hyperparams.PPO_ATARI (rl-baselines3-zoo's), NatureCamCNN (NatureCNN with
+# Grad-CAM at its last conv layer, the default for frames without a grid), rl-zoo3's 10M-step budget.
+PONG = "ALE/Pong-v5"
+BREAKOUT = "ALE/Breakout-v5"
+PONG_PPO = TrainConfig(
+    env=PONG, steps=10_000_000, n_envs=8, eval_freq=250_000, eval_episodes=5, checkpoint_freq=1_000_000
+)
+BREAKOUT_PPO = TrainConfig(
+    env=BREAKOUT, steps=10_000_000, n_envs=8, eval_freq=250_000, eval_episodes=5, checkpoint_freq=1_000_000
+)
+
 PRESETS: dict[str, TrainConfig] = {
     "doorkey-ppo": DOORKEY_PPO,
     "doorkey-dqn": DOORKEY_DQN,
     "lavacrossing-ppo": LAVA_PPO,
     "vizdoom-basic-ppo": VIZDOOM_PPO,
+    "pong-ppo": PONG_PPO,
+    "breakout-ppo": BREAKOUT_PPO,
 }
 """Name -> the agent's settings (``camal-rl train --preset doorkey-ppo --method camal --seed 3``)."""

@@ -135,7 +135,7 @@ def test_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (cfg.steps, cfg.seed, cfg.preset) == (512, 2, "tiny")
     assert cfg.hp == ("n_steps=64", "batch_size=32")
     assert get_preset("doorkey-ppo", TrainConfig).steps == 300_000  # packaged, beside the file's
-    available = "doorkey-dqn, doorkey-ppo, lavacrossing-ppo, tiny, vizdoom-basic-ppo"
+    available = "breakout-ppo, doorkey-dqn, doorkey-ppo, lavacrossing-ppo, pong-ppo, tiny, vizdoom-basic-ppo"
     with pytest.raises(
         InputError, match=rf"unknown preset 'tinny' \(did you mean tiny\?\); available: {available}$"
     ):
@@ -178,9 +178,11 @@ def test_packaged_presets_need_no_presets_file(tmp_path: Path, monkeypatch: pyte
         "doorkey-ppo",
     )
     assert sorted(config.load_presets()) == [
+        "breakout-ppo",
         "doorkey-dqn",
         "doorkey-ppo",
         "lavacrossing-ppo",
+        "pong-ppo",
         "vizdoom-basic-ppo",
     ]
     with pytest.raises(
