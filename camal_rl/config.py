@@ -376,8 +376,8 @@ def get_preset(name: str, kind: type, path: Path | None = None) -> Any:
         close = difflib.get_close_matches(name, presets, n=3, cutoff=0.5)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         where = (
-            "; the study's sweep presets are in a source checkout's experiments/presets.py "
-            f"(or set {PRESETS_ENV_VAR})"
+            "; the study's sweep presets are in experiments/presets.py of a clone of camal-rl: run "
+            f"from the clone's root, or set {PRESETS_ENV_VAR}=CLONE/experiments/presets.py"
             if path is None and presets_file() is None
             else ""
         )

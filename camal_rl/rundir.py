@@ -404,9 +404,17 @@ class RunDir:
         return runlogs.read_evaluations(self.evaluations)
 
 
-def git_revision() -> str | None:
-    """``git describe --always --dirty`` of the source checkout, or None outside git."""
-    source = Path(__file__).resolve().parents[1]
+SOURCE_CHECKOUT = Path(__file__).resolve().parents[1]
+"""The folder above this package: a source checkout's root for an editable install, the
+interpreter's library folder (no git repository of camal-rl's) for an installed wheel."""
+
+
+def git_revision(source: Path = SOURCE_CHECKOUT) -> str | None:
+    """``git describe --always --dirty`` of the source checkout ``source``, or None when it is no
+    git checkout's root: an installed wheel has none, and the git repository of a project whose
+    venv holds the wheel is not camal-rl's revision."""
+    if not (source / ".git").exists():  # a folder in a clone, a file in a worktree
+        return None
     try:
         result = subprocess.run(
             ["git", "describe", "--always", "--dirty"], cwd=source, capture_output=True, text=True, timeout=10
