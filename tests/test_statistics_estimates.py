@@ -109,6 +109,14 @@ def test_summarize_steps_episode_then_seed():
     assert (by_episode.mean, by_episode.n, by_episode.coverage) == (3.0, 2, 0.75)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_one_resample_is_quiet():
+    """Training's periodic evaluation reads the means alone and asks for one resample: scipy's
+    standard error of one resample must not print numpy's warnings at every evaluation."""
+    summary = summarize_steps([1.0, 3.0, 4.0, 2.0], [0, 0, 1, 1], n_resamples=1)
+    assert (summary.mean, summary.n) == (2.5, 2)  # episodes: 2 and 3
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

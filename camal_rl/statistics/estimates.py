@@ -121,6 +121,12 @@ def percentile_bootstrap(
         # nan bounds are the documented answer to a nan resample; scipy's warning about them
         # speaks of the BCa interval, which this is not
         warnings.simplefilter("ignore", DegenerateDataWarning)
+        if n_resamples < 2:
+            # scipy's standard error of the resampled statistic, which this does not report, has
+            # no degrees of freedom on one resample: numpy would warn twice (training's periodic
+            # evaluation asks for one, since it reads the means alone)
+            warnings.filterwarnings("ignore", "Degrees of freedom <= 0", RuntimeWarning)
+            warnings.filterwarnings("ignore", "invalid value encountered in (scalar )?divide", RuntimeWarning)
         result = bootstrap(
             tuple(samples),
             statistic,
