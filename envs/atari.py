@@ -87,6 +87,7 @@ def _import_ocatari(what: str) -> tuple[Any, Any, Any]:
         ram = importlib.import_module("ocatari.ram.extract_ram_info")
     except ImportError as error:
         raise MissingAtariError(what) from error
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner on every env made
     return ale_py, ram, core
 
 
