@@ -33,7 +33,7 @@ import importlib
 import importlib.util
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import cv2
 import gymnasium as gym
@@ -173,7 +173,7 @@ def make_atari_masked_env(
     _, _, core = _import_ocatari(f"the Atari env {env_id!r}")
     available = getattr(core, "AVAILABLE_GAMES", [])
     categories: list[str] = []
-    if game in available:
+    if game is not None and game in available:
         ram_module = importlib.import_module(f"ocatari.ram.{game.lower()}")
         categories = list(getattr(ram_module, "MAX_NB_OBJECTS_HUD", {}))
     if game is None or not categories or (game not in ATARI_GAMES and not isinstance(classes, Mapping)):
@@ -203,7 +203,7 @@ def make_atari_masked_env(
     )
 
 
-class AtariMaskedEnv(gym.Env[MaskedObs, np.int64]):
+class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
     """An ALE game with the standard preprocessing and a mask of its task-relevant objects, read
     by OCAtari from the RAM (CAMAL, Hundal et al. 2026: the mask is the ground-truth attention
     region). See the module docstring for the preprocessing.
@@ -222,7 +222,7 @@ class AtariMaskedEnv(gym.Env[MaskedObs, np.int64]):
     :param ale_kwargs: ale-py ``AtariEnv`` keywords.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012 (gymnasium's Env declares it so)
 
     def __init__(
         self,
@@ -245,8 +245,9 @@ class AtariMaskedEnv(gym.Env[MaskedObs, np.int64]):
                 f"{ale_id(game)} refused the keywords {ale_kwargs} ({error}); pass ale-py AtariEnv keywords "
                 "(repeat_action_probability, full_action_space, mode, difficulty, max_num_frames_per_episode)"
             ) from error
-        self._ale_env: Any = made.unwrapped
-        self._ale = self._ale_env.ale
+        ale_env: Any = made.unwrapped  # ale_py.env.AtariEnv
+        self._ale_env = ale_env
+        self._ale = ale_env.ale
         self.game = game
         self.mask_classes: tuple[str, ...] = tuple(classes)
         """Names of mask values 1..n: value k is ``mask_classes[k - 1]``."""
@@ -258,8 +259,8 @@ class AtariMaskedEnv(gym.Env[MaskedObs, np.int64]):
         self.noop_max = noop_max
         self.terminal_on_life_loss = terminal_on_life_loss
         self.render_mode = render_mode
-        self.action_space = spaces.Discrete(len(self._ale_env._action_set))
-        self.action_names = tuple(name.lower() for name in self._ale_env.get_action_meanings())
+        self.action_space = spaces.Discrete(len(ale_env._action_set))
+        self.action_names = tuple(name.lower() for name in ale_env.get_action_meanings())
         """Names of the actions (``noop``, ``fire``, ``right``, ...), for videos."""
         height, width = (210, 160) if screen_size is None else (screen_size, screen_size)
         self._shape = (height, width)

@@ -148,11 +148,11 @@ def resolve_atari_classes(
             )
         n_names = len(classes)
     else:
-        names = [n.strip() for n in classes.split(",")] if isinstance(classes, str) else list(classes)
-        for name in names:
+        listed = [n.strip() for n in classes.split(",")] if isinstance(classes, str) else list(classes)
+        for name in listed:
             _check_name(name, defaults, f"class name for {game}")
-        resolved = {name: defaults[name] for name in names}
-        n_names = len(names)
+        resolved = {name: defaults[name] for name in listed}
+        n_names = len(listed)
     seen = [cat for cls in resolved.values() for cat in cls.categories]
     if not resolved or n_names != len(resolved) or len(seen) != len(set(seen)) or not all(seen):
         raise InputError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -226,3 +227,37 @@ def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(MissingAtariError, match=r"camal-rl\[atari\]'.*--no-deps ocatari==2.2.1"):
         make_masked_env("ALE/Pong-v5")
     assert not [row for row in list_atari_envs() if row.available]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--env", "ALE/Seaquest-v5", "--steps", "64"], "has no default mask classes"),
+        (["envs", "--check", "ALE/Pongg-v5"], "close matches: ALE/Pong-v5"),
+        (["train", "--env", "ALE/Pong-v5", "--env-kwargs", "classes=net"], "unknown class name for Pong"),
+    ],
+)
+def test_the_cli_says_it_in_one_line(
+    atari: Any, argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from camal_rl.cli import main
+
+    assert main([*argv, *(["--out", str(tmp_path / "run")] if argv[0] == "train" else [])]) == 2
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert err.count("camal-rl: error:") == 1
+    assert message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_cli_says_how_to_install_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from camal_rl.cli import main
+
+    monkeypatch.setitem(sys.modules, "ocatari", None)
+    monkeypatch.setitem(sys.modules, "ocatari.core", None)
+    assert main(["train", "--env", "ALE/Pong-v5", "--steps", "64", "--out", str(tmp_path / "run")]) == 2
+    _, err = capsys.readouterr()
+    assert "Traceback" not in err
+    assert "pip install --no-deps ocatari==2.2.1" in err
