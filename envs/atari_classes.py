@@ -4,9 +4,10 @@ OCAtari (Delfosse et al., "OCAtari: Object-Centric Atari 2600 Reinforcement Lear
 Environments", 2024) reads each object's category, box (``xywh``) and colour (``rgb``) from the
 emulator's RAM. A mask class here names the categories it covers and how its pixels are found:
 
-- ``colour``: the pixels inside the object's box drawn exactly in the object's colour. Checked
-  against the frames (tests/test_atari_masks.py): inside these boxes, the pixels that differ
-  from the background are the object's colour, so the mask is the object's own pixels.
+- ``colour``: the pixels inside the object's box drawn exactly in the object's colour. Exact on
+  Pong and Breakout: where those games draw only their task-relevant objects, the mask is the
+  pixels that are not background, on every frame (tests/test_atari.py); the other games' colour
+  classes were measured (experiments/atari/mask_agreement.py, docs/atari.md), not proven.
 - ``box``: the whole box. For sprites drawn in several colours, or whose colour OCAtari does not
   know, the box is what the mask is: it covers the object and some background around it.
 
