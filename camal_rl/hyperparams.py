@@ -76,7 +76,8 @@ DQN_ATARI: dict[str, Any] = {
     "exploration_final_eps": 0.01,
 }
 """rl-baselines3-zoo's DQN for Atari (hyperparams/dqn.yml) with a replay buffer of 50k, not 100k
-(each transition keeps two RGB 84x84 frames and masks: 2.8 GB), filling from 10k steps, not 100k."""
+(each transition keeps two RGB 84x84 frames and their masks: about 2.2 GB at 50k), filling from 10k
+steps, not 100k."""
 
 REWARD_SCALES: dict[str, float] = {"minigrid": 1.0, "vizdoom": 0.01, "atari": 1.0}
 """Training reward multiplier per env family. ViZDoom's scenarios reward in the hundreds (basic:
