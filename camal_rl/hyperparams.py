@@ -3,6 +3,11 @@
 A run's algorithm keywords are these defaults, updated by the preset's ``hp`` and then by the
 command line's ``--hp KEY=VALUE``. Values here were chosen for 2-CPU training on the default
 small envs; the study presets in ``experiments/`` state their own.
+
+``learning_rate``, ``clip_range`` and ``clip_range_vf`` also take rl-baselines3-zoo's
+``lin_<number>``: the value decays linearly from that number at the start of the run to 0 at its
+end. Configs keep the string (config.json too, so a run reproduces); :func:`algo_schedules` turns
+it into SB3's schedule when the model is built.
 """
 
 from __future__ import annotations
@@ -10,11 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from camal_rl.errors import InputError
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.utils import LinearSchedule
 
 PPO_MINIGRID: dict[str, Any] = {
     "n_steps": 128,
@@ -52,17 +60,16 @@ PPO_ATARI: dict[str, Any] = {
     "n_steps": 128,
     "batch_size": 256,
     "n_epochs": 4,
-    "learning_rate": 2.5e-4,
+    "learning_rate": "lin_2.5e-4",
     "gamma": 0.99,
     "gae_lambda": 0.95,
-    "clip_range": 0.1,
+    "clip_range": "lin_0.1",
     "ent_coef": 0.01,
     "vf_coef": 0.5,
     "max_grad_norm": 0.5,
 }
-"""rl-baselines3-zoo's tuned PPO for Atari (hyperparams/ppo.yml, with 8 envs), except that its
-learning rate and clip range decay linearly to 0 there and stay constant here (camal-rl's
-hyperparameters are numbers; 2.5e-4 and 0.1 are where the zoo's schedules start)."""
+"""rl-baselines3-zoo's tuned PPO for Atari (hyperparams/ppo.yml, with 8 envs), its learning rate
+and clip range decaying linearly from 2.5e-4 and 0.1 to 0 over the run (:func:`linear_start`)."""
 DQN_ATARI: dict[str, Any] = {
     "buffer_size": 50_000,
     "learning_starts": 10_000,
@@ -202,20 +209,76 @@ VALUE_RULES: dict[str, ValueRule] = {
 rollout length and DQN's n-step return alike); keywords not listed are checked by the algorithm."""
 
 
+LINEAR = "lin_"
+"""Prefix of a linear schedule's value, ``lin_2.5e-4`` (rl-baselines3-zoo's syntax)."""
+SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
+"""The hyperparameters that take a linear schedule (SB3 reads each as a function of the progress
+remaining, 1 at the start of training and 0 at its end)."""
+
+
+def linear_start(value: Any) -> float | None:
+    """The value at the start of the linear schedule ``value`` (``"lin_2.5e-4"`` -> 0.00025); None
+    for anything that is not ``lin_`` and a number."""
+    if not isinstance(value, str) or not value.startswith(LINEAR):
+        return None
+    try:
+        return float(value.removeprefix(LINEAR))
+    except ValueError:
+        return None
+
+
+def linear_schedule(start: float) -> LinearSchedule:
+    """SB3's schedule from ``start`` at progress remaining 1 (the run's first step) to 0 at progress
+    remaining 0 (its last): ``start * progress_remaining``. A class SB3 pickles by reference, so a
+    model zip holding it loads without unpickling code (:mod:`camal_rl.zipdata`)."""
+    from stable_baselines3.common.utils import LinearSchedule
+
+    return LinearSchedule(start, 0.0, 1.0)
+
+
+def algo_schedules(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with each ``lin_<number>`` of :data:`SCHEDULED` turned into SB3's schedule
+    (:func:`linear_schedule`), as the algorithm takes it; the other values as they are.
+
+    :param kwargs: checked algorithm keywords (:func:`check_hyperparams`).
+    """
+    built = dict(kwargs)
+    for name in SCHEDULED:
+        start = linear_start(kwargs.get(name))
+        if start is not None:
+            built[name] = linear_schedule(start)
+    return built
+
+
 def check_hyperparams(hp: Mapping[str, Any]) -> dict[str, Any]:
     """``hp`` with its numeric values checked against :data:`VALUE_RULES` (integers written as
-    floats, e.g. ``buffer_size=1e5``, become ints).
+    floats, e.g. ``buffer_size=1e5``, become ints), and the ``lin_<number>`` of :data:`SCHEDULED`
+    checked there too (the number as the keyword's own value would be), kept as written.
 
-    :raises InputError: a value of the wrong type or out of range, saying what the keyword takes.
+    :raises InputError: a value of the wrong type or out of range, or a ``lin_`` that is not
+        ``lin_`` and such a number or that is given to another keyword, saying what the keyword takes.
     """
     checked = dict(hp)
     for name, value in hp.items():
         rule = VALUE_RULES.get(name)
         if rule is None:
             continue
-        if not rule.accepts(value):
+        if name in SCHEDULED:
+            start = linear_start(value)
+            if rule.accepts(value) or (start is not None and rule.accepts(start)):
+                continue
             raise InputError(
-                f"hyperparameter {name} takes {rule.describe()}, got {value!r} (--hp {name}=VALUE)"
+                f"hyperparameter {name} takes {rule.describe()}, got {value!r} (--hp {name}=VALUE); or "
+                "lin_ and such a number, a linear decay from it to 0 over the run (e.g. lin_2.5e-4)"
+            )
+        if not rule.accepts(value):
+            linear = (
+                f"; lin_<number>, a linear schedule, is for {', '.join(SCHEDULED)} only"
+                if isinstance(value, str) and value.startswith(LINEAR)
+                else ""
+            )
+            raise InputError(
+                f"hyperparameter {name} takes {rule.describe()}, got {value!r} (--hp {name}=VALUE){linear}"
             )
         if rule.integer and value is not None:
             checked[name] = int(value)

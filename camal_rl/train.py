@@ -32,7 +32,7 @@ from camal_rl.atomic import write_json, written_then_moved
 from camal_rl.config import TrainConfig, describe_changes, resume_request
 from camal_rl.errors import InputError
 from camal_rl.evaluation import EVAL_SEED, quick_evaluation
-from camal_rl.hyperparams import check_algo_kwargs
+from camal_rl.hyperparams import algo_schedules, check_algo_kwargs
 from camal_rl.loading import algorithm_classes
 from camal_rl.rundir import RunDir
 
@@ -383,7 +383,8 @@ def new_model(
 ) -> CamalPPO | CamalDQN:
     """A new, untrained agent of a resolved config on ``env``: how :func:`train` builds one, and
     how :func:`camal_rl.weights.load_weights` rebuilds one (on one env, for its spaces) to take a
-    run's saved policy weights.
+    run's saved policy weights. Its ``lin_<number>`` hyperparameters become SB3's linear schedules
+    (:func:`camal_rl.hyperparams.algo_schedules`).
 
     :raises InputError: the algorithm refuses the config's hyperparameters.
     """
@@ -397,7 +398,7 @@ def new_model(
             seed=cfg.seed,
             device=cfg.device,
             verbose=cfg.verbose,
-            **cfg.algo_kwargs,
+            **algo_schedules(cfg.algo_kwargs),
         )
     except (TypeError, ValueError, AssertionError) as error:  # SB3 checks its keywords with asserts
         hp = ", ".join(f"{k}={v!r}" for k, v in cfg.algo_kwargs.items())
