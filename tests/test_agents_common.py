@@ -20,6 +20,7 @@ from camal_rl.agents.common.attention import (
 )
 from camal_rl.envs.base import check_masked_observation_space
 from camal_rl.errors import InputError
+from camal_rl.saliency import grad_cam
 from tests.conftest import DEVICE
 
 
@@ -59,6 +60,64 @@ class TestExtractors:
         _, maps = extractor.forward_with_maps({"image": torch.rand(1, 3, 120, 160)})
         # (120 - 8) / 4 + 1 = 29 -> (29 - 4) / 2 + 1 = 13 -> 13 - 2 = 11; (160 -> 39 -> 18 -> 16)
         assert maps.shape == (1, 64, 11, 16)
+
+    def test_nature_cnn_reads_four_stacked_rgb_frames(self) -> None:
+        """12 channels (4 RGB frames, oldest first) at 84x84: maps 84 -> (84 - 8) / 4 + 1 = 20 ->
+        (20 - 4) / 2 + 1 = 9 -> 9 - 3 + 1 = 7. With the first conv's weights 1 on the newest frame's
+        channels (9, 10, 11) and 0 elsewhere, no bias, a newest frame of 0.5 gives every output
+        3 x 8 x 8 x 0.5 = 96, whatever the older frames hold."""
+        extractor = NatureCamCNN(dict_space(12, 84, 84))
+        first = extractor.to_attention[0]
+        assert isinstance(first, torch.nn.Conv2d)
+        assert first.weight.shape == (32, 12, 8, 8)
+        with torch.no_grad():
+            first.weight.zero_()
+            first.weight[:, 9:] = 1.0
+            first.bias.zero_()
+        images = torch.zeros(2, 12, 84, 84)
+        images[:, 9:] = 0.5
+        images[1, :9] = 1.0  # other older frames
+        first_maps = extractor.to_attention[:2](images)
+        assert first_maps.shape == (2, 32, 20, 20)
+        assert (first_maps == 96).all()
+        features, maps = extractor.forward_with_maps({"image": images})
+        assert features.shape == (2, 512)
+        assert maps.shape == (2, 64, 7, 7)
+        torch.testing.assert_close(features[0], features[1], rtol=0, atol=0)
+        images.requires_grad_(True)
+        _, maps = extractor.forward_with_maps({"image": images})
+        cam = grad_cam(maps, maps.sum(dim=(1, 2, 3)))
+        assert cam.shape == (2, 7, 7)  # one map per sample, not one per frame
+
+    def test_a_channel_last_stack_is_refused(self) -> None:
+        space = spaces.Dict({"image": spaces.Box(0, 255, (84, 84, 12), np.uint8)})
+        with pytest.raises(InputError, match="not a channel-first uint8 image; let SB3's VecTransposeImage"):
+            NatureCamCNN(space)
+
+    def test_sb3_scales_and_transposes_a_stacked_image(self) -> None:
+        """SB3 takes 12 channels for an image (``is_image_space`` checks no channel count unless
+        asked): ``VecTransposeImage`` makes it (12, 56, 56) and the policy scales it to [0, 1]."""
+        from stable_baselines3.common.preprocessing import preprocess_obs
+        from stable_baselines3.common.vec_env import VecTransposeImage
+
+        from camal_rl.agents import CamalPPO
+        from camal_rl.envs import StackedImages, make_masked_env
+
+        env = StackedImages(make_masked_env("MiniGrid-DoorKey-5x5-v0"), 4)
+        model = CamalPPO(
+            "MultiInputPolicy",
+            env,
+            n_steps=16,
+            batch_size=16,
+            policy_kwargs={"features_extractor_class": NatureCamCNN},
+            device=DEVICE,
+        )
+        assert isinstance(model.get_env(), VecTransposeImage)
+        assert model.observation_space["image"].shape == (12, 56, 56)  # type: ignore[index]
+        obs = {"image": torch.full((1, 12, 56, 56), 255, dtype=torch.uint8), "mask": torch.zeros(1, 56, 56)}
+        image = preprocess_obs(obs, model.observation_space)["image"]  # type: ignore[index]
+        assert image.max().item() == 1.0
+        assert model.policy.features_extractor.to_attention[0].in_channels == 12  # type: ignore[index]
 
     @pytest.mark.parametrize("tile_size", [0, 5, -8])
     def test_bad_tile_size(self, tile_size: int) -> None:

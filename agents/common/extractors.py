@@ -24,12 +24,15 @@ from camal_rl.envs.base import IMAGE_KEY
 from camal_rl.errors import InputError
 
 
-def image_subspace(observation_space: spaces.Space, *, any_channels: bool = False) -> spaces.Box:
+def image_subspace(observation_space: spaces.Space) -> spaces.Box:
     """The channel-first image space inside a ``{"image", "mask"}`` Dict space, or the space
     itself when it is an image Box (a deployment without masks).
 
-    :param any_channels: accept any number of channels (a stock model's stacked frames), not
-        only SB3's 1, 3 or 4.
+    Any number of channels is accepted: one RGB frame has 3, a stack of k RGB frames 3k (SB3's
+    ``VecFrameStack``, :class:`camal_rl.envs.StackedImages`), k grey frames k. Channels first means
+    what SB3 takes it to mean (``is_image_space_channels_first``: the channel axis is the
+    smallest), so an image SB3's ``VecTransposeImage`` transposed passes, and one it did not
+    (channel-last) does not.
     """
     space: spaces.Space | None = observation_space
     if isinstance(observation_space, spaces.Dict):
@@ -39,8 +42,7 @@ def image_subspace(observation_space: spaces.Space, *, any_channels: bool = Fals
             f"the features extractor needs an image observation (Box of rank 3, or a Dict with an "
             f"'{IMAGE_KEY}' entry); got {observation_space}. Wrap the env with camal_rl.envs.make_masked_env."
         )
-    channels_first = is_image_space_channels_first(space) if any_channels else True
-    if not (channels_first and is_image_space(space, check_channels=not any_channels)):
+    if not (is_image_space(space) and is_image_space_channels_first(space)):
         raise InputError(
             f"image space {space} is not a channel-first uint8 image; let SB3's VecTransposeImage "
             "transpose it (do not pass channel-last images to the policy directly)"
@@ -99,7 +101,8 @@ class MiniGridCNN(CamFeaturesExtractor):
     size, so every activation map has exactly one position per grid cell and the Grad-CAM of any
     layer is a per-cell map aligned with the env's mask blocks.
 
-    :param observation_space: Dict with an ``image`` entry (3, n * tile_size, m * tile_size).
+    :param observation_space: Dict with an ``image`` entry (C, n * tile_size, m * tile_size): one
+        RGB frame (C = 3) or a stack of them (C = 3k).
     :param tile_size: pixels per grid cell (must divide the image size).
     :param channels: output channels of each conv layer; layers after the first are 3x3,
         padding 1, so the maps keep one position per cell.
@@ -130,11 +133,14 @@ class MiniGridCNN(CamFeaturesExtractor):
 
 
 class NatureCamCNN(CamFeaturesExtractor):
-    """NatureCNN (Mnih et al., Nature 2015) for larger frames such as ViZDoom's, with its last
-    conv layer (or another) as the attention layer.
+    """NatureCNN (Mnih et al., Nature 2015) for larger frames such as ViZDoom's and Atari's, with
+    its last conv layer (or another) as the attention layer. The first conv reads every channel,
+    so a stack of k RGB frames (C = 3k, Atari's usual k = 4) gives one set of maps, and one
+    Grad-CAM (h, w) map per sample, as a single frame does.
 
-    :param observation_space: Dict with an ``image`` entry (C, H, W), H and W >= 44 (the
-        attention maps of the last conv layer are then at least 2 x 2).
+    :param observation_space: Dict with an ``image`` entry (C, H, W), C any number of channels
+        (one RGB frame, or a stack of RGB or grey frames), H and W >= 44 (the attention maps of the
+        last conv layer are then at least 2 x 2).
     :param attention_layer: index of the conv layer used as the attention map (default: last).
     :param features_dim: size of the output features.
     """

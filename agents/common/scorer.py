@@ -48,7 +48,7 @@ class PolicyScorer:
                 f"the policy's actions must be Discrete to score them, got {policy.action_space}"
             )
         self.policy = policy
-        self.image_space = image_subspace(policy.observation_space, any_channels=True)
+        self.image_space = image_subspace(policy.observation_space)
         self.extractor: CamFeaturesExtractor | LayerMaps
         if isinstance(extractor, CamFeaturesExtractor) and layer is None:
             self.extractor = extractor
