@@ -16,11 +16,16 @@ Machado et al., JAIR 2018; Stable-Baselines3's ``AtariWrapper``) to frame and ma
   with :func:`camal_rl.envs.atari_masks.resize_mask` (a pixel is labelled where an object covers
   any part of it);
 - with ``terminal_on_life_loss``, a lost life ends the episode for the agent, and the next reset
-  continues the game (a no-op step) until it is over.
+  continues the game (a no-op step) until it is over;
+- with ``fire_reset``, every reset then presses FIRE and then action 2, one step each (SB3's
+  ``FireResetEnv``), for games that wait for FIRE to start or to serve after a lost life
+  (Breakout); the observation after them is the reset's, mask and all;
+- with ``frame_stack=k``, the last k images side by side in the channels, oldest first, and the
+  newest frame's mask (:class:`camal_rl.envs.StackedImages`, as SB3's ``VecFrameStack`` stacks):
+  ``image`` is (H, W, 3k). rl-baselines3-zoo's Atari agents see k = 4.
 
 The image stays RGB, as in the other families. Rewards are the game's own (not clipped): the
-monitor files log the game's score. Frame stacking, for models trained on stacked frames, is
-:class:`camal_rl.envs.StackedImages`, whose mask is the newest frame's.
+monitor files log the game's score.
 
 This module imports without the extra: listing and registration are static; building an env
 raises :class:`MissingAtariError` when ale-py or OCAtari is missing.
@@ -50,6 +55,7 @@ from camal_rl.envs.atari_classes import (
 )
 from camal_rl.envs.atari_masks import Box, max_pool, paint_mask, resize_mask
 from camal_rl.envs.base import EnvInfo, image_space, mask_space
+from camal_rl.envs.stacking import StackedImages
 from camal_rl.errors import InputError, MissingExtraError
 
 ENTRY_POINT = "camal_rl.envs.atari:make_atari_masked_env"
@@ -150,9 +156,12 @@ def make_atari_masked_env(
     frame_skip: int = FRAME_SKIP,
     noop_max: int = NOOP_MAX,
     terminal_on_life_loss: bool = False,
+    fire_reset: bool = False,
+    frame_stack: int = 1,
     **ale_kwargs: Any,
-) -> AtariMaskedEnv:
-    """An Atari game whose observations are ``{"image": uint8 (H, W, 3), "mask": uint8 (H, W)}``.
+) -> AtariMaskedEnv | StackedImages:
+    """An Atari game whose observations are ``{"image": uint8 (H, W, 3 x frame_stack), "mask":
+    uint8 (H, W)}``.
 
     :param env_id: ``"ALE/Pong-v5"``, or the registered ``"camal_rl/ALE-Pong-v5"``; a game of
         :data:`camal_rl.envs.atari_classes.ATARI_GAMES`, or any other OCAtari game with a
@@ -163,10 +172,15 @@ def make_atari_masked_env(
     :param frame_skip: frames an action is repeated, >= 1; the last two are max-pooled.
     :param noop_max: most no-op frames at reset, >= 0 (0: none).
     :param terminal_on_life_loss: end the agent's episode when a life is lost.
+    :param fire_reset: press FIRE, then action 2, at every reset (SB3's ``FireResetEnv``), for
+        games that wait for FIRE (Breakout); only for games whose action 1 is FIRE.
+    :param frame_stack: images stacked, >= 1 (:class:`camal_rl.envs.StackedImages`; the mask is
+        the newest frame's); 1 returns the :class:`AtariMaskedEnv` itself.
     :param ale_kwargs: ale-py's ``AtariEnv`` keywords (``repeat_action_probability``,
         ``full_action_space``, ``mode``, ``difficulty``, ``max_num_frames_per_episode``).
     :raises InputError: an id that is no OCAtari game, a game without default classes and no
-        mapping, bad classes or settings; a refused ALE keyword.
+        mapping, bad classes or settings (``fire_reset`` for a game without FIRE); a refused ALE
+        keyword.
     :raises MissingAtariError: ale-py or OCAtari is not installed.
     """
     game = game_of(env_id)
@@ -183,7 +197,11 @@ def make_atari_masked_env(
         raise InputError(
             "set the frames an action is repeated with frame_skip=N (the last two are max-pooled)"
         )
-    for name, value, low in (("frame_skip", frame_skip, 1), ("noop_max", noop_max, 0)):
+    for name, value, low in (
+        ("frame_skip", frame_skip, 1),
+        ("noop_max", noop_max, 0),
+        ("frame_stack", frame_stack, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
     if screen_size is not None and (
@@ -192,15 +210,17 @@ def make_atari_masked_env(
         raise InputError(
             f"screen_size must be an integer >= 8 (pixels), or None for 210x160; got {screen_size!r}"
         )
-    return AtariMaskedEnv(
+    env = AtariMaskedEnv(
         game,
         mask_classes,
         screen_size=screen_size,
         frame_skip=frame_skip,
         noop_max=noop_max,
         terminal_on_life_loss=terminal_on_life_loss,
+        fire_reset=fire_reset,
         **ale_kwargs,
     )
+    return StackedImages(env, frame_stack) if frame_stack > 1 else env
 
 
 class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
@@ -219,7 +239,9 @@ class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
     :param frame_skip: frames an action is repeated.
     :param noop_max: most no-op frames at reset.
     :param terminal_on_life_loss: end the agent's episode when a life is lost.
+    :param fire_reset: press FIRE, then action 2, at every reset (SB3's ``FireResetEnv``).
     :param ale_kwargs: ale-py ``AtariEnv`` keywords.
+    :raises InputError: ``fire_reset`` for a game whose action 1 is not FIRE.
     """
 
     metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012 (gymnasium's Env declares it so)
@@ -233,6 +255,7 @@ class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
         frame_skip: int = FRAME_SKIP,
         noop_max: int = NOOP_MAX,
         terminal_on_life_loss: bool = False,
+        fire_reset: bool = False,
         render_mode: str | None = None,
         **ale_kwargs: Any,
     ) -> None:
@@ -262,6 +285,13 @@ class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
         self.action_space = spaces.Discrete(len(ale_env._action_set))
         self.action_names = tuple(name.lower() for name in ale_env.get_action_meanings())
         """Names of the actions (``noop``, ``fire``, ``right``, ...), for videos."""
+        if fire_reset and self.action_names[1:2] != ("fire",):
+            made.close()
+            raise InputError(
+                f"fire_reset presses FIRE (action 1) at each reset, but {ale_id(game)}'s actions are "
+                f"{', '.join(self.action_names)}: leave fire_reset off for this game"
+            )
+        self.fire_reset = fire_reset
         height, width = (210, 160) if screen_size is None else (screen_size, screen_size)
         self._shape = (height, width)
         self.observation_space = spaces.Dict(
@@ -338,6 +368,11 @@ class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
             obs, _, terminated, truncated, _ = self.step(0)
             if terminated or truncated:
                 return self.reset(options=options)
+        if self.fire_reset:  # FIRE, then action 2, as SB3's FireResetEnv presses them
+            for action in (1, 2):
+                obs, _, terminated, truncated, _ = self.step(action)
+                if terminated or truncated:
+                    return self.reset(options=options)
         self._lives = self._ale.lives()
         return obs, {"lives": self._lives}
 

@@ -1,4 +1,6 @@
-"""Stacked frames for models trained on them: SB3's ``VecFrameStack`` on image observations."""
+"""Stacked frames, as SB3's ``VecFrameStack`` stacks image observations: for CAMAL agents that
+train on them (the Atari envs' ``frame_stack`` keyword) and for stock models trained with
+``VecFrameStack``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Masked Atari envs: masks checked against the frames, the preprocessing's frame skip, max-pool,
-resize and stacking, life loss, registration, and bad input.
+resize and stacking, life loss, fire on reset, registration, and bad input; an agent trained on
+stacked frames, then evaluated and recorded from its run directory.
 
 Tests that build a game take the ``atari`` fixture and skip, saying what to install, where the
 extra is missing; CI installs it (``make install``). The static ones run everywhere.
@@ -152,6 +153,65 @@ def test_stacked_frames_carry_the_newest_mask(atari: Any) -> None:
         np.testing.assert_array_equal(b["image"][..., 9:], a["image"])
 
 
+def test_frame_stack_stacks_the_images_and_keeps_the_newest_mask(atari: Any) -> None:
+    """``frame_stack=4`` is the env's own keyword (a run's env_kwargs, so evaluate and record
+    rebuild it): the same observations as StackedImages around the plain env, 12 channels."""
+    plain = make_masked_env("ALE/Pong-v5")
+    stacked = make_masked_env("ALE/Pong-v5", frame_stack=4)
+    registered = gym.make("camal_rl/ALE-Pong-v5", frame_stack=4)
+    assert stacked.observation_space["image"].shape == (84, 84, 12)  # type: ignore[index]
+    assert registered.observation_space["image"].shape == (84, 84, 12)  # type: ignore[index]
+    assert isinstance(stacked, StackedImages)
+    assert isinstance(stacked.unwrapped, AtariMaskedEnv)
+    assert stacked.get_wrapper_attr("mask_classes") == ("ball", "paddle", "opponent")
+    first = True
+    for a, b in zip(random_steps(plain, 12), random_steps(stacked, 12), strict=True):
+        np.testing.assert_array_equal(b["mask"], a["mask"])
+        np.testing.assert_array_equal(b["image"][..., 9:], a["image"])
+        if first:  # the first step after a reset: the three older frames are the reset's and zeros
+            assert not b["image"][..., :6].any()
+            first = False
+    for env in (plain, stacked, registered):
+        env.close()
+
+
+@pytest.mark.parametrize("fire_reset", [False, True])
+def test_fire_reset_serves_breakouts_ball(atari: Any, fire_reset: bool) -> None:
+    """Breakout waits for FIRE: under a no-op policy its ball never enters the mask, unless the
+    reset presses FIRE (SB3's FireResetEnv), which serves it at once; after a lost life too, when
+    the reset continues the game (terminal_on_life_loss)."""
+    env = make_masked_env(
+        "ALE/Breakout-v5",
+        fire_reset=fire_reset,
+        terminal_on_life_loss=True,
+        repeat_action_probability=0.0,
+    )
+    ball = env.get_wrapper_attr("mask_classes").index("ball") + 1
+
+    def steps_to_the_ball(obs: dict[str, np.ndarray], limit: int = 50) -> int | None:
+        for t in range(limit):
+            if (obs["mask"] == ball).any():
+                return t
+            obs, *_ = env.step(0)
+        return None
+
+    obs, info = env.reset(seed=0)
+    assert info["lives"] == 5
+    if not fire_reset:
+        assert steps_to_the_ball(obs) is None
+        return
+    assert steps_to_the_ball(obs) in (0, 1, 2, 3)
+    for _ in range(500):  # the paddle stays still and soon misses the ball
+        _, _, terminated, _, info = env.step(0)
+        if terminated:
+            break
+    assert terminated
+    obs, info = env.reset()
+    assert info["lives"] == 4  # the same game goes on, and the next ball is served
+    assert steps_to_the_ball(obs) in (0, 1, 2, 3)
+    env.close()
+
+
 def test_terminal_on_life_loss_ends_the_episode_and_the_game_goes_on(atari: Any) -> None:
     env = make_masked_env("ALE/Breakout-v5", terminal_on_life_loss=True, repeat_action_probability=0.0)
     _, info = env.reset(seed=0)
@@ -205,6 +265,8 @@ def test_listing_and_registration() -> None:
         ("ALE/Pong-v5", {"frameskip": 4}, "frame_skip=N"),
         ("ALE/Pong-v5", {"frame_skip": 0}, "frame_skip must be an integer >= 1"),
         ("ALE/Pong-v5", {"screen_size": 4}, "screen_size must be"),
+        ("ALE/Pong-v5", {"frame_stack": 0}, "frame_stack must be an integer >= 1, got 0"),
+        ("ALE/Freeway-v5", {"fire_reset": True}, "Freeway-v5's actions are noop, up, down: leave fire_reset"),
         ("ALE/Pong-v5", {"view": "full"}, "only apply to MiniGrid"),
         ("ALE/Pong-v5", {"no_such_option": 1}, "refused the keywords"),
     ],
