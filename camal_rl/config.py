@@ -78,16 +78,20 @@ class TrainConfig:
     tile_size: int = 8
     """MiniGrid pixels per grid cell."""
     env_kwargs: tuple[str, ...] = ()
-    """Extra env keywords as KEY=VALUE (e.g. resolution=[120,160] frame_skip=4 for ViZDoom)."""
+    """Extra env keywords as KEY=VALUE (e.g. resolution=[120,160] frame_skip=4 for ViZDoom;
+    frame_stack=4 fire_reset=true for Atari: 4 frames stacked, FIRE at each reset)."""
     reward_scale: float | None = None
     """Multiply the rewards the agent learns from by this (default: the env family's, 0.01 for
     ViZDoom, 1 for MiniGrid). Monitor files, logged returns, evaluations and metrics keep the env's
     own rewards."""
     hp: tuple[str, ...] = ()
-    """Algorithm hyperparameters as KEY=VALUE, over the defaults and the preset (e.g. learning_rate=3e-4)."""
+    """Algorithm hyperparameters as KEY=VALUE, over the defaults and the preset (e.g. learning_rate=3e-4;
+    learning_rate, clip_range and clip_range_vf also take lin_<number>, decaying linearly from it to
+    0 over the run: learning_rate=lin_2.5e-4)."""
     preset: str | None = None
-    """Named preset: doorkey-ppo, doorkey-dqn, lavacrossing-ppo, vizdoom-basic-ppo (installed), or one
-    of a source checkout's experiments/presets.py; explicit options override it, --hp adds to its hp."""
+    """Named preset: doorkey-ppo, doorkey-dqn, lavacrossing-ppo, vizdoom-basic-ppo, pong-ppo,
+    breakout-ppo (installed; the Atari ones are rl-zoo3's PPO with 4 frames stacked), or one of a
+    source checkout's experiments/presets.py; explicit options override it, --hp adds to its hp."""
     config: Path | None = None
     """YAML or JSON file of these options, keyed as a run's config.json (`--config runs/x/config.json
     --seed 3` trains run x again on seed 3); explicit options override it, --hp adds to its

@@ -44,15 +44,31 @@ VIZDOOM_PPO = TrainConfig(
     checkpoint_freq=100_000,
 )
 
-# Atari: PPO at camal_rl.hyperparams.PPO_ATARI (rl-baselines3-zoo's), NatureCamCNN (NatureCNN with
-# Grad-CAM at its last conv layer, the default for frames without a grid), rl-zoo3's 10M-step budget.
+# Atari: rl-baselines3-zoo's PPO setup. camal_rl.hyperparams.PPO_ATARI holds its hyperparameters,
+# the learning rate and clip range decaying linearly from 2.5e-4 and 0.1 to 0 (lin_2.5e-4, lin_0.1);
+# 4 RGB frames stacked (the mask is the newest frame's), FIRE pressed at each reset (SB3's
+# AtariWrapper does both); NatureCamCNN (NatureCNN with Grad-CAM at its last conv layer, the default
+# for frames without a grid); rl-zoo3's 10M-step budget.
 PONG = "ALE/Pong-v5"
 BREAKOUT = "ALE/Breakout-v5"
+ATARI_ENV_KWARGS = ("frame_stack=4", "fire_reset=true")
 PONG_PPO = TrainConfig(
-    env=PONG, steps=10_000_000, n_envs=8, eval_freq=250_000, eval_episodes=5, checkpoint_freq=1_000_000
+    env=PONG,
+    steps=10_000_000,
+    n_envs=8,
+    env_kwargs=ATARI_ENV_KWARGS,
+    eval_freq=250_000,
+    eval_episodes=5,
+    checkpoint_freq=1_000_000,
 )
 BREAKOUT_PPO = TrainConfig(
-    env=BREAKOUT, steps=10_000_000, n_envs=8, eval_freq=250_000, eval_episodes=5, checkpoint_freq=1_000_000
+    env=BREAKOUT,
+    steps=10_000_000,
+    n_envs=8,
+    env_kwargs=ATARI_ENV_KWARGS,
+    eval_freq=250_000,
+    eval_episodes=5,
+    checkpoint_freq=1_000_000,
 )
 
 PRESETS: dict[str, TrainConfig] = {
