@@ -8,6 +8,7 @@ extra is missing; CI installs it (``make install``). The static ones run everywh
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from camal_rl.envs.atari import AtariMaskedEnv, MissingAtariError, list_atari_en
 from camal_rl.envs.atari_classes import ATARI_GAMES, registered_id
 from camal_rl.envs.atari_masks import max_pool, resize_mask
 from camal_rl.errors import InputError
+from tests.conftest import DEVICE
 
 SKIP_REASON = "install the atari extra: pip install 'camal-rl[atari]' && pip install --no-deps ocatari==2.2.1"
 RAW = {"screen_size": None, "frame_skip": 1, "noop_max": 0, "repeat_action_probability": 0.0}
@@ -323,3 +325,84 @@ def test_the_cli_says_how_to_install_the_extra(
     _, err = capsys.readouterr()
     assert "Traceback" not in err
     assert "pip install --no-deps ocatari==2.2.1" in err
+
+
+STACKED_RUN_ENV = ("frame_stack=4", "fire_reset=true", "max_num_frames_per_episode=200")
+"""Pong as the presets play it (4 frames, FIRE at reset), its episodes cut at 200 emulator frames
+(50 agent steps) so that evaluation and recording stay short."""
+
+
+@pytest.fixture(scope="module")
+def stacked_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CAMAL PPO agent trained 256 steps on 4 stacked frames (2 envs x 64 steps, 2 updates)."""
+    pytest.importorskip("ale_py", reason=SKIP_REASON)
+    pytest.importorskip("ocatari", reason=SKIP_REASON)
+    from camal_rl.config import TrainConfig
+    from camal_rl.train import train
+
+    cfg = TrainConfig(
+        env="ALE/Pong-v5",
+        steps=256,
+        n_envs=2,
+        env_kwargs=STACKED_RUN_ENV,
+        hp=("n_steps=64", "batch_size=64", "n_epochs=1"),
+        eval_freq=128,
+        eval_episodes=1,
+        checkpoint_freq=0,
+        progress_bar=False,
+        device=DEVICE,
+        out=tmp_path_factory.mktemp("atari") / "pong",
+    )
+    return train(cfg).path
+
+
+def test_a_run_on_stacked_frames_trains_evaluates_and_records(stacked_run: Path, tmp_path: Path) -> None:
+    """The run's config.json holds the stacking, so evaluate and record rebuild the 12-channel env
+    from the run directory alone; Grad-CAM is one 7x7 map per step (84 -> 20 -> 9 -> 7), scored
+    against the newest frame's mask, and the video shows the newest frame: the frames a plain,
+    unstacked env gives for the same seed and actions."""
+    from camal_rl.evaluation import EVAL_SEED, EvaluateConfig, evaluate
+    from camal_rl.loading import load_agent
+    from camal_rl.options import with_options
+    from camal_rl.rundir import RunDir
+    from camal_rl.video import RecordConfig, record, record_agent
+
+    run = RunDir(stacked_run)
+    config = json.loads(run.config.read_text())
+    assert config["env_kwargs"] == list(STACKED_RUN_ENV)
+    assert (config["algo_kwargs"]["learning_rate"], config["algo_kwargs"]["clip_range"]) == (
+        "lin_2.5e-4",
+        "lin_0.1",
+    )
+    assert [int(row["step"]) for row in run.read_evaluations()] == [0, 128, 256]
+    agent = load_agent(stacked_run, device=DEVICE)
+    assert agent.model.observation_space["image"].shape == (12, 84, 84)  # type: ignore[index]
+    assert agent.frame_stack == 1  # the env stacks; loading does not stack again
+    report = evaluate(
+        with_options(
+            EvaluateConfig(run=stacked_run, out=tmp_path / "metrics.json"),
+            episodes=1,
+            max_steps_scored=4,
+            device=DEVICE,
+        )
+    )
+    result = report["variants"]["train"]
+    assert result["env_kwargs"]["frame_stack"] == 4
+    assert result["episodes"] == 1
+    assert (result["steps_scored"], result["coverage"]) == (4, 1.0)  # the ball and paddles always in view
+    assert 0 <= result["saliency"]["gradcam"]["epg"]["mean"] <= 1
+
+    recording = record_agent(agent, episodes=1, max_steps=12)
+    (episode,) = recording.episodes
+    assert episode.images.shape == (12, 84, 84, 3)
+    assert episode.saliency.shape == (12, 84, 84)
+    plain = make_masked_env("ALE/Pong-v5", fire_reset=True, max_num_frames_per_episode=200)
+    obs, _ = plain.reset(seed=EVAL_SEED)
+    for image, mask, action in zip(episode.images, episode.masks, episode.actions, strict=True):
+        np.testing.assert_array_equal(image, obs["image"])
+        np.testing.assert_array_equal(mask, obs["mask"])
+        obs, *_ = plain.step(int(action))
+    plain.close()
+    (mp4,) = record(with_options(RecordConfig(runs=(stacked_run,), max_steps=6), device=DEVICE))
+    assert mp4 == run.videos / f"gradcam_seed{EVAL_SEED}.mp4"
+    assert mp4.stat().st_size > 0
