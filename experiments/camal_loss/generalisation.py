@@ -1,7 +1,8 @@
 """Endpoint G1 of the pre-registration: held-out returns on layouts never trained on.
 
-For every run of the given sweep folders, ``camal-rl evaluate`` on each unseen variant of its
-training env, written beside the run as ``metrics_generalisation_<variant>.json``:
+For every ``none`` and ``camal`` run of the given sweep folders (``--methods`` adds others),
+``camal-rl evaluate`` on each unseen variant of its training env, written beside the run as
+``metrics_generalisation_<variant>.json``:
 
 - DoorKey-5x5 agents: DoorKey-6x6 and DoorKey-8x8 (the 7x7 agent view gives the same 56x56 frames
   at any grid size), DoorKey-5x5 with 1 distractor object and DoorKey-6x6 with 3 (3 do not fit in
@@ -46,6 +47,8 @@ UNSEEN: dict[str, tuple[tuple[str, str, int], ...]] = {
 }
 """Training env -> (name, env id, distractors) of each unseen variant."""
 EPISODES = 20
+G1_METHODS = ("none", "camal")
+"""The methods endpoint G1 compares (PREREGISTRATION.md); ``--methods`` adds others."""
 
 
 def output(run: Path, name: str) -> Path:
@@ -86,8 +89,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep folders or run directories")
     parser.add_argument("--episodes", type=int, default=EPISODES, help="episodes per variant (20)")
     parser.add_argument("--table-only", action="store_true", help="print the table, evaluate nothing")
+    parser.add_argument(
+        "--methods", nargs="+", default=list(G1_METHODS), help="methods to evaluate (G1: none, camal)"
+    )
     args = parser.parse_args(argv)
-    results = sorted(load_results(args.sweeps, complete_only=True), key=lambda r: (variant_order(r), r.seed))
+    results = sorted(
+        (r for r in load_results(args.sweeps, complete_only=True) if r.method in args.methods),
+        key=lambda r: (variant_order(r), r.seed),
+    )
     if not args.table_only:
         for result in results:
             evaluate_unseen(result.path, result.env, args.episodes)
