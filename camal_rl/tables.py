@@ -147,10 +147,10 @@ def _comparison_cell(row: Mapping[str, Any]) -> str:
     gain = "n/a"
     if math.isfinite(row["improvement_pct"]):
         gain = f"{row['improvement_pct']:+.1f}%"
-        if not _has_spread(row):
-            return gain
         if math.isfinite(row["improvement_low"]):
             gain += f" [{row['improvement_low']:+.1f}, {row['improvement_high']:+.1f}]"
+    if not _has_spread(row):
+        return gain
     chance = _fmt(row["prob_improvement"], 2)
     if math.isfinite(row["prob_improvement_low"]):
         chance += f" [{row['prob_improvement_low']:.2f}, {row['prob_improvement_high']:.2f}]"

@@ -116,6 +116,11 @@ def test_one_seed_per_agent_shows_the_difference_alone(tmp_path):
     lines = format_markdown(comparison_table(load_results([tmp_path]), ["return"], pairs=())).splitlines()
     (camal,) = [line for line in lines if line.startswith("| ppo-camal vs ppo-none |")]
     assert camal == "| ppo-camal vs ppo-none | +60.0% |"
+    # a baseline mean of 0 has no percent difference: n/a alone, still no test
+    write_run(tmp_path / "zero", method="none", seed=0, metrics=metrics_report([0.0]))
+    write_run(tmp_path / "zero", method="camal", seed=0, metrics=metrics_report([0.8]))
+    zero = format_markdown(comparison_table(load_results([tmp_path / "zero"]), ["return"], pairs=()))
+    assert "| ppo-camal vs ppo-none | n/a |" in zero.splitlines()
     assert ONE_SEED_LINE in lines
     assert not any(line.startswith("adj.:") for line in lines)
     (agent,) = [line for line in lines if line.startswith("| ppo-camal | 1 |")]
