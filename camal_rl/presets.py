@@ -52,24 +52,23 @@ VIZDOOM_PPO = TrainConfig(
 PONG = "ALE/Pong-v5"
 BREAKOUT = "ALE/Breakout-v5"
 ATARI_ENV_KWARGS = ("frame_stack=4", "fire_reset=true")
-PONG_PPO = TrainConfig(
-    env=PONG,
-    steps=10_000_000,
-    n_envs=8,
-    env_kwargs=ATARI_ENV_KWARGS,
-    eval_freq=250_000,
-    eval_episodes=5,
-    checkpoint_freq=1_000_000,
-)
-BREAKOUT_PPO = TrainConfig(
-    env=BREAKOUT,
-    steps=10_000_000,
-    n_envs=8,
-    env_kwargs=ATARI_ENV_KWARGS,
-    eval_freq=250_000,
-    eval_episodes=5,
-    checkpoint_freq=1_000_000,
-)
+
+
+def atari_ppo(env: str) -> TrainConfig:
+    """rl-zoo3's PPO setup on the Atari game ``env`` (the comment above)."""
+    return TrainConfig(
+        env=env,
+        steps=10_000_000,
+        n_envs=8,
+        env_kwargs=ATARI_ENV_KWARGS,
+        eval_freq=250_000,
+        eval_episodes=5,
+        checkpoint_freq=1_000_000,
+    )
+
+
+PONG_PPO = atari_ppo(PONG)
+BREAKOUT_PPO = atari_ppo(BREAKOUT)
 
 PRESETS: dict[str, TrainConfig] = {
     "doorkey-ppo": DOORKEY_PPO,
