@@ -17,10 +17,10 @@ This module is static: it imports neither ale-py nor OCAtari.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from camal_rl.envs.classes import check_name, pick_classes
 from camal_rl.errors import InputError
 
 
@@ -139,7 +139,7 @@ def resolve_atari_classes(
         for name, cats in classes.items():
             names = (cats,) if isinstance(cats, str) else tuple(cats)
             for category in names:
-                _check_name(category, categories, f"OCAtari category of {game}")
+                check_name(category, categories, f"OCAtari category of {game}")
             owners = {owner.get(category) for category in names}
             template = owners.pop() if len(owners) == 1 else None
             resolved[str(name)] = (
@@ -149,11 +149,8 @@ def resolve_atari_classes(
             )
         n_names = len(classes)
     else:
-        listed = [n.strip() for n in classes.split(",")] if isinstance(classes, str) else list(classes)
-        for name in listed:
-            _check_name(name, defaults, f"class name for {game}")
-        resolved = {name: defaults[name] for name in listed}
-        n_names = len(listed)
+        resolved = pick_classes(classes, defaults, f"class name for {game}")
+        n_names = len(resolved)
     seen = [cat for cls in resolved.values() for cat in cls.categories]
     if not resolved or n_names != len(resolved) or len(seen) != len(set(seen)) or not all(seen):
         raise InputError(
@@ -161,10 +158,3 @@ def resolve_atari_classes(
             f"category, no category in two classes; got {classes!r}"
         )
     return resolved
-
-
-def _check_name(name: str, known: Sequence[str] | Mapping[str, object], what: str) -> None:
-    if name not in known:
-        matches = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
-        hint = f"close matches: {', '.join(matches)}" if matches else "no close match"
-        raise InputError(f"unknown {what} {name!r} ({hint}); known: {', '.join(sorted(known))}")

@@ -12,8 +12,10 @@ install (WFC) are left out, and can still be masked with explicit ``classes=``.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import TypeVar
 
 from minigrid.core.constants import OBJECT_TO_IDX
 
@@ -140,3 +142,31 @@ def validate_classes(names: Sequence[str]) -> tuple[str, ...]:
     if duplicates:
         raise InputError(f"mask class(es) {', '.join(map(repr, duplicates))} given more than once")
     return names
+
+
+Member = TypeVar("Member")
+
+
+def check_name(name: str, known: Collection[str], what: str) -> None:
+    """Raise :class:`InputError` for a ``name`` not in ``known``, naming up to 3 close matches.
+
+    :param what: what the name is, for the message (``"class name for Pong"``).
+    """
+    if name not in known:
+        matches = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+        hint = f"close matches: {', '.join(matches)}" if matches else "no close match"
+        raise InputError(f"unknown {what} {name!r} ({hint}); known: {', '.join(sorted(known))}")
+
+
+def pick_classes(
+    classes: str | Sequence[str], defaults: Mapping[str, Member], what: str
+) -> dict[str, Member]:
+    """The default classes named by ``classes`` (a subset or a new order; a comma-separated string
+    also works), in that order; raises :class:`InputError` for an unknown name or a name given
+    twice (``what`` names them in the message)."""
+    listed = [n.strip() for n in classes.split(",")] if isinstance(classes, str) else list(classes)
+    for name in listed:
+        check_name(name, defaults, what)
+    if len(set(listed)) != len(listed):
+        raise InputError(f"classes must name no class twice; got {classes!r}")
+    return {name: defaults[name] for name in listed}

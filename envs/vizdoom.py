@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import sys
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import cv2
@@ -28,6 +28,7 @@ import numpy as np
 from gymnasium import spaces
 
 from camal_rl.envs.base import EnvInfo, image_space, mask_space
+from camal_rl.envs.classes import check_name, pick_classes
 from camal_rl.errors import InputError, MissingExtraError, WrongEnvTypeError
 
 NAMESPACE = "camal_rl/"
@@ -149,14 +150,11 @@ def resolve_object_classes(
         }
         for objects in resolved.values():
             for obj in objects:
-                _check_name(obj, VIZDOOM_OBJECT_NAMES, "ViZDoom object name")
+                check_name(obj, VIZDOOM_OBJECT_NAMES, "ViZDoom object name")
         n_names = len(resolved)
     else:
-        names = [n.strip() for n in classes.split(",")] if isinstance(classes, str) else list(classes)
-        for name in names:
-            _check_name(name, defaults, f"class name for {base_id}")
-        resolved = {name: defaults[name] for name in names}
-        n_names = len(names)
+        resolved = pick_classes(classes, defaults, f"class name for {base_id}")
+        n_names = len(resolved)
     seen = [obj for objects in resolved.values() for obj in objects]
     if not resolved or n_names != len(resolved) or len(seen) != len(set(seen)) or not all(resolved.values()):
         raise InputError(
@@ -164,13 +162,6 @@ def resolve_object_classes(
             f"object, no object in two classes; got {classes!r}"
         )
     return resolved
-
-
-def _check_name(name: str, known: Collection[str], what: str) -> None:
-    if name not in known:
-        matches = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
-        hint = f"close matches: {', '.join(matches)}" if matches else "no close match"
-        raise InputError(f"unknown {what} {name!r} ({hint}); known: {', '.join(sorted(known))}")
 
 
 # WrapperObsType dict[str, Any]: gymnasium types spaces.Dict as Space[dict[str, Space]].
