@@ -311,7 +311,7 @@ class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
             self._objects, self._ale.getRAM().astype(np.int64), self.game, False
         )
 
-    def _boxes(self, frame: np.ndarray) -> list[Box]:
+    def _boxes(self) -> list[Box]:
         """The task-relevant objects now on screen as :data:`~camal_rl.envs.atari_masks.Box`."""
         boxes: list[Box] = []
         for obj in self._objects:
@@ -336,7 +336,7 @@ class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
         frame = self._frames[index]
         self._ale.getScreenRGB(frame)
         self._detect()
-        paint_mask(mask, frame, self._boxes(frame))
+        paint_mask(mask, frame, self._boxes())
         return frame
 
     def _observation(self, frames: list[np.ndarray], mask: np.ndarray) -> MaskedObs:

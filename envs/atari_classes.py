@@ -83,6 +83,8 @@ the k-th class; where two classes overlap a pixel the one listed first wins. The
 readers run under numpy 2 and whose boxes were checked against the frames."""
 
 ALE_PREFIX = "ALE/"
+REGISTERED_PREFIX = "ALE-"
+"""ALE's ``/`` in camal-rl's registered ids: gymnasium ids take one namespace (``camal_rl/``)."""
 ALE_VERSION = "-v5"
 
 
@@ -90,7 +92,7 @@ def game_of(env_id: str) -> str | None:
     """``"ALE/Pong-v5"`` or ``"ALE-Pong-v5"`` (the registered form, ``camal_rl/`` optional) ->
     ``"Pong"``; None for other ids."""
     base = env_id.removeprefix("camal_rl/")
-    for prefix in (ALE_PREFIX, "ALE-"):
+    for prefix in (ALE_PREFIX, REGISTERED_PREFIX):
         if base.startswith(prefix) and base.endswith(ALE_VERSION):
             return base[len(prefix) : -len(ALE_VERSION)]
     return None
@@ -99,7 +101,7 @@ def game_of(env_id: str) -> str | None:
 def is_atari_id(env_id: str) -> bool:
     """The id names an Atari game the ALE way (``ALE/...``, ``camal_rl/ALE-...``)."""
     base = env_id.removeprefix("camal_rl/")
-    return base.startswith((ALE_PREFIX, "ALE-"))
+    return base.startswith((ALE_PREFIX, REGISTERED_PREFIX))
 
 
 def ale_id(game: str) -> str:
@@ -110,7 +112,7 @@ def ale_id(game: str) -> str:
 def registered_id(game: str) -> str:
     """``"Pong"`` -> ``"camal_rl/ALE-Pong-v5"`` (gymnasium ids take one namespace, so ALE's ``/``
     becomes ``-``)."""
-    return f"camal_rl/ALE-{game}{ALE_VERSION}"
+    return f"camal_rl/{REGISTERED_PREFIX}{game}{ALE_VERSION}"
 
 
 def resolve_atari_classes(
