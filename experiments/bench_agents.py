@@ -25,7 +25,6 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,12 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 from stable_baselines3.common.env_util import make_vec_env
 
+if not __package__:  # run as a script: the repository root is not on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from camal_rl.agents import CamalDQN, CamalPPO, MaskPackedDictReplayBuffer, MiniGridCNN
 from camal_rl.envs import make_masked_env
 from camal_rl.hyperparams import DQN_MINIGRID, PPO_MINIGRID
+from experiments.timing import timed
 
 ENV = "MiniGrid-DoorKey-5x5-v0"
 N_ENVS = 8
@@ -67,13 +69,6 @@ def make_model(kind: str, method: str | None, seed: int = 0, device: str = "cpu"
     if method is not None:
         return CamalDQN("MultiInputPolicy", venv, camal_coef=1.0, camal_loss=method, **hp, **common)
     return DQN("MultiInputPolicy", venv, **hp, **common)
-
-
-def timed(fn: Callable[[], object]) -> tuple[float, float]:
-    """(process CPU seconds, wall seconds) of one call."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    fn()
-    return time.process_time() - cpu, time.perf_counter() - wall
 
 
 def training_ratio(kind: str, steps: int, repeats: int, device: str = "cpu") -> dict[str, float]:
@@ -189,5 +184,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     main()

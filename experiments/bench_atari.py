@@ -25,13 +25,18 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
+import sys
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+if not __package__:  # run as a script: the repository root is not on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from camal_rl.envs import make_masked_env
+from experiments.timing import timed
 
 TARGET = 0.90
 
@@ -70,12 +75,6 @@ def stepper(env: Any, seed: int) -> Callable[[int], None]:
     return run
 
 
-def timed(run: Callable[[int], None], steps: int) -> tuple[float, float]:
-    cpu, wall = time.process_time(), time.perf_counter()
-    run(steps)
-    return time.process_time() - cpu, time.perf_counter() - wall
-
-
 def measure(game: str, steps: int, repeats: int) -> dict[str, dict[str, float]]:
     """Speeds of ``steps`` masked and plain steps of ``game``, taken in turns: per plain env,
     its steps/s and the ratios (median CPU and wall times, plain / masked)."""
@@ -90,7 +89,7 @@ def measure(game: str, steps: int, repeats: int) -> dict[str, dict[str, float]]:
     wall: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            c, w = timed(run, steps)
+            c, w = timed(partial(run, steps))
             cpu[name].append(c)
             wall[name].append(w)
     masked, masked_wall = statistics.median(cpu["masked"]), statistics.median(wall["masked"])
