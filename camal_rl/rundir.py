@@ -6,7 +6,8 @@
       config.json         resolved TrainConfig (TrainConfig.load reads it back)
       command.txt         the command line that started each training session
       versions.json       python, package versions, git revision
-      status.json         {"state": running|interrupted|failed|complete, "num_timesteps": N, ...}
+      status.json         {"state": running|interrupted|failed|complete, "num_timesteps": N, ...};
+                          "stopped_at_return": R when --stop-return ended training
       model.zip           latest saved model (final, or saved on Ctrl-C / crash)
       replay_buffer.pkl   DQN replay buffer, with --save-replay-buffer
       checkpoints/        step_<N>.zip every --checkpoint-freq steps
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
     from camal_rl.config import TrainConfig
 
 STATES = ("running", "interrupted", "failed", "complete")
+STOPPED_AT_RETURN = "stopped_at_return"
+"""status.json's key for the evaluation return that ended training at ``--stop-return``."""
 RUN_ENTRIES = (
     *("config.json", "command.txt", "versions.json", "status.json", "model.zip", "replay_buffer.pkl"),
     "policy.weights.pt",
@@ -162,6 +165,18 @@ class RunDir:
                 "not finished (train --resume continues it from its newest model)"
             )
         return status
+
+    def reached_stop_return(self, stop_return: float | None) -> float | None:
+        """The evaluation return that ended training, when the run is complete, stopped at
+        ``--stop-return``, and that return is at least ``stop_return``; None otherwise (and for a
+        ``stop_return`` of None: the run is asked to train to its budget)."""
+        if stop_return is None:
+            return None
+        status = self.read_status()
+        reached = status.get(STOPPED_AT_RETURN)
+        if status.get("state") != "complete" or not isinstance(reached, (int, float)):
+            return None
+        return float(reached) if reached >= stop_return else None
 
     def read_metrics(self) -> dict[str, Any] | None:
         """``metrics.json`` (``camal-rl evaluate``); None when the run was not evaluated.

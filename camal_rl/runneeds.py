@@ -51,11 +51,18 @@ class RunNeeds:
         return training_differences(TrainConfig.load(self.run.config), self.train)
 
     @cached_property
+    def reached_stop_return(self) -> bool:
+        """Training ended at ``--stop-return`` with a return that the ``stop_return`` asked for
+        accepts (:meth:`RunDir.reached_stop_return`): the run needs no more steps."""
+        return self.run.reached_stop_return(self.train.resolved().stop_return) is not None
+
+    @cached_property
     def steps_short(self) -> int:
         """Env steps a trained run lacks of the budget: after ``--steps`` is raised, it trains on
         (``train --resume --steps``) and is evaluated again. 0 for a run not trained yet, or trained
-        as long or longer (kept as it is)."""
-        if not self.run.is_complete():
+        as long or longer (kept as it is), or stopped at a return that the ``stop_return`` asked
+        for accepts."""
+        if not self.run.is_complete() or self.reached_stop_return:
             return 0
         return max(0, self.budget - int(self.run.read_status().get("num_timesteps", self.budget)))
 
@@ -63,9 +70,11 @@ class RunNeeds:
     def steps_to_train(self) -> int:
         """Env steps training still takes: from the last saved model to the budget, or the whole
         budget without a saved model (never started, or its model is gone); 0 when it is trained
-        to the budget."""
+        to the budget or stopped at an accepted return."""
         if not self.run.has_model():
             return self.budget
+        if self.reached_stop_return:
+            return 0
         return max(0, self.budget - int(self.run.read_status().get("num_timesteps", 0)))
 
     @cached_property

@@ -34,7 +34,7 @@ from camal_rl.errors import InputError
 from camal_rl.evaluation import EVAL_SEED, quick_evaluation
 from camal_rl.hyperparams import algo_schedules, check_algo_kwargs
 from camal_rl.loading import algorithm_classes
-from camal_rl.rundir import RunDir
+from camal_rl.rundir import STOPPED_AT_RETURN, RunDir
 
 if TYPE_CHECKING:
     from camal_rl.agents import CamalDQN, CamalPPO
@@ -103,6 +103,7 @@ class RunCallback(BaseCallback):
         self.make_eval_env = env_factory(cfg)
         self.last_eval = -1
         self.last_checkpoint = 0
+        self.reached_stop_return: float | None = None
         self.started = time.monotonic()
 
     def _on_training_start(self) -> None:
@@ -117,7 +118,7 @@ class RunCallback(BaseCallback):
             self.evaluate()
         if self.cfg.checkpoint_freq and self.num_timesteps - self.last_checkpoint >= self.cfg.checkpoint_freq:
             self.checkpoint()
-        return True
+        return self.reached_stop_return is None  # False stops learn() (SB3's callback contract)
 
     def _on_training_end(self) -> None:
         if self.cfg.eval_freq and self.last_eval != self.num_timesteps:
@@ -145,6 +146,8 @@ class RunCallback(BaseCallback):
             {"step": self.num_timesteps, "wall_time_s": round(time.monotonic() - self.started, 1), **row}
         )
         self.last_eval = self.num_timesteps
+        if self.cfg.stop_return is not None and row["return_mean"] >= self.cfg.stop_return:
+            self.reached_stop_return = float(row["return_mean"])
 
     def checkpoint(self) -> None:
         """Save ``checkpoints/step_<N>.zip`` (and the replay buffer if asked)."""
@@ -226,8 +229,8 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
     """Train an agent as ``cfg`` says and return its run directory.
 
     :param cfg: the run's config (resolved here). With ``resume``, the run's saved config is used
-        and only ``steps`` (if given) changes; ``save_replay_buffer`` can be switched on (and is
-        recorded in config.json from then on).
+        and only ``steps`` and ``stop_return`` (if given) change; ``save_replay_buffer`` can be
+        switched on (and is recorded in config.json from then on).
     :param argv: the command line to record (default: ``sys.argv``).
     :raises InputError: bad settings, an ``--out`` that cannot take the run (a file, below a file,
         read-only, a folder that is not a run), an existing run without --resume / --overwrite, a
@@ -250,7 +253,8 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
         saved = dataclasses.replace(
             saved, save_replay_buffer=saved.save_replay_buffer or cfg.save_replay_buffer
         )
-        cfg = dataclasses.replace(saved, steps=cfg.steps or saved.steps, resume=True)
+        stop_return = saved.stop_return if cfg.stop_return is None else cfg.stop_return
+        cfg = dataclasses.replace(saved, steps=cfg.steps or saved.steps, stop_return=stop_return, resume=True)
     cfg = cfg.resolved()
     algo_class = algorithm_classes()[cfg.algo]
     check_algo_kwargs(algo_class, cfg.algo_kwargs)
@@ -262,6 +266,14 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
             run.prepare(overwrite=cfg.overwrite, resume=False)
             write_json(run.config, cfg.to_json())
             run.write_versions()
+        reached = run.reached_stop_return(cfg.stop_return) if cfg.resume else None
+        if reached is not None:
+            print(
+                f"{run.path} reached --stop-return {cfg.stop_return} at "
+                f"{run.read_status().get('num_timesteps')} steps (evaluation return {reached:.3f}); "
+                "to train on, resume with a higher --stop-return"
+            )
+            return run
         run.append_command(argv if argv is not None else sys.argv)
         return _train(cfg, run, algo_class, existed=existed)
 
@@ -292,10 +304,11 @@ def _train(
     # SB3's own progress bar (learn(progress_bar=True)), held here so that a crash closes it too:
     # left open, it raises again at interpreter shutdown, under the crash's traceback
     progress = ProgressBarCallback() if cfg.progress_bar else None
+    run_callback = RunCallback(run, cfg)
     try:
         model.learn(
             total_timesteps=remaining,
-            callback=CallbackList([RunCallback(run, cfg), *([progress] if progress else [])]),
+            callback=CallbackList([run_callback, *([progress] if progress else [])]),
             reset_num_timesteps=resumed_at == 0,
         )
     except KeyboardInterrupt:
@@ -321,7 +334,13 @@ def _train(
             progress.pbar.close()  # closed already when training ended; a second close does nothing
         model.logger.close()  # progress.csv and the TensorBoard writer
         model.get_env().close()  # type: ignore[union-attr]
-    _save(model, run, cfg, "complete")
+    reached = run_callback.reached_stop_return
+    _save(model, run, cfg, "complete", **({} if reached is None else {STOPPED_AT_RETURN: reached}))
+    if reached is not None:
+        print(
+            f"{run.path}: evaluation return {reached:.3f} >= --stop-return {cfg.stop_return} "
+            f"at step {model.num_timesteps}; training stopped"
+        )
     return run
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import gymnasium as gym
@@ -504,3 +506,91 @@ def test_the_reward_scale_is_recorded_and_kept_on_resume(tmp_path: Path) -> None
     old = json.loads((out / "config.json").read_text())
     del old["reward_scale"]  # a run recorded before the option existed trained unscaled
     assert TrainConfig.from_json({**old, "env": "VizdoomBasic-v1"}).resolved().reward_scale == 1.0
+
+
+def scripted_returns(monkeypatch: pytest.MonkeyPatch, returns: dict[int, float]) -> None:
+    """Periodic evaluations report ``returns[step]`` as their mean return (0 at other steps)."""
+    import camal_rl.train as train_module
+
+    evaluate = train_module.quick_evaluation
+
+    def scripted(model: object, *args: object, **kwargs: object) -> dict[str, float]:
+        row = evaluate(model, *args, **kwargs)  # type: ignore[arg-type]
+        return {**row, "return_mean": returns.get(int(model.num_timesteps), 0.0)}  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(train_module, "quick_evaluation", scripted)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_stop_return_ends_training_at_the_first_evaluation_that_reaches_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, algo: str
+) -> None:
+    """Evaluations every 128 steps return 0.5 at 128 and 0.95 at 256: --stop-return 0.9 stops at
+    256 of 1024 steps, the run complete there and saying why; 0.5 at 128 does not stop it."""
+    scripted_returns(monkeypatch, {128: 0.5, 256: 0.95, 384: 1.0})
+    out = tmp_path / "run"
+    hp = TINY_PPO_HP if algo == "ppo" else ("learning_starts=64", "buffer_size=1000", "batch_size=16")
+    cfg = tiny(out, algo=algo, hp=hp, steps=1024, eval_freq=128, eval_episodes=1, stop_return=0.9)
+    train(cfg)
+    run = RunDir(out)
+    status = run.read_status()
+    assert (status["state"], status["num_timesteps"], status["stopped_at_return"]) == ("complete", 256, 0.95)
+    assert [int(row["step"]) for row in run.read_evaluations()] == [0, 128, 256]
+    assert [float(row["return_mean"]) for row in run.read_evaluations()] == [0.0, 0.5, 0.95]
+    assert (CamalPPO if algo == "ppo" else CamalDQN).load(run.model, device=DEVICE).num_timesteps == 256
+    # the run needs nothing more while the stop return asked for accepts 0.95; otherwise it trains on
+    needs = run.needs(cfg)
+    assert (needs.steps_to_train, needs.steps_short, needs.done) == (0, 0, False)  # not evaluated yet
+    assert "not evaluated" in needs.reason
+    for asked in (None, 0.99):
+        needs = run.needs(dataclasses.replace(cfg, stop_return=asked))
+        assert (needs.steps_to_train, needs.steps_short) == (768, 768)
+        assert needs.reason == "to train on to 1,024 steps"
+
+
+def test_a_run_stopped_at_its_return_resumes_only_past_a_higher_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scripted_returns(monkeypatch, {128: 0.95, 256: 0.97, 384: 0.99})
+    out = tmp_path / "run"
+    train(tiny(out, steps=1024, eval_freq=128, eval_episodes=1, stop_return=0.9))
+    assert RunDir(out).read_status()["num_timesteps"] == 128
+    assert (
+        "evaluation return 0.950 >= --stop-return 0.9 at step 128; training stopped"
+        in capsys.readouterr().out
+    )
+    resume = {"out": out, "resume": True, "progress_bar": False, "device": DEVICE}
+    files = {
+        path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file() and path.name != ".lock"
+    }
+    train(TrainConfig(**resume))  # type: ignore[arg-type]  # the saved --stop-return 0.9: nothing to do
+    assert (
+        "reached --stop-return 0.9 at 128 steps (evaluation return 0.950); to train on, resume with a higher"
+        in (capsys.readouterr().out)
+    )
+    assert files == {
+        path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file() and path.name != ".lock"
+    }
+    train(TrainConfig(stop_return=0.98, **resume))  # type: ignore[arg-type]
+    status = RunDir(out).read_status()
+    assert (status["state"], status["num_timesteps"], status["stopped_at_return"]) == ("complete", 384, 0.99)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"stop_return": math.nan}, "--stop-return must be a finite number, got nan"),
+        ({"stop_return": math.inf}, "--stop-return must be a finite number, got inf"),
+        (
+            {"stop_return": 0.9, "eval_freq": 0},
+            "--stop-return acts on the periodic evaluations: give --eval-freq > 0",
+        ),
+    ],
+)
+def test_bad_stop_return_is_refused_before_writing(
+    tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(InputError, match=re.escape(message)):
+        train(tiny(out, **kwargs))
+    assert not out.exists()
