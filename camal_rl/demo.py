@@ -64,17 +64,24 @@ def write_env_demo(
 @dataclass(frozen=True)
 class DemoConfig:
     """The main job on a small default: a frame | mask picture of the env, a CAMAL agent and a
-    baseline trained on MiniGrid-DoorKey-5x5, both evaluated (returns and attention metrics), the
-    comparison table and plots, and a saliency video of the two side by side."""
+    baseline trained on MiniGrid-DoorKey-5x5 until each solves it, both evaluated (returns and
+    attention metrics), the comparison table and plots, and a saliency video of the two side by
+    side."""
 
     out: Path = Path("demo")
     """Output folder."""
     env: str = DEFAULT_ENV
     """MiniGrid env id."""
-    steps: int = 20_000
-    """Env steps per agent: a few minutes on 2 CPU cores (attention moves long before the task is solved)."""
-    seed: int = 0
-    """Seed of both agents."""
+    steps: int = 150_000
+    """Most env steps per agent: each stops earlier, at its first greedy evaluation whose mean
+    return reaches --stop-return."""
+    stop_return: float = 0.9
+    """Mean greedy evaluation return at which an agent counts as solving the task and stops."""
+    eval_freq: int = 5_000
+    """Env steps between the greedy evaluations (10 episodes each) that decide the stop."""
+    seed: int = 4
+    """Seed of both agents. At these settings (the doorkey-ppo preset's), the study's seeds 0-4
+    first reach 0.9 at 70-110k steps (none) and 60-130k (camal); seed 4 is the quickest for both."""
     episodes: int = 10
     """Evaluation episodes per agent."""
     workers: int = 2
@@ -90,9 +97,14 @@ def demo(cfg: DemoConfig) -> dict[str, Path]:
 
     check_output(cfg.out, "--out", folder=True)
     written = {"env_picture": write_env_demo(cfg.out, cfg.env, seed=cfg.seed)}
-    # Four evaluations along the way, but not more often than once per PPO rollout (8 x 128 steps).
-    every = max(cfg.steps // 4, 1024)
-    cell = TrainConfig(env=cfg.env, steps=cfg.steps, eval_freq=every, eval_episodes=5, checkpoint_freq=0)
+    cell = TrainConfig(
+        env=cfg.env,
+        steps=cfg.steps,
+        eval_freq=cfg.eval_freq,
+        eval_episodes=10,
+        stop_return=cfg.stop_return,
+        checkpoint_freq=0,
+    )
     sweep = SweepConfig(
         cells=(cell,),
         methods=("none", "camal"),
