@@ -866,3 +866,23 @@ def test_aggregation_tables_and_plots_the_saliency_methods_scored(tmp_path: Path
     assert "| gradcam/epg ↑ | integrated_gradients/epg ↑ |" in header
     # scored without it, the table and the plots leave it out
     assert "bars_integrated_gradients_epg" not in aggregate_sweep(with_options(cfg, saliency=("gradcam",)))
+
+
+def test_pool_workers_start_with_openmp_at_the_sweeps_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spawned workers see OMP_NUM_THREADS=--threads (set before they load torch's OpenMP), and a
+    value the user set is kept; the sweep's own environment is left as it was."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from camal_rl.sweep.executors import _openmp_threads
+
+    def worker_value(threads: int) -> str | None:
+        with _openmp_threads(threads), ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            return pool.submit(os.getenv, "OMP_NUM_THREADS").result()
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert worker_value(3) == "3"
+    assert "OMP_NUM_THREADS" not in os.environ
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert worker_value(1) == "2"
+    assert os.environ["OMP_NUM_THREADS"] == "2"
