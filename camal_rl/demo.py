@@ -77,7 +77,7 @@ class DemoConfig:
     return reaches --stop-return."""
     stop_return: float = 0.9
     """Mean greedy evaluation return at which an agent counts as solving the task and stops."""
-    eval_freq: int = 5_000
+    eval_freq: int = 10_000
     """Env steps between the greedy evaluations (10 episodes each) that decide the stop."""
     seed: int = 4
     """Seed of both agents. At these settings (the doorkey-ppo preset's), the study's seeds 0-4
