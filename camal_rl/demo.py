@@ -8,16 +8,22 @@ trained, evaluated, compared and recorded side by side.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from camal_rl.config import DEFAULT_ENV, TrainConfig
+from camal_rl.config import DEFAULT_ENV
 from camal_rl.envs import make_masked_env
 from camal_rl.envs.base import get_mask_classes
 from camal_rl.envs.minigrid import VIEWS
 from camal_rl.errors import InputError
 from camal_rl.outputs import check_output
+from camal_rl.presets import DOORKEY_PPO
 from camal_rl.visual import frame_mask_panel, stack_panels, write_png
+
+if TYPE_CHECKING:
+    from camal_rl.sweep import SweepConfig
 
 DEMO_SCALE = 4
 
@@ -88,24 +94,21 @@ class DemoConfig:
     """Agents trained at the same time."""
 
 
-def demo(cfg: DemoConfig) -> dict[str, Path]:
-    """``camal-rl demo`` / ``make demo``: run the main job and return what it wrote, by name."""
-    from camal_rl.compare import compare
-    from camal_rl.settings import EvaluationSettings, RolloutSettings
+def demo_sweep(cfg: DemoConfig) -> SweepConfig:
+    """The demo's two agents: the ``doorkey-ppo`` preset on ``cfg.env``, stopping at
+    ``cfg.stop_return``, for methods none and camal on ``cfg.seed``."""
+    from camal_rl.settings import EvaluationSettings
     from camal_rl.sweep import ExecutionSettings, SweepConfig
-    from camal_rl.video import RecordConfig, record
 
-    check_output(cfg.out, "--out", folder=True)
-    written = {"env_picture": write_env_demo(cfg.out, cfg.env, seed=cfg.seed)}
-    cell = TrainConfig(
+    cell = dataclasses.replace(
+        DOORKEY_PPO,
         env=cfg.env,
         steps=cfg.steps,
         eval_freq=cfg.eval_freq,
-        eval_episodes=10,
         stop_return=cfg.stop_return,
         checkpoint_freq=0,
     )
-    sweep = SweepConfig(
+    return SweepConfig(
         cells=(cell,),
         methods=("none", "camal"),
         seeds=(cfg.seed,),
@@ -113,6 +116,17 @@ def demo(cfg: DemoConfig) -> dict[str, Path]:
         evaluation=EvaluationSettings(episodes=cfg.episodes, distractors=1, max_steps_scored=16),
         execution=ExecutionSettings(workers=cfg.workers),
     )
+
+
+def demo(cfg: DemoConfig) -> dict[str, Path]:
+    """``camal-rl demo`` / ``make demo``: run the main job and return what it wrote, by name."""
+    from camal_rl.compare import compare
+    from camal_rl.settings import RolloutSettings
+    from camal_rl.video import RecordConfig, record
+
+    check_output(cfg.out, "--out", folder=True)
+    written = {"env_picture": write_env_demo(cfg.out, cfg.env, seed=cfg.seed)}
+    sweep = demo_sweep(cfg)
     written.update(compare(sweep))
     runs = tuple(run.run_dir for run in sweep.run_configs())
     video = cfg.out / "saliency_none_vs_camal.mp4"
