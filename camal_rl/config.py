@@ -105,7 +105,8 @@ class TrainConfig:
     """Episodes per periodic evaluation."""
     stop_return: float | None = None
     """Stop training at the first periodic evaluation whose mean return reaches this (as SB3's
-    StopTrainingOnRewardThreshold, on the greedy evaluation); --steps stays the most it trains."""
+    StopTrainingOnRewardThreshold, on the greedy evaluation); --steps stays the most it trains. At
+    --resume, the run's own unless given (inf: train on to --steps)."""
     checkpoint_freq: int = 50_000
     """Save a checkpoint every this many env steps (0 disables checkpoints)."""
     device: str = "auto"
@@ -185,8 +186,8 @@ class TrainConfig:
             if getattr(cfg, name) < 0:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0 (0 disables it)")
         if cfg.stop_return is not None:
-            if isinstance(cfg.stop_return, bool) or not math.isfinite(cfg.stop_return):
-                raise InputError(f"--stop-return must be a finite number, got {cfg.stop_return}")
+            if isinstance(cfg.stop_return, bool) or math.isnan(cfg.stop_return):
+                raise InputError(f"--stop-return must be a number (inf: never stop), got {cfg.stop_return}")
             if not cfg.eval_freq:
                 raise InputError("--stop-return acts on the periodic evaluations: give --eval-freq > 0")
         hp = default_hyperparams(cfg.algo, cfg.env)

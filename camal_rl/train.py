@@ -271,7 +271,7 @@ def train(cfg: TrainConfig, argv: Sequence[str] | None = None) -> RunDir:
             print(
                 f"{run.path} reached --stop-return {cfg.stop_return} at "
                 f"{run.read_status().get('num_timesteps')} steps (evaluation return {reached:.3f}); "
-                "to train on, resume with a higher --stop-return"
+                "to train on, resume with a higher --stop-return (inf: on to --steps)"
             )
             return run
         run.append_command(argv if argv is not None else sys.argv)

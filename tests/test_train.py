@@ -574,13 +574,45 @@ def test_a_run_stopped_at_its_return_resumes_only_past_a_higher_one(
     train(TrainConfig(stop_return=0.98, **resume))  # type: ignore[arg-type]
     status = RunDir(out).read_status()
     assert (status["state"], status["num_timesteps"], status["stopped_at_return"]) == ("complete", 384, 0.99)
+    train(TrainConfig(stop_return=math.inf, **resume))  # type: ignore[arg-type]  # on to --steps
+    status = RunDir(out).read_status()
+    assert (status["state"], status["num_timesteps"], "stopped_at_return" in status) == (
+        "complete",
+        1024,
+        False,
+    )
+
+
+def test_a_sweep_without_a_stop_return_trains_a_stopped_run_on_to_its_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compare's run of a cell without --stop-return over a run that stopped at 0.95: trained on to
+    the cell's 512 steps (a resume would otherwise keep the run's own 0.9), then evaluated."""
+    from camal_rl.evaluation import EvaluateConfig
+    from camal_rl.settings import EvaluationSettings
+    from camal_rl.sweep.executors import run_one
+
+    scripted_returns(monkeypatch, {128: 0.95})
+    out = tmp_path / "run"
+    cell = tiny(out, steps=512, eval_freq=128, eval_episodes=1)
+    train(dataclasses.replace(cell, stop_return=0.9))
+    assert RunDir(out).read_status()["num_timesteps"] == 128
+    evaluation = EvaluationSettings(episodes=1, saliency=("gradcam",), faithfulness=False, distractors=0)
+    outcome = run_one(cell, EvaluateConfig(run=out, evaluation=evaluation))
+    assert outcome.state == "done", outcome
+    status = RunDir(out).read_status()
+    assert (status["state"], status["num_timesteps"], "stopped_at_return" in status) == (
+        "complete",
+        512,
+        False,
+    )
+    assert (out / "metrics.json").exists()
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"stop_return": math.nan}, "--stop-return must be a finite number, got nan"),
-        ({"stop_return": math.inf}, "--stop-return must be a finite number, got inf"),
+        ({"stop_return": math.nan}, "--stop-return must be a number (inf: never stop), got nan"),
         (
             {"stop_return": 0.9, "eval_freq": 0},
             "--stop-return acts on the periodic evaluations: give --eval-freq > 0",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import math
 import os
 import signal
 import statistics
@@ -149,7 +150,10 @@ def _run_one(train_cfg: TrainConfig, eval_cfg: EvaluateConfig, threads: int) -> 
                     print(f"training on: the run has {short} steps fewer than the sweep's --steps")
                 if needs.to_train:
                     resume = run.exists()
-                    train(dataclasses.replace(train_cfg, resume=resume), argv=["camal-rl", "compare"])
+                    asked = dataclasses.replace(train_cfg, resume=resume)
+                    if resume and asked.stop_return is None:  # else it keeps the run's own
+                        asked = dataclasses.replace(asked, stop_return=math.inf)
+                    train(asked, argv=["camal-rl", "compare"])
                 evaluate(eval_cfg)
             finally:
                 sys.stdout, sys.stderr = stdout, stderr
