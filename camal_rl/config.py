@@ -188,7 +188,7 @@ class TrainConfig:
         if cfg.stop_return is not None:
             if isinstance(cfg.stop_return, bool) or math.isnan(cfg.stop_return):
                 raise InputError(f"--stop-return must be a number (inf: never stop), got {cfg.stop_return}")
-            if not cfg.eval_freq:
+            if not cfg.eval_freq and cfg.stop_return != math.inf:
                 raise InputError("--stop-return acts on the periodic evaluations: give --eval-freq > 0")
         hp = default_hyperparams(cfg.algo, cfg.env)
         hp.update(parse_assignments(cfg.hp, "--hp"))

@@ -626,3 +626,10 @@ def test_bad_stop_return_is_refused_before_writing(
     with pytest.raises(InputError, match=re.escape(message)):
         train(tiny(out, **kwargs))
     assert not out.exists()
+
+
+def test_an_infinite_stop_return_needs_no_evaluations() -> None:
+    """inf never stops a run (compare passes it to train a stopped run on), so --eval-freq 0 takes it."""
+    assert TrainConfig(eval_freq=0, stop_return=math.inf).resolved().stop_return == math.inf
+    with pytest.raises(InputError, match="give --eval-freq > 0"):
+        TrainConfig(eval_freq=0, stop_return=-math.inf).resolved()
