@@ -28,6 +28,7 @@ from camal_rl.errors import InputError
 from camal_rl.hyperparams import (
     check_hyperparams,
     default_hyperparams,
+    default_reward_clip,
     default_reward_scale,
     env_backend,
     parse_assignments,
@@ -84,6 +85,10 @@ class TrainConfig:
     """Multiply the rewards the agent learns from by this (default: the env family's, 0.01 for
     ViZDoom, 1 for MiniGrid). Monitor files, logged returns, evaluations and metrics keep the env's
     own rewards."""
+    reward_clip: bool | None = None
+    """Clip the rewards the agent learns from to their sign, -1, 0 or +1, before --reward-scale
+    (default: the env family's, on for Atari as SB3's AtariWrapper and rl-zoo3 train, off for
+    MiniGrid and ViZDoom). Monitor files, logged returns and evaluations keep the game's score."""
     hp: tuple[str, ...] = ()
     """Algorithm hyperparameters as KEY=VALUE, over the defaults and the preset (e.g. learning_rate=3e-4;
     learning_rate, clip_range and clip_range_vf also take lin_<number>, decaying linearly from it to
@@ -213,6 +218,7 @@ class TrainConfig:
             steps=steps,
             n_envs=n_envs,
             reward_scale=float(reward_scale),
+            reward_clip=cfg.reward_clip if cfg.reward_clip is not None else default_reward_clip(cfg.env),
             algo_kwargs=hp,
         )
 
@@ -232,6 +238,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values.setdefault("reward_scale", 1.0)  # a run recorded before the option trained unscaled
+        values.setdefault("reward_clip", False)  # ... and unclipped
         return cls(**json_field_values({"env_kwargs": (), "hp": (), **values}, cls))
 
     @classmethod
@@ -264,6 +271,7 @@ TRAINING_SETTINGS = (
     "n_envs",
     "env_make_kwargs",
     "reward_scale",
+    "reward_clip",
 )
 """The resolved settings that shape what a run learns (with each resolved hyperparameter); not the
 budget, device, logging or checkpoints."""
@@ -279,6 +287,7 @@ OPTION_SETTINGS = (
     "tile_size",
     "env_kwargs",
     "reward_scale",
+    "reward_clip",
 )
 """The options that set them (``hp`` aside)."""
 

@@ -95,6 +95,7 @@ def _option_values(data: Mapping[str, Any], kind: type, where: str = "") -> dict
             values[name] = tuple(_run_config(cell, f"{where}{name}[{i}]: ") for i, cell in enumerate(value))
     if kind is TrainConfig and "algo_kwargs" in values:
         values.setdefault("reward_scale", 1.0)
+        values.setdefault("reward_clip", False)
     return values
 
 

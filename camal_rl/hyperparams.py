@@ -94,6 +94,11 @@ shared CNN, and no ViZDoom basic agent learnt in 100k steps, their policies cons
 rewards by 0.01 too. MiniGrid's rewards are already in [0, 1]; the Atari games' are small
 integers (Pong +-1, Breakout 1 to 7 a brick)."""
 
+REWARD_CLIPS: dict[str, bool] = {"minigrid": False, "vizdoom": False, "atari": True}
+"""Whether the agent learns from sign-clipped rewards (-1, 0, +1) per env family: on for Atari, as
+SB3's AtariWrapper (``clip_reward=True``) and rl-zoo3's Atari agents train; the monitor, the
+logged returns and the evaluations keep the game's score."""
+
 DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("ppo", "minigrid"): PPO_MINIGRID,
     ("ppo", "vizdoom"): PPO_VIZDOOM,
@@ -121,6 +126,11 @@ def default_hyperparams(algo: str, env_id: str) -> dict[str, Any]:
 def default_reward_scale(env_id: str) -> float:
     """The training reward multiplier of ``env_id``'s family (:data:`REWARD_SCALES`)."""
     return REWARD_SCALES[env_backend(env_id)]
+
+
+def default_reward_clip(env_id: str) -> bool:
+    """Whether ``env_id``'s family trains on sign-clipped rewards (:data:`REWARD_CLIPS`)."""
+    return REWARD_CLIPS[env_backend(env_id)]
 
 
 def parse_assignments(items: Iterable[str], what: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
+import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ProgressBarCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -164,25 +165,26 @@ def save_replay_buffer(model: BaseAlgorithm, run: RunDir, cfg: TrainConfig) -> N
 
 
 class ScaledRewards(VecEnvWrapper):
-    """Multiplies the rewards the agent learns from by ``scale``. The envs' Monitor wrappers sit
-    inside, so monitor files and the logger's episode returns keep the envs' own rewards."""
+    """Clips the rewards the agent learns from to their sign (with ``clip``), then multiplies them
+    by ``scale``. The envs' Monitor wrappers sit inside, so monitor files and the logger's episode
+    returns keep the envs' own rewards."""
 
-    def __init__(self, venv: VecEnv, scale: float):
+    def __init__(self, venv: VecEnv, scale: float, clip: bool = False):
         super().__init__(venv)
-        self.scale = scale
+        self.scale, self.clip = scale, clip
 
     def reset(self) -> VecEnvObs:
         return self.venv.reset()
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, dones, infos = self.venv.step_wait()
-        return obs, rewards * self.scale, dones, infos
+        return obs, (np.sign(rewards) if self.clip else rewards) * self.scale, dones, infos
 
 
 def make_training_envs(cfg: TrainConfig, run: RunDir, *, resumed_at: int) -> VecEnv:
-    """``n_envs`` monitored masked envs, their rewards scaled by ``reward_scale`` (when not 1); a
-    resumed run appends to its monitor files and reseeds its envs from where it stopped, so it does
-    not replay the first episodes."""
+    """``n_envs`` monitored masked envs, their rewards clipped (``reward_clip``) and scaled by
+    ``reward_scale`` (when either changes them); a resumed run appends to its monitor files and
+    reseeds its envs from where it stopped, so it does not replay the first episodes."""
     run.monitor.mkdir(exist_ok=True)
     assert cfg.n_envs is not None
     assert cfg.reward_scale is not None
@@ -194,7 +196,9 @@ def make_training_envs(cfg: TrainConfig, run: RunDir, *, resumed_at: int) -> Vec
         monitor_kwargs={"override_existing": resumed_at == 0},
         vec_env_cls=SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv,
     )
-    return envs if cfg.reward_scale == 1 else ScaledRewards(envs, cfg.reward_scale)
+    if cfg.reward_scale == 1 and not cfg.reward_clip:
+        return envs
+    return ScaledRewards(envs, cfg.reward_scale, clip=bool(cfg.reward_clip))
 
 
 class ResumedTensorBoardOutputFormat(TensorBoardOutputFormat):

@@ -485,6 +485,58 @@ def test_scaled_rewards_reach_the_agent_and_the_monitor_keeps_the_envs_own(tmp_p
     assert (tmp_path / "m.monitor.csv").read_text().splitlines()[2].startswith("6.0,3,")
 
 
+class Scores(gym.Env[np.ndarray, int]):
+    """Rewards 7, 0, -3 and 0.5, an episode of 4 steps (a brick, nothing, a lost point, a bonus)."""
+
+    observation_space = gym.spaces.Box(0, 1, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+    REWARDS = (7.0, 0.0, -3.0, 0.5)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        return np.zeros(1, np.float32), self.REWARDS[self.t - 1], self.t == 4, False, {}
+
+
+def test_clipped_rewards_reach_the_agent_and_the_monitor_keeps_the_game_score(tmp_path: Path) -> None:
+    """Sign-clipped, then scaled: 7, 0, -3, 0.5 -> 1, 0, -1, 1, times 0.5 -> 0.5, 0, -0.5, 0.5; the
+    episode's logged return stays 4.5."""
+    venv = ScaledRewards(DummyVecEnv([lambda: Monitor(Scores(), str(tmp_path / "m"))]), 0.5, clip=True)
+    venv.reset()
+    rewards, infos = [], []
+    for _ in range(4):
+        _, reward, _, info = venv.step(np.zeros(1, np.int64))
+        rewards.append(float(reward[0]))
+        infos.extend(info)
+    assert rewards == [0.5, 0.0, -0.5, 0.5]
+    assert infos[-1]["episode"]["r"] == 4.5
+
+
+def test_reward_clipping_defaults_to_the_env_family_and_is_recorded(tmp_path: Path) -> None:
+    assert TrainConfig().resolved().reward_clip is False
+    assert TrainConfig(env="VizdoomBasic-v1").resolved().reward_clip is False
+    assert TrainConfig(env="ALE/Pong-v5").resolved().reward_clip is True
+    assert TrainConfig(env="ALE/Pong-v5", reward_clip=False).resolved().reward_clip is False
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    clipped = make_training_envs(tiny(run.path, reward_clip=True).resolved(), run, resumed_at=0)
+    assert isinstance(clipped, ScaledRewards)
+    assert (clipped.clip, clipped.scale) == (True, 1.0)
+    clipped.close()
+    out = tmp_path / "trained"
+    train(tiny(out, reward_clip=True, steps=128))
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["reward_clip"] is True
+    with pytest.raises(InputError, match=r"reward_clip True -> False"):
+        train(tiny(out, reward_clip=False, steps=256, resume=True))
+    del saved["reward_clip"]  # a run recorded before the option existed trained unclipped
+    assert TrainConfig.from_json({**saved, "env": "ALE/Pong-v5"}).resolved().reward_clip is False
+
+
 def test_training_envs_are_scaled_by_the_resolved_reward_scale(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
