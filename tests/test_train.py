@@ -456,11 +456,14 @@ def test_a_resumed_dqn_waits_for_its_replay_buffer_to_refill(
     assert TrainConfig.load(out / "config.json").save_replay_buffer is (save_first or save_at_resume)
 
 
-class TwoPerStep(gym.Env[np.ndarray, int]):
-    """Reward 2 at every step, episodes of 3 steps."""
+class ScriptedRewards(gym.Env[np.ndarray, int]):
+    """One episode after another, each giving ``rewards`` in turn, a step each."""
 
     observation_space = gym.spaces.Box(0, 1, (1,), np.float32)
     action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, rewards: tuple[float, ...]) -> None:
+        self.rewards = rewards
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
@@ -469,51 +472,39 @@ class TwoPerStep(gym.Env[np.ndarray, int]):
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         self.t += 1
-        return np.zeros(1, np.float32), 2.0, self.t == 3, False, {}
+        return np.zeros(1, np.float32), self.rewards[self.t - 1], self.t == len(self.rewards), False, {}
+
+
+def one_episode(
+    path: Path, rewards: tuple[float, ...], scale: float, clip: bool = False
+) -> tuple[list[float], dict]:
+    """The rewards the agent gets over one monitored episode of :class:`ScriptedRewards`, and the
+    episode's monitor record."""
+    venv = ScaledRewards(
+        DummyVecEnv([lambda: Monitor(ScriptedRewards(rewards), str(path))]), scale, clip=clip
+    )
+    venv.reset()
+    got, infos = [], []
+    for _ in rewards:
+        _, reward, _, info = venv.step(np.zeros(1, np.int64))
+        got.append(float(reward[0]))
+        infos.extend(info)
+    return got, infos[-1]["episode"]
 
 
 def test_scaled_rewards_reach_the_agent_and_the_monitor_keeps_the_envs_own(tmp_path: Path) -> None:
-    venv = ScaledRewards(DummyVecEnv([lambda: Monitor(TwoPerStep(), str(tmp_path / "m"))]), 0.01)
-    venv.reset()
-    rewards, infos = [], []
-    for _ in range(3):
-        _, reward, _, info = venv.step(np.zeros(1, np.int64))
-        rewards.append(float(reward[0]))
-        infos.extend(info)
+    rewards, episode = one_episode(tmp_path / "m", (2.0, 2.0, 2.0), 0.01)
     assert rewards == pytest.approx([0.02, 0.02, 0.02])
-    assert infos[-1]["episode"]["r"] == 6.0  # what the logger and the monitor file report
+    assert episode["r"] == 6.0  # what the logger and the monitor file report
     assert (tmp_path / "m.monitor.csv").read_text().splitlines()[2].startswith("6.0,3,")
 
 
-class Scores(gym.Env[np.ndarray, int]):
-    """Rewards 7, 0, -3 and 0.5, an episode of 4 steps (a brick, nothing, a lost point, a bonus)."""
-
-    observation_space = gym.spaces.Box(0, 1, (1,), np.float32)
-    action_space = gym.spaces.Discrete(2)
-    REWARDS = (7.0, 0.0, -3.0, 0.5)
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        self.t = 0
-        return np.zeros(1, np.float32), {}
-
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
-        self.t += 1
-        return np.zeros(1, np.float32), self.REWARDS[self.t - 1], self.t == 4, False, {}
-
-
 def test_clipped_rewards_reach_the_agent_and_the_monitor_keeps_the_game_score(tmp_path: Path) -> None:
-    """Sign-clipped, then scaled: 7, 0, -3, 0.5 -> 1, 0, -1, 1, times 0.5 -> 0.5, 0, -0.5, 0.5; the
-    episode's logged return stays 4.5."""
-    venv = ScaledRewards(DummyVecEnv([lambda: Monitor(Scores(), str(tmp_path / "m"))]), 0.5, clip=True)
-    venv.reset()
-    rewards, infos = [], []
-    for _ in range(4):
-        _, reward, _, info = venv.step(np.zeros(1, np.int64))
-        rewards.append(float(reward[0]))
-        infos.extend(info)
+    """A brick, nothing, a lost point, a bonus: 7, 0, -3, 0.5 sign-clipped -> 1, 0, -1, 1, then
+    scaled by 0.5 -> 0.5, 0, -0.5, 0.5; the episode's logged return stays 4.5."""
+    rewards, episode = one_episode(tmp_path / "m", (7.0, 0.0, -3.0, 0.5), 0.5, clip=True)
     assert rewards == [0.5, 0.0, -0.5, 0.5]
-    assert infos[-1]["episode"]["r"] == 4.5
+    assert episode["r"] == 4.5
 
 
 def test_reward_clipping_defaults_to_the_env_family_and_is_recorded(tmp_path: Path) -> None:
