@@ -54,7 +54,7 @@ class RunNeeds:
     def reached_stop_return(self) -> bool:
         """Training ended at ``--stop-return`` with a return that the ``stop_return`` asked for
         accepts (:meth:`RunDir.reached_stop_return`): the run needs no more steps."""
-        return self.run.reached_stop_return(self.train.resolved().stop_return) is not None
+        return self.run.reached_stop_return(self.train.stop_return) is not None
 
     @cached_property
     def steps_short(self) -> int:
