@@ -88,12 +88,17 @@ class LoadedAgent:
         return height, width, channels
 
     @property
-    def frame_stack(self) -> int:
-        """Frames the model sees at once: a stock model whose images have 3 x k channels (k > 1)
-        was trained on k RGB frames stacked by SB3's ``VecFrameStack``; 1 for CAMAL agents and
-        single-frame models."""
+    def frames_seen(self) -> int:
+        """RGB frames the model sees at once: k for images of 3 x k channels (k > 1), else 1."""
         channels = self.image_shape[2]
-        return channels // 3 if self.stock and channels > 3 and channels % 3 == 0 else 1
+        return channels // 3 if channels > 3 and channels % 3 == 0 else 1
+
+    @property
+    def frame_stack(self) -> int:
+        """Frames that loading stacks for the model (:meth:`make_env`): a stock model's
+        :attr:`frames_seen`, since SB3's ``VecFrameStack`` stacked them outside the env; 1 for
+        CAMAL agents, whose env stacks its own (``frame_stack=k`` in the run's env keywords)."""
+        return self.frames_seen if self.stock else 1
 
     def make_env(self, env_kwargs: Mapping[str, Any]) -> gym.Env:
         """A masked env of the agent's env id with ``env_kwargs``, its images stacked as the model
@@ -163,11 +168,12 @@ class LoadedAgent:
         return self.model_path.with_suffix(".metrics.json")
 
     def describe(self) -> dict[str, Any]:
-        """Identity of the agent for result files (a stock SB3 model's says ``trained_by``)."""
+        """Identity of the agent for result files (a stock SB3 model's says ``trained_by``; one that
+        sees k > 1 stacked frames, ``frame_stack``)."""
         cfg = self.config
-        stock: dict[str, Any] = {"trained_by": "stable-baselines3"} if self.stock else {}
-        if self.frame_stack > 1:
-            stock["frame_stack"] = self.frame_stack
+        extra: dict[str, Any] = {"trained_by": "stable-baselines3"} if self.stock else {}
+        if self.frames_seen > 1:
+            extra["frame_stack"] = self.frames_seen
         return {
             "run": str(self.run.path) if self.run is not None else None,
             "model": str(self.model_path),
@@ -179,7 +185,7 @@ class LoadedAgent:
             "label": cfg.label if cfg else self.model_path.stem,
             "num_timesteps": int(self.model.num_timesteps),
             **({"weights": self.weights_dtype} if self.weights_dtype is not None else {}),
-            **stock,
+            **extra,
         }
 
 

@@ -77,14 +77,14 @@ def action_names(env: gym.Env) -> tuple[str, ...]:
 
 def agent_label(agent: LoadedAgent) -> str:
     """``<algo>-<method> seed <seed>`` for a run directory, the file name for a bare model zip;
-    ``, <k> frames stacked`` after a stock model's that sees k frames at once (its panel shows the
+    ``, <k> frames stacked`` after that of a model that sees k frames at once (its panel shows the
     newest)."""
     label = (
         f"{agent.config.label} seed {agent.config.seed}"
         if agent.config is not None
         else agent.model_path.stem
     )
-    return f"{label}, {agent.frame_stack} frames stacked" if agent.frame_stack > 1 else label
+    return f"{label}, {agent.frames_seen} frames stacked" if agent.frames_seen > 1 else label
 
 
 def score_episode(

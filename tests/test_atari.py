@@ -361,11 +361,11 @@ def test_a_run_on_stacked_frames_trains_evaluates_and_records(stacked_run: Path,
     from the run directory alone; Grad-CAM is one 7x7 map per step (84 -> 20 -> 9 -> 7), scored
     against the newest frame's mask, and the video shows the newest frame: the frames a plain,
     unstacked env gives for the same seed and actions."""
-    from camal_rl.evaluation import EVAL_SEED, EvaluateConfig, evaluate
+    from camal_rl.evaluation import EVAL_SEED, EvaluateConfig, evaluate, format_metrics_table
     from camal_rl.loading import load_agent
     from camal_rl.options import with_options
     from camal_rl.rundir import RunDir
-    from camal_rl.video import RecordConfig, record, record_agent
+    from camal_rl.video import RecordConfig, agent_label, record, record_agent
 
     run = RunDir(stacked_run)
     config = json.loads(run.config.read_text())
@@ -378,6 +378,8 @@ def test_a_run_on_stacked_frames_trains_evaluates_and_records(stacked_run: Path,
     agent = load_agent(stacked_run, device=DEVICE)
     assert agent.model.observation_space["image"].shape == (12, 84, 84)  # type: ignore[index]
     assert agent.frame_stack == 1  # the env stacks; loading does not stack again
+    assert agent.frames_seen == 4
+    assert agent_label(agent) == "ppo-camal seed 0, 4 frames stacked"
     report = evaluate(
         with_options(
             EvaluateConfig(run=stacked_run, out=tmp_path / "metrics.json"),
@@ -388,6 +390,8 @@ def test_a_run_on_stacked_frames_trains_evaluates_and_records(stacked_run: Path,
     )
     result = report["variants"]["train"]
     assert result["env_kwargs"]["frame_stack"] == 4
+    assert report["frame_stack"] == 4
+    assert "  4 frames stacked\n" in format_metrics_table(report)
     assert result["episodes"] == 1
     assert (result["steps_scored"], result["coverage"]) == (4, 1.0)  # the ball and paddles always in view
     assert 0 <= result["saliency"]["gradcam"]["epg"]["mean"] <= 1
