@@ -42,14 +42,15 @@ REUSED = ("none", "energy")
 """The methods whose study runs the pre-registration reuses and trains again."""
 
 
+def same(x: float, y: float) -> bool:
+    """Equal, nan equal to nan (a metric undefined in both)."""
+    return x == y or (math.isnan(x) and math.isnan(y))
+
+
 def same_row(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
     """Every column both rows have, but :data:`IGNORED`, holds the same value in each (nan = nan).
     A column that one lacks is left out: later versions log more (``flat_share``)."""
-    for key in (set(a) & set(b)) - set(IGNORED):
-        x, y = a[key], b[key]
-        if not (x == y or (math.isnan(x) and math.isnan(y))):
-            return False
-    return True
+    return all(same(a[key], b[key]) for key in (set(a) & set(b)) - set(IGNORED))
 
 
 def resumes(run: Path) -> list[int]:
@@ -110,7 +111,7 @@ def compare_metrics(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> tuple
     all are equal, 1 or more when a sign or a zero differs)."""
     a, b = numbers(ours), numbers(theirs)
     shared = [key for key in a if key in b]
-    unequal = [key for key in shared if not (a[key] == b[key] or (math.isnan(a[key]) and math.isnan(b[key])))]
+    unequal = [key for key in shared if not same(a[key], b[key])]
     largest = max((abs(a[k] - b[k]) / max(abs(a[k]), abs(b[k])) for k in unequal), default=0.0)
     return len(shared) - len(unequal), len(shared), largest
 
