@@ -8,14 +8,23 @@ import math
 import numpy as np
 import pytest
 
+from camal_rl import presets
 from experiments.camal_loss.endpoints import (
+    CELLS,
     ENDPOINTS,
+    TARGETS,
+    CellResult,
+    LayoutMeans,
+    Learning,
+    cell_name,
     endpoint_rows,
     first_solved,
+    g1_success,
     learning_rows,
     median_steps,
     solved_threshold,
     steps,
+    target_verdict,
 )
 
 
@@ -106,3 +115,66 @@ def test_learning_speed_counts_seeds_that_never_solve_as_later_than_the_budget()
     assert learning_rows(firsts)[0][-1] == "no"
     assert steps(math.inf) == "never"
     assert steps(110e3) == "110k"
+
+
+def test_g1_needs_every_seed_on_every_layout_and_camal_at_least_none_on_each() -> None:
+    layouts = [LayoutMeans("doorkey-6x6", 0.42, 0.41, (5, 5)), LayoutMeans("doorkey-8x8", 0.09, 0.01, (5, 5))]
+    assert g1_success(layouts, seeds=5) is True
+    tie = LayoutMeans("distractors-1", 0.5, 0.5, (5, 5))  # "at least": a tie passes
+    assert g1_success([*layouts, tie], seeds=5) is True
+    below = LayoutMeans("distractors-1", 0.863, 0.921, (5, 5))
+    assert g1_success([*layouts, below], seeds=5) is False
+    unevaluated = LayoutMeans("distractors-1", 0.9, 0.5, (4, 5))  # one camal seed not evaluated yet
+    assert g1_success([*layouts, unevaluated], seeds=5) is None
+    assert LayoutMeans("x", math.nan, 0.5, (0, 5)).success is None
+
+
+def test_targets_are_met_missed_or_open_by_counting_cells() -> None:
+    doorkey_ppo, doorkey_dqn, lava, vizdoom = CELLS
+    assert [cell_name(c) for c in CELLS] == [
+        "DoorKey-5x5 PPO",
+        "DoorKey-5x5 DQN",
+        "LavaCrossingS9N1 PPO",
+        "VizdoomBasic PPO",
+    ]
+    by_endpoint = {t.endpoint: t for t in TARGETS}
+    a1, a2, g1, l2 = by_endpoint["A1"], by_endpoint["A2"], by_endpoint["G1"], by_endpoint["L2"]
+    # A1, every cell: one cell failing settles it, whatever the others do
+    assert target_verdict(a1, {doorkey_ppo: {"A1": False}})[-1] == "missed"
+    row = target_verdict(a1, {doorkey_ppo: {"A1": True}, doorkey_dqn: {"A1": True}, lava: {"A1": True}})
+    assert row[2:] == ["4 of 4", "DoorKey-5x5 PPO, DoorKey-5x5 DQN, LavaCrossingS9N1 PPO", "-", "open"]
+    assert target_verdict(a1, {key: {"A1": True} for key in CELLS})[-1] == "met"
+    # A2, 3 of 4: one failure leaves it open; two make 3 successes unreachable; three successes meet it
+    assert target_verdict(a2, {doorkey_ppo: {"A2": True}, doorkey_dqn: {"A2": False}})[-1] == "open"
+    assert target_verdict(a2, {doorkey_ppo: {"A2": False}, doorkey_dqn: {"A2": False}})[-1] == "missed"
+    three = {doorkey_ppo: {"A2": True}, doorkey_dqn: {"A2": False}, lava: {"A2": True}, vizdoom: {"A2": True}}
+    assert target_verdict(a2, three)[-1] == "met"
+    # L2 is read on LavaCrossing only; G1 on the three MiniGrid cells, open while a cell's G1 is None
+    assert l2.cells() == [lava]
+    assert target_verdict(l2, {doorkey_ppo: {"L2": False}})[-1] == "open"
+    assert g1.cells() == [doorkey_ppo, doorkey_dqn, lava]
+    assert vizdoom[0] == presets.VIZDOOM_BASIC
+    row = target_verdict(g1, {doorkey_ppo: {"G1": True}, doorkey_dqn: {"G1": None}, vizdoom: {}})
+    assert row[2:] == ["3 of 3", "DoorKey-5x5 PPO", "-", "open"]
+
+
+def test_a_cells_successes_join_f1_or_f2_and_add_g1_only_where_there_are_unseen_layouts() -> None:
+    # the separated 5 v 5 of the Holm test above: A1, A2, F2, F3 succeed, F1 (lower is better) fails
+    rows = endpoint_rows(values([6, 7, 8, 9, 10], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5]))
+    firsts = {m: np.array([100e3] * 5) for m in ("none", "camal", "energy")}  # ratio 1.00, 5 v 5 solved
+    runs: dict[str, list] = {m: [None] * 5 for m in firsts}
+    cell = CellResult(presets.VIZDOOM_BASIC, "ppo", runs, rows, Learning(firsts), [])
+    assert cell.successes() == {
+        "A1": True,
+        "A2": True,
+        "F1": False,
+        "F2": True,
+        "F3": True,
+        "F1 or F2": True,
+        "L1": True,
+        "L2": True,
+    }
+    layouts = [LayoutMeans("doorkey-6x6", 0.2, 0.3, (5, 5))]
+    assert (
+        CellResult(presets.DOORKEY, "ppo", runs, rows, Learning(firsts), layouts).successes()["G1"] is False
+    )

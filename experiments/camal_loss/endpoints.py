@@ -22,6 +22,10 @@ beside it (:mod:`camal_rl.statistics`, as ``camal-rl compare`` computes them). H
 over the five tested endpoints of a cell (A1, A2, F1, F2, F3), separately for each test. Each
 comparison has its probability of improvement with a 95% percentile-bootstrap interval.
 
+Last, the issue's targets across the four pre-registered cells (:data:`TARGETS`), read from the
+complete cells: each is ``met`` once enough cells succeed, ``missed`` once too many fail for it to
+be met, and ``open`` otherwise.
+
     python experiments/camal_loss/endpoints.py experiments/camal_loss/runs/doorkey-ppo
 """
 
@@ -38,6 +42,7 @@ import numpy as np
 
 if not __package__:  # run as a script: the repository root is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from camal_rl import presets
 from camal_rl.statistics import (
     BootstrapEstimate,
     Improvement,
@@ -161,29 +166,56 @@ def median_steps(firsts: np.ndarray) -> float:
     return float(np.median(firsts)) if firsts.size else math.nan
 
 
+@dataclass(frozen=True)
+class Learning:
+    """L1 and L2 of a cell, from ``firsts[method]``: per-seed steps to the first solved evaluation."""
+
+    firsts: Mapping[str, np.ndarray]
+
+    @property
+    def medians(self) -> tuple[float, float]:
+        """``camal``'s and ``none``'s median steps to solve."""
+        return median_steps(self.firsts["camal"]), median_steps(self.firsts["none"])
+
+    @property
+    def ratio(self) -> float:
+        camal, none = self.medians
+        return camal / none if math.isfinite(none) and none > 0 else math.nan
+
+    @property
+    def l1(self) -> bool:
+        camal, none = self.medians
+        return math.isfinite(camal) and (math.isinf(none) or self.ratio <= MAX_SLOWDOWN)
+
+    def solved(self, method: str) -> int:
+        return int(np.isfinite(self.firsts[method]).sum())
+
+    @property
+    def l2(self) -> bool:
+        return self.solved("camal") >= self.solved("energy")
+
+
 def learning_rows(firsts: Mapping[str, np.ndarray]) -> list[list[str]]:
     """L1 and L2 from ``firsts[method]``: per-seed steps to the first solved evaluation."""
-    none, camal = (median_steps(firsts[m]) for m in ("none", "camal"))
-    ratio = camal / none if math.isfinite(none) and none > 0 else math.nan
-    l1_ok = math.isfinite(camal) and (math.isinf(none) or ratio <= MAX_SLOWDOWN)
-    solved = {m: int(np.isfinite(firsts[m]).sum()) for m in ("none", "camal", "energy")}
-    n = {m: firsts[m].size for m in solved}
+    learning = Learning(firsts)
+    camal, none = learning.medians
+    n = {m: firsts[m].size for m in ("camal", "energy")}
     return [
         [
             "L1",
             "median steps to solve, camal / none",
             f"{steps(camal)} / {steps(none)}",
-            fmt(ratio, 2),
+            fmt(learning.ratio, 2),
             f"<= {MAX_SLOWDOWN:.2f}",
-            yes(l1_ok),
+            yes(learning.l1),
         ],
         [
             "L2",
             "seeds solved, camal v energy",
-            f"{solved['camal']}/{n['camal']} v {solved['energy']}/{n['energy']}",
+            f"{learning.solved('camal')}/{n['camal']} v {learning.solved('energy')}/{n['energy']}",
             "",
             ">=",
-            yes(solved["camal"] >= solved["energy"]),
+            yes(learning.l2),
         ],
     ]
 
@@ -238,43 +270,185 @@ def endpoint_table(rows: Sequence[EndpointResult]) -> list[str]:
     return markdown_table(header, lines)
 
 
-def generalisation_rows(
+@dataclass(frozen=True)
+class LayoutMeans:
+    """G1 on one unseen layout: ``camal``'s and ``none``'s mean held-out return over the seeds
+    evaluated there, and how many seeds each has."""
+
+    name: str
+    camal: float
+    none: float
+    seeds: tuple[int, int]
+
+    @property
+    def success(self) -> bool | None:
+        """``camal``'s mean at least the baseline's; None while either is not evaluated."""
+        return None if math.isnan(self.camal) or math.isnan(self.none) else self.camal >= self.none
+
+
+def layout_means(
     runs: Mapping[str, Sequence[RunResult]],
     unseen_return: Callable[[Path, str, int], float],
     layouts: Sequence[tuple[str, str, int]],
-) -> list[list[str]]:
-    """G1: per unseen layout, the mean held-out return of ``camal`` and ``none`` over the seeds
-    evaluated there, and whether ``camal``'s is at least the baseline's."""
-    rows = []
+) -> list[LayoutMeans]:
+    """G1: per unseen layout, the mean held-out return of ``camal`` and ``none``."""
+    means = []
     for name, _, distractors in layouts:
-        means = {}
-        for method in ("camal", "none"):
-            values = np.array([unseen_return(r.path, name, distractors) for r in runs[method]])
-            means[method] = (mean_or_nan(values), defined(values).size)
-        (camal, n_camal), (none, n_none) = means["camal"], means["none"]
-        ok = "-" if math.isnan(camal) or math.isnan(none) else yes(camal >= none)
-        rows.append([name, f"{fmt(camal)} ({n_camal})", f"{fmt(none)} ({n_none})", ok])
-    return rows
+        values = {
+            m: np.array([unseen_return(r.path, name, distractors) for r in runs[m]])
+            for m in ("camal", "none")
+        }
+        seeds = (defined(values["camal"]).size, defined(values["none"]).size)
+        means.append(LayoutMeans(name, mean_or_nan(values["camal"]), mean_or_nan(values["none"]), seeds))
+    return means
 
 
-def cell_report(runs: Mapping[str, Sequence[RunResult]], env: str) -> list[str]:
-    """The markdown of one cell: the five tested endpoints, L1 and L2, and G1 where evaluated."""
+def generalisation_rows(means: Sequence[LayoutMeans]) -> list[list[str]]:
+    """G1's table rows: layout, ``camal`` (seeds), ``none`` (seeds), ``camal >= none``."""
+    return [
+        [
+            m.name,
+            f"{fmt(m.camal)} ({m.seeds[0]})",
+            f"{fmt(m.none)} ({m.seeds[1]})",
+            "-" if m.success is None else yes(m.success),
+        ]
+        for m in means
+    ]
+
+
+def g1_success(means: Sequence[LayoutMeans], seeds: int) -> bool | None:
+    """G1 in a cell: ``camal`` at least the baseline on every layout, with ``seeds`` seeds of each
+    evaluated everywhere; None until they are."""
+    if any(m.seeds != (seeds, seeds) or m.success is None for m in means):
+        return None
+    return all(m.success for m in means)
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One cell's endpoints: the five tested ones, L1 and L2, and G1 where the env has unseen
+    layouts."""
+
+    env: str
+    algo: str
+    runs: Mapping[str, Sequence[RunResult]]
+    rows: list[EndpointResult]
+    learning: Learning
+    layouts: list[LayoutMeans]
+
+    def successes(self) -> dict[str, bool | None]:
+        """Success per endpoint name (``F1 or F2`` too; ``G1`` None until every seed is evaluated
+        on every layout, absent where there are no unseen layouts)."""
+        flags: dict[str, bool | None] = {row.endpoint.name: row.success for row in self.rows}
+        flags["F1 or F2"] = bool(flags["F1"] or flags["F2"])
+        flags["L1"], flags["L2"] = self.learning.l1, self.learning.l2
+        if self.layouts:
+            flags["G1"] = g1_success(self.layouts, min(len(rs) for rs in self.runs.values()))
+        return flags
+
+
+def cell_result(
+    runs: Mapping[str, Sequence[RunResult]],
+    env: str,
+    algo: str,
+    unseen_return: Callable[[Path, str, int], float] = unseen_return,
+) -> CellResult:
+    """The endpoints of the cell of ``env`` and ``algo`` from its runs, ``runs[method]``."""
     values = {
         method: {e.metric: np.array([metric_value(r.metrics, e.metric) for r in results]) for e in ENDPOINTS}
         for method, results in runs.items()
     }
     threshold = solved_threshold(env)
     firsts = {m: np.array([first_solved(r.evaluations, threshold) for r in rs]) for m, rs in runs.items()}
-    seeds = ", ".join(f"{m} {sorted(r.seed for r in rs)}" for m, rs in runs.items())
-    lines = [f"Seeds: {seeds}.", "", *endpoint_table(endpoint_rows(values)), ""]
-    lines += markdown_table(["#", "endpoint", "values", "ratio", "target", "success"], learning_rows(firsts))
-    if env in UNSEEN:
+    layouts = layout_means(runs, unseen_return, UNSEEN.get(env, ()))
+    return CellResult(env, algo, runs, endpoint_rows(values), Learning(firsts), layouts)
+
+
+def cell_report(cell: CellResult) -> list[str]:
+    """The markdown of one cell: the five tested endpoints, L1 and L2, and G1 where evaluated."""
+    seeds = ", ".join(f"{m} {sorted(r.seed for r in rs)}" for m, rs in cell.runs.items())
+    lines = [f"Seeds: {seeds}.", "", *endpoint_table(cell.rows), ""]
+    lines += markdown_table(
+        ["#", "endpoint", "values", "ratio", "target", "success"], learning_rows(cell.learning.firsts)
+    )
+    if cell.layouts:
         lines += ["", "G1, held-out return on unseen layouts (mean over the seeds evaluated):", ""]
         lines += markdown_table(
-            ["layout", "camal (seeds)", "none (seeds)", "camal >= none"],
-            generalisation_rows(runs, unseen_return, UNSEEN[env]),
+            ["layout", "camal (seeds)", "none (seeds)", "camal >= none"], generalisation_rows(cell.layouts)
         )
     return lines
+
+
+@dataclass(frozen=True)
+class Target:
+    """One line of the issue's targets, judged across the pre-registered cells."""
+
+    number: int
+    endpoint: str
+    """The endpoint name of :meth:`CellResult.successes` that decides a cell."""
+    text: str
+    needed: int | None = None
+    """Cells that must succeed; None: every cell the target applies to."""
+    envs: tuple[str, ...] | None = None
+    """The training envs of the cells it applies to; None: every cell."""
+
+    def cells(self) -> list[tuple[str, str]]:
+        return [cell for cell in CELLS if self.envs is None or cell[0] in self.envs]
+
+
+CELLS = (
+    (presets.DOORKEY, "ppo"),
+    (presets.DOORKEY, "dqn"),
+    (presets.LAVA, "ppo"),
+    (presets.VIZDOOM_BASIC, "ppo"),
+)
+"""The four pre-registered cells, (training env, algorithm)."""
+TARGETS = (
+    Target(1, "A1", "Grad-CAM EPG at least `energy`'s"),
+    Target(1, "A2", "perturbation EPG above the baseline's, Holm p < 0.05", needed=3),
+    Target(2, "F1 or F2", "deletion AUC or occlusion ratio at least 35% better than `energy`'s", needed=3),
+    Target(2, "F3", "behaviour ratio above the baseline's, Holm p < 0.05"),
+    Target(3, "L1", "median steps to solve at most 1.10 x the baseline's"),
+    Target(3, "L2", "seeds solved at least `energy`'s", envs=(presets.LAVA,)),
+    Target(4, "G1", "held-out return at least the baseline's on every unseen layout", envs=tuple(UNSEEN)),
+)
+"""The issue's targets 1-4 as PREREGISTRATION.md reads them per cell. The issue gives F3 (its
+"Behaviour log ratio above the baseline's") no number of cells; it is asked of every cell here."""
+
+
+def cell_name(cell: tuple[str, str]) -> str:
+    """``("MiniGrid-DoorKey-5x5-v0", "ppo")`` -> ``"DoorKey-5x5 PPO"``."""
+    env, algo = cell
+    return f"{env.removeprefix('MiniGrid-').rsplit('-v', 1)[0]} {algo.upper()}"
+
+
+def target_verdict(
+    target: Target, successes: Mapping[tuple[str, str], Mapping[str, bool | None]]
+) -> list[str]:
+    """One row of the targets table from the complete cells' successes: the cells meeting the
+    target and missing it, and ``met``, ``missed`` (no longer reachable) or ``open``."""
+    cells = target.cells()
+    needed = len(cells) if target.needed is None else target.needed
+    decided = {c: successes[c].get(target.endpoint) for c in cells if c in successes}
+    met = [c for c, ok in decided.items() if ok is True]
+    missed = [c for c, ok in decided.items() if ok is False]
+    verdict = "met" if len(met) >= needed else "missed" if len(cells) - len(missed) < needed else "open"
+    return [
+        str(target.number),
+        f"{target.endpoint}: {target.text}",
+        f"{needed} of {len(cells)}",
+        ", ".join(map(cell_name, met)) or "-",
+        ", ".join(map(cell_name, missed)) or "-",
+        verdict,
+    ]
+
+
+def targets_table(successes: Mapping[tuple[str, str], Mapping[str, bool | None]]) -> list[str]:
+    """The issue's targets across the cells (:data:`TARGETS`), from the complete cells."""
+    return markdown_table(
+        ["target", "endpoint", "cells needed", "met in", "missed in", "verdict"],
+        [target_verdict(t, successes) for t in TARGETS],
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -287,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     results = [r for r in load_results(args.sweeps) if r.complete and r.metrics is not None]
+    complete: dict[tuple[str, str], dict[str, bool | None]] = {}
     for env, algo in sorted({(r.env, r.algo) for r in results}):
         cell = [r for r in results if (r.env, r.algo) == (env, algo)]
         runs = {
@@ -301,7 +476,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         if min(counts.values()) < 2:
             print(f"too few seeds to compare ({counts})")
             continue
-        print("\n".join(cell_report(runs, env)))
+        result = cell_result(runs, env, algo)
+        print("\n".join(cell_report(result)))
+        if min(counts.values()) >= 5:
+            complete[(env, algo)] = result.successes()
+    print("\n## Targets across the four cells (complete cells only)\n")
+    print("\n".join(targets_table(complete)))
 
 
 if __name__ == "__main__":
