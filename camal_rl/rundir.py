@@ -390,8 +390,13 @@ class RunDir:
             f.write(f"{_now()}  {' '.join(argv)}\n")
 
     def write_versions(self) -> None:
-        """Record python, package versions and the git revision of the working tree."""
-        versions: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform()}
+        """Record python, the platform and CPU (:func:`cpu_description`), package versions and
+        the git revision of the working tree."""
+        versions: dict[str, Any] = {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            **cpu_description(),
+        }
         for package in VERSIONED_PACKAGES:
             try:
                 versions[package] = metadata.version(package)
@@ -417,6 +422,28 @@ class RunDir:
         """Rows of ``evaluations.csv`` as floats (empty cells become nan), less the lines that a
         crash cut short or garbled (:func:`camal_rl.runlogs.read_evaluations`)."""
         return runlogs.read_evaluations(self.evaluations)
+
+
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, str | None]:
+    """``cpu``: the processor's model name (Linux's ``cpuinfo``, else ``platform.processor()``;
+    None when neither names it); ``cpu_capability``: the instruction set torch's CPU kernels
+    dispatch to (``AVX512``, ``AVX2``, ``DEFAULT``, ...). CPU training repeats to the bit only on
+    CPUs that run the same kernels."""
+    import torch
+
+    name = None
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                name = value.strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": name or platform.processor() or None,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
 
 SOURCE_CHECKOUT = Path(__file__).resolve().parents[1]

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import math
+import platform
 import re
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from camal_rl.agents import CamalDQN, CamalPPO
 from camal_rl.config import TrainConfig
 from camal_rl.errors import InputError
-from camal_rl.rundir import RunDir
+from camal_rl.rundir import RunDir, cpu_description
 from camal_rl.train import RunCallback, ScaledRewards, make_logger, make_training_envs, train
 from tests.conftest import DEVICE, TINY_PPO_HP
 
@@ -50,7 +51,9 @@ def test_run_directory_layout(tiny_run: Path) -> None:
     config = json.loads(run.config.read_text())
     assert config["algo_kwargs"]["n_steps"] == 64
     assert config["steps"] == 256
-    assert json.loads((tiny_run / "versions.json").read_text())["stable-baselines3"].startswith("2.9")
+    versions = json.loads((tiny_run / "versions.json").read_text())
+    assert versions["stable-baselines3"].startswith("2.9")
+    assert versions["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     rows = run.read_evaluations()
     assert [row["step"] for row in rows] == [0, 128, 256]
     assert all(0 <= row["epg"] <= 1 and row["coverage"] == 1.0 for row in rows)
@@ -62,6 +65,24 @@ def test_run_directory_layout(tiny_run: Path) -> None:
     model = CamalPPO.load(run.model, device=DEVICE)
     assert model.num_timesteps == 256
     assert model.camal_loss == "camal"
+
+
+def test_the_cpu_is_named_from_cpuinfo_else_by_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+    )
+    assert cpu_description(cpuinfo)["cpu"] == "Intel(R) Xeon(R) Processor"
+    monkeypatch.setattr(platform, "processor", lambda: "arm")
+    assert cpu_description(tmp_path / "missing")["cpu"] == "arm"  # macOS, Windows: no /proc/cpuinfo
+    cpuinfo.write_text("processor\t: 0\nmodel name\t:\n")  # an empty name is no name
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    assert cpu_description(cpuinfo) == {
+        "cpu": None,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
 
 def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
