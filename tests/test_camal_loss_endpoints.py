@@ -18,6 +18,7 @@ from experiments.camal_loss.endpoints import (
     Learning,
     cell_name,
     endpoint_rows,
+    endpoint_table,
     first_solved,
     g1_success,
     learning_rows,
@@ -69,6 +70,16 @@ def test_a_separated_five_v_five_survives_holm_over_five_endpoints() -> None:
     assert by_name["F2"].improvement.estimate == pytest.approx(500 / 3)
     assert by_name["F2"].success
     assert by_name["F2"].poi.estimate == 1.0
+    a2 = next(line for line in endpoint_table(rows) if line.startswith("| A2 "))
+    assert "| 0.00794 (**0.0397**) |" in a2  # raw p not bold, the Holm p that survives bold
+
+
+def test_a_holm_p_at_or_above_alpha_is_not_bold() -> None:
+    # camal [5, 7, 8, 9, 10] v [1, 2, 3, 4, 6]: Mann-Whitney Holm p 20/252 = 0.0794 (next test),
+    # not bold; Welch's Holm p 0.0269 survives and is bold
+    rows = endpoint_rows(values([5, 7, 8, 9, 10], [1, 2, 3, 4, 6], [1, 2, 3, 4, 6]))
+    a2 = next(line for line in endpoint_table(rows) if line.startswith("| A2 "))
+    assert "| 0.0159 (0.0794) | 0.00538 (**0.0269**) |" in a2
 
 
 def test_one_overlapping_pair_is_not_significant_after_holm() -> None:

@@ -241,7 +241,14 @@ def yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+def holm_p(value: float) -> str:
+    """A Holm-adjusted p-value, in bold when it survives (below :data:`ALPHA`)."""
+    text = format_p(value)
+    return f"**{text}**" if value < ALPHA else text
+
+
 def endpoint_table(rows: Sequence[EndpointResult]) -> list[str]:
+    """The five tested endpoints; Holm-adjusted p-values below :data:`ALPHA` in bold."""
     header = [
         "#",
         "metric",
@@ -261,8 +268,8 @@ def endpoint_table(rows: Sequence[EndpointResult]) -> list[str]:
             f"{fmt(row.reference)} ({row.endpoint.reference})",
             interval(row.improvement, 1),
             interval(row.poi, 2),
-            f"{format_p(row.mwu)} ({format_p(row.mwu_holm)})",
-            f"{format_p(row.welch)} ({format_p(row.welch_holm)})",
+            f"{format_p(row.mwu)} ({holm_p(row.mwu_holm)})",
+            f"{format_p(row.welch)} ({holm_p(row.welch_holm)})",
             yes(row.success),
         ]
         for row in rows
