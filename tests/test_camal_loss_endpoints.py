@@ -110,20 +110,20 @@ def test_learning_speed_counts_seeds_that_never_solve_as_later_than_the_budget()
         "camal": np.array([110e3, 110e3, 130e3, 90e3, inf]),  # median 110k: ratio 1.10, passes
         "energy": np.array([inf, inf, 80e3, 90e3, 100e3]),
     }
-    l1, l2 = learning_rows(firsts)
+    l1, l2 = learning_rows(Learning(firsts))
     assert median_steps(firsts["camal"]) == 110e3
     assert l1[3] == "1.10"
     assert l1[-1] == "yes"
     assert l2[2] == "4/5 v 3/5"
     assert l2[-1] == "yes"
     firsts["camal"] = np.array([110e3, 120e3, 130e3, inf, inf])  # median 130k: 1.30, fails
-    assert learning_rows(firsts)[0][-1] == "no"
+    assert learning_rows(Learning(firsts))[0][-1] == "no"
     firsts["none"] = np.array(
         [inf, inf, inf, 100e3, 100e3]
     )  # baseline median never: camal's finite one passes
-    assert learning_rows(firsts)[0][-1] == "yes"
+    assert learning_rows(Learning(firsts))[0][-1] == "yes"
     firsts["camal"] = np.array([inf, inf, inf, 100e3, 100e3])  # both never: fails (nothing solved)
-    assert learning_rows(firsts)[0][-1] == "no"
+    assert learning_rows(Learning(firsts))[0][-1] == "no"
     assert steps(math.inf) == "never"
     assert steps(110e3) == "110k"
 
@@ -174,7 +174,7 @@ def test_a_cells_successes_join_f1_or_f2_and_add_g1_only_where_there_are_unseen_
     rows = endpoint_rows(values([6, 7, 8, 9, 10], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5]))
     firsts = {m: np.array([100e3] * 5) for m in ("none", "camal", "energy")}  # ratio 1.00, 5 v 5 solved
     runs: dict[str, list] = {m: [None] * 5 for m in firsts}
-    cell = CellResult(presets.VIZDOOM_BASIC, "ppo", runs, rows, Learning(firsts), [])
+    cell = CellResult(runs, rows, Learning(firsts), [])
     assert cell.successes() == {
         "A1": True,
         "A2": True,
@@ -186,6 +186,4 @@ def test_a_cells_successes_join_f1_or_f2_and_add_g1_only_where_there_are_unseen_
         "L2": True,
     }
     layouts = [LayoutMeans("doorkey-6x6", 0.2, 0.3, (5, 5))]
-    assert (
-        CellResult(presets.DOORKEY, "ppo", runs, rows, Learning(firsts), layouts).successes()["G1"] is False
-    )
+    assert CellResult(runs, rows, Learning(firsts), layouts).successes()["G1"] is False

@@ -195,11 +195,10 @@ class Learning:
         return self.solved("camal") >= self.solved("energy")
 
 
-def learning_rows(firsts: Mapping[str, np.ndarray]) -> list[list[str]]:
-    """L1 and L2 from ``firsts[method]``: per-seed steps to the first solved evaluation."""
-    learning = Learning(firsts)
+def learning_rows(learning: Learning) -> list[list[str]]:
+    """L1 and L2's table rows."""
     camal, none = learning.medians
-    n = {m: firsts[m].size for m in ("camal", "energy")}
+    n = {m: learning.firsts[m].size for m in ("camal", "energy")}
     return [
         [
             "L1",
@@ -336,8 +335,6 @@ class CellResult:
     """One cell's endpoints: the five tested ones, L1 and L2, and G1 where the env has unseen
     layouts."""
 
-    env: str
-    algo: str
     runs: Mapping[str, Sequence[RunResult]]
     rows: list[EndpointResult]
     learning: Learning
@@ -357,10 +354,9 @@ class CellResult:
 def cell_result(
     runs: Mapping[str, Sequence[RunResult]],
     env: str,
-    algo: str,
     unseen_return: Callable[[Path, str, int], float] = unseen_return,
 ) -> CellResult:
-    """The endpoints of the cell of ``env`` and ``algo`` from its runs, ``runs[method]``."""
+    """The endpoints of a cell trained on ``env`` from its runs, ``runs[method]``."""
     values = {
         method: {e.metric: np.array([metric_value(r.metrics, e.metric) for r in results]) for e in ENDPOINTS}
         for method, results in runs.items()
@@ -368,7 +364,7 @@ def cell_result(
     threshold = solved_threshold(env)
     firsts = {m: np.array([first_solved(r.evaluations, threshold) for r in rs]) for m, rs in runs.items()}
     layouts = layout_means(runs, unseen_return, UNSEEN.get(env, ()))
-    return CellResult(env, algo, runs, endpoint_rows(values), Learning(firsts), layouts)
+    return CellResult(runs, endpoint_rows(values), Learning(firsts), layouts)
 
 
 def cell_report(cell: CellResult) -> list[str]:
@@ -376,7 +372,7 @@ def cell_report(cell: CellResult) -> list[str]:
     seeds = ", ".join(f"{m} {sorted(r.seed for r in rs)}" for m, rs in cell.runs.items())
     lines = [f"Seeds: {seeds}.", "", *endpoint_table(cell.rows), ""]
     lines += markdown_table(
-        ["#", "endpoint", "values", "ratio", "target", "success"], learning_rows(cell.learning.firsts)
+        ["#", "endpoint", "values", "ratio", "target", "success"], learning_rows(cell.learning)
     )
     if cell.layouts:
         lines += ["", "G1, held-out return on unseen layouts (mean over the seeds evaluated):", ""]
@@ -483,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if min(counts.values()) < 2:
             print(f"too few seeds to compare ({counts})")
             continue
-        result = cell_result(runs, env, algo)
+        result = cell_result(runs, env)
         print("\n".join(cell_report(result)))
         if min(counts.values()) >= 5:
             complete[(env, algo)] = result.successes()
