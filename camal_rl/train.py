@@ -187,7 +187,6 @@ def make_training_envs(cfg: TrainConfig, run: RunDir, *, resumed_at: int) -> Vec
     reseeds its envs from where it stopped, so it does not replay the first episodes."""
     run.monitor.mkdir(exist_ok=True)
     assert cfg.n_envs is not None
-    assert cfg.reward_scale is not None
     envs = make_vec_env(
         env_factory(cfg),
         n_envs=cfg.n_envs,
@@ -196,6 +195,14 @@ def make_training_envs(cfg: TrainConfig, run: RunDir, *, resumed_at: int) -> Vec
         monitor_kwargs={"override_existing": resumed_at == 0},
         vec_env_cls=SubprocVecEnv if cfg.vec_env == "subproc" else DummyVecEnv,
     )
+    return with_training_rewards(envs, cfg)
+
+
+def with_training_rewards(envs: VecEnv, cfg: TrainConfig) -> VecEnv:
+    """``envs`` giving the rewards a run of ``cfg`` learns from: clipped (``reward_clip``) and
+    scaled by ``reward_scale`` (:class:`ScaledRewards`), or ``envs`` itself when neither changes
+    them."""
+    assert cfg.reward_scale is not None
     if cfg.reward_scale == 1 and not cfg.reward_clip:
         return envs
     return ScaledRewards(envs, cfg.reward_scale, clip=bool(cfg.reward_clip))

@@ -167,6 +167,21 @@ PRESETS: dict[str, Any] = {
         methods=("energy",),
         **LOSS_TUNE_SWEEP,
     ),
+    # The second tuning round (experiments/camal_loss/TUNING-COEF.md): camal's cap ratio 3 and 10 on
+    # DoorKey's tuning seeds (1, energy and none ran in the first round, same folder), and 1, 3, 10
+    # beside energy on LavaCrossing's, at its confirmatory budget.
+    "loss-tune-coef-doorkey-ppo": SweepConfig(
+        cells=(LOSS_TUNE_DOORKEY_PPO,),
+        methods=("camal:3", "camal:10"),
+        run_order="seeds",
+        **LOSS_TUNE_SWEEP,
+    ),
+    "loss-tune-coef-lava-ppo": SweepConfig(
+        cells=(LAVA_PPO,),
+        methods=("camal", "camal:3", "camal:10", "energy"),
+        run_order="seeds",
+        **{**LOSS_TUNE_SWEEP, "out": LOSS / "tune-lava-ppo"},
+    ),
     # The confirmatory runs of the redesigned camal (experiments/camal_loss/PREREGISTRATION.md):
     # the study's cells and evaluation, seeds 0-4 in every cell, camal at its default coefficient.
     "loss-confirm-doorkey-ppo": confirm(DOORKEY_PPO, "doorkey-ppo"),

@@ -214,3 +214,32 @@ def test_repository_presets_ship_the_single_agents() -> None:
     assert all(
         not isinstance(preset, TrainConfig) for name, preset in PRESETS.items() if name not in PACKAGED
     )
+
+
+TUNING_COEF_COMMANDS = {
+    "loss-tune-coef-doorkey-ppo": "--train-preset doorkey-ppo --steps 150000 --methods camal:3 camal:10",
+    "loss-tune-coef-lava-ppo": "--envs MiniGrid-LavaCrossingS9N1-v0 --train-preset lavacrossing-ppo "
+    "--methods camal camal:3 camal:10 energy",
+}
+TUNING_COEF_SHARED = "--seeds 100 101 --run-order seeds --episodes 10 --max-steps-scored 32"
+
+
+@pytest.mark.parametrize("preset", sorted(TUNING_COEF_COMMANDS))
+def test_the_second_tuning_rounds_presets_are_its_explicit_commands(preset: str) -> None:
+    """experiments/camal_loss/TUNING-COEF.md: its runs train with the confirmatory runs' code
+    (commit 0fcd8bd, older than these presets), from the explicit commands it gives; each trains
+    and evaluates what its preset does."""
+    from camal_rl.cli import parse
+
+    out = "experiments/camal_loss/runs/" + ("tune-lava-ppo" if "lava" in preset else "tune-doorkey-ppo")
+    explicit = f"compare {TUNING_COEF_COMMANDS[preset]} {TUNING_COEF_SHARED} --out {out}"
+    _, named = parse(["compare", "--preset", preset])
+    _, given = parse(explicit.split())
+    assert named.run_configs() == given.run_configs()
+    assert (named.evaluation, named.pairs, named.baseline) == (given.evaluation, given.pairs, given.baseline)
+    assert [(r.label, r.seed) for r in named.run_configs()][:2] == (
+        [("ppo-camal", 100), ("ppo-camal-c3", 100)]
+        if "lava" in preset
+        else [("ppo-camal-c3", 100), ("ppo-camal-c10", 100)]
+    )
+    assert {r.steps for r in named.run_configs()} == {500_000 if "lava" in preset else 150_000}
