@@ -187,7 +187,7 @@ def trained_norms(run: RunResult, step: int, seed: int) -> list[float]:
     _, callback = model._setup_learn(model.n_steps * model.n_envs, None, reset_num_timesteps=False)
     model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)  # type: ignore[arg-type]
     model.policy.set_training_mode(True)
-    rows = []
+    rows: list[list[float]] = []
     for data in model.rollout_buffer.get(model.batch_size):
         assert isinstance(data, DictRolloutBufferSamples)
         rows.append(step_norms(model, data))
