@@ -155,3 +155,24 @@ def test_read_monitor_orders_episodes_by_env_step(tmp_path):
     (run / "monitor" / "0.monitor.csv").write_text("r,l,t\n")
     with pytest.raises(InputError, match=r"missing the .* header line"):
         read_monitor(run)
+
+
+def test_variants_are_ordered_by_method_then_coefficient(tmp_path):
+    for method, coef in (
+        ("camal", 10.0),
+        ("energy", None),
+        ("camal", 3.0),
+        ("none", None),
+        ("camal", None),
+        ("camal", 0.1),
+    ):
+        write_run(tmp_path, method=method, coef=coef)
+    # by label alone: ppo-camal, ppo-camal-c0.1, ppo-camal-c10, ppo-camal-c3
+    assert [key[2] for key in group_results(load_results([tmp_path]))] == [
+        "ppo-none",
+        "ppo-camal-c0.1",
+        "ppo-camal",
+        "ppo-camal-c3",
+        "ppo-camal-c10",
+        "ppo-energy",
+    ]

@@ -186,10 +186,12 @@ def state_counts(results: Iterable[RunResult]) -> dict[str, int]:
     return counts
 
 
-def variant_order(result: RunResult) -> tuple[str, str, int, str]:
-    """Sort key of a run's agent variant: env, algo, method (:data:`METHOD_ORDER`), label."""
+def variant_order(result: RunResult) -> tuple[str, str, int, float, str]:
+    """Sort key of a run's agent variant: env, algo, method (:data:`METHOD_ORDER`), coefficient
+    (``camal:0.1``, ``camal``, ``camal:3``, ``camal:10``; by label they would sort 1, 0.1, 10, 3),
+    label."""
     method = METHOD_ORDER.index(result.method) if result.method in METHOD_ORDER else len(METHOD_ORDER)
-    return (result.env, result.algo, method, result.label)
+    return (result.env, result.algo, method, result.coef, result.label)
 
 
 def group_results(results: Iterable[RunResult]) -> dict[GroupKey, list[RunResult]]:
