@@ -57,6 +57,19 @@ def significant(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.3g}"
 
 
+def variant_medians(labels: Sequence[str], values: np.ndarray) -> dict[str, list[str]]:
+    """For each variant in ``labels`` (first-seen order), the median over its rows of ``values``
+    (one row per label) of each column, to three significant digits; ``-`` for a column without
+    any value of that variant."""
+    medians: dict[str, list[str]] = {}
+    for label in dict.fromkeys(labels):
+        data = values[[own == label for own in labels]]
+        medians[label] = [
+            significant(float(np.nanmedian(col))) if not np.isnan(col).all() else "-" for col in data.T
+        ]
+    return medians
+
+
 def tables(results: Sequence[RunResult], edges: Sequence[int] = EDGES) -> tuple[list[str], list[str]]:
     """The per-run table (each key's window means) and the median over seeds of each variant,
     without the keys that no run logs (DQN's approx_kl and entropy)."""
@@ -74,11 +87,10 @@ def tables(results: Sequence[RunResult], edges: Sequence[int] = EDGES) -> tuple[
     for run, row in zip(results, means, strict=True):
         solved = first_solved(run.evaluations, solved_threshold(run.env))
         rows.append([run.label, str(run.seed), steps(solved), *map(significant, row)])
-    medians = []
-    for label in dict.fromkeys(run.label for run in results):
-        data = means[[run.label == label for run in results]]
-        cells = [significant(float(np.nanmedian(col))) if not np.isnan(col).all() else "-" for col in data.T]
-        medians.append([label, str(len(data)), *cells])
+    labels = [run.label for run in results]
+    medians = [
+        [label, str(labels.count(label)), *cells] for label, cells in variant_medians(labels, means).items()
+    ]
     return (
         markdown_table(["variant", "seed", "first eval solved", *columns], rows),
         markdown_table(["variant", "seeds", *columns], medians),

@@ -53,16 +53,11 @@ from camal_rl.losses import is_balanced_kind
 from camal_rl.statistics import RunResult, load_results, variant_order
 from camal_rl.tables import markdown_table
 from camal_rl.train import env_factory, with_training_rewards
-from experiments.camal_loss.dynamics import significant
+from experiments.camal_loss.dynamics import significant, variant_medians
 
 ENV = "MiniGrid-DoorKey-5x5-v0"
 VARIANTS = (("camal-v1", "action"), ("energy", "action"), ("camal", "action"), ("camal", "decision"))
 """(loss kind, Grad-CAM target) pairs measured; ``camal`` and ``energy`` share the map term."""
-
-
-def norm(grads: Sequence[torch.Tensor | None]) -> float:
-    """Euclidean norm over all gradient tensors (None: unused parameter)."""
-    return math.sqrt(sum(float(g.pow(2).sum()) for g in grads if g is not None))
 
 
 def ppo_rows(seed: int, env_id: str = ENV) -> list[list[str]]:
@@ -83,7 +78,7 @@ def ppo_rows(seed: int, env_id: str = ENV) -> list[list[str]]:
         assert objective.attention is not None
         g_task = torch.autograd.grad(objective.task, params, retain_graph=True, allow_unused=True)
         g_att = torch.autograd.grad(objective.attention, params, allow_unused=True)
-        rows.append(row("PPO", kind, target, norm(g_task), norm(g_att)))
+        rows.append(row("PPO", kind, target, norm(g_task, params), norm(g_att, params)))
     return rows
 
 
@@ -114,7 +109,7 @@ def dqn_rows(seed: int, env_id: str = ENV) -> list[list[str]]:
         assert term.loss is not None
         g_task = torch.autograd.grad(task, params, retain_graph=True, allow_unused=True)
         g_att = torch.autograd.grad(term.loss, params, allow_unused=True)
-        rows.append(row("DQN", kind, target, norm(g_task), norm(g_att)))
+        rows.append(row("DQN", kind, target, norm(g_task, params), norm(g_att, params)))
     return rows
 
 
@@ -135,6 +130,11 @@ def flat(grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor]) -
         (g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params, strict=True)
     ]
     return torch.cat(vectors).double()
+
+
+def norm(grads: Sequence[torch.Tensor | None], params: Sequence[torch.Tensor]) -> float:
+    """Euclidean norm over all gradient tensors (None: unused parameter), in float64."""
+    return float(flat(grads, params).norm())
 
 
 def clip_factor(total_norm: float, max_norm: float) -> float:
@@ -202,12 +202,10 @@ def trained_rows(folder: Path, step: int, seed: int) -> list[list[str]]:
     )
     if not runs:
         raise InputError(f"no PPO run under {folder}")
-    values = {run.path: trained_norms(run, step, seed) for run in runs}
-    rows = [[run.label, str(run.seed), *map(significant, values[run.path])] for run in runs]
-    for label in dict.fromkeys(run.label for run in runs):
-        group = np.array([values[run.path] for run in runs if run.label == label])
-        rows.append([label, "median", *(significant(float(np.median(column))) for column in group.T)])
-    return rows
+    values = np.array([trained_norms(run, step, seed) for run in runs], dtype=np.float64)
+    rows = [[run.label, str(run.seed), *map(significant, row)] for run, row in zip(runs, values, strict=True)]
+    medians = variant_medians([run.label for run in runs], values)
+    return rows + [[label, "median", *cells] for label, cells in medians.items()]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
