@@ -16,7 +16,14 @@ from camal_rl.agents.common.attention import AttentionLog
 from camal_rl.envs import make_masked_env
 from camal_rl.errors import InputError
 from camal_rl.statistics import load_results
-from experiments.camal_loss.grad_norms import STEP_COLUMNS, clip_factor, flat, step_norms, trained_rows
+from experiments.camal_loss.grad_norms import (
+    STEP_COLUMNS,
+    clip_factor,
+    collect_rollout,
+    flat,
+    step_norms,
+    trained_rows,
+)
 
 
 def test_clip_factor_is_torchs_clip_grad_norm_scale() -> None:
@@ -50,8 +57,7 @@ def minibatch(loss: str) -> tuple[CamalPPO, DictRolloutBufferSamples]:
         camal_loss=loss,
         camal_coef=1.0,
     )
-    _, callback = model._setup_learn(64, None)
-    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=32)  # type: ignore[arg-type]
+    collect_rollout(model)
     data = next(model.rollout_buffer.get(64))
     assert isinstance(data, DictRolloutBufferSamples)
     model.policy.set_training_mode(True)

@@ -60,12 +60,18 @@ VARIANTS = (("camal-v1", "action"), ("energy", "action"), ("camal", "action"), (
 """(loss kind, Grad-CAM target) pairs measured; ``camal`` and ``energy`` share the map term."""
 
 
+def collect_rollout(model: CamalPPO) -> None:
+    """Fill ``model``'s rollout buffer with one rollout of its env, from where its training
+    stopped (a fresh agent: from step 0), without an update."""
+    _, callback = model._setup_learn(model.n_steps * model.n_envs, None, reset_num_timesteps=False)
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)  # type: ignore[arg-type]
+
+
 def ppo_rows(seed: int, env_id: str = ENV) -> list[list[str]]:
     """One row per variant on the first PPO minibatch of one rollout."""
     env = make_vec_env(lambda: make_masked_env(env_id), n_envs=8, seed=seed)
     model = CamalPPO("MultiInputPolicy", env, seed=seed, device="cpu", **default_hyperparams("ppo", env_id))
-    _, callback = model._setup_learn(model.n_steps * model.n_envs, None)
-    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)  # type: ignore[arg-type]
+    collect_rollout(model)
     data = next(model.rollout_buffer.get(model.batch_size))
     assert isinstance(data, DictRolloutBufferSamples)
     params = [p for p in model.policy.parameters() if p.requires_grad]
@@ -184,8 +190,7 @@ def trained_norms(run: RunResult, step: int, seed: int) -> list[float]:
         raise InputError(f"{run.path}: trained gradient norms are measured for CAMAL PPO runs only")
     assert cfg.n_envs is not None
     model.set_env(with_training_rewards(make_vec_env(env_factory(cfg), n_envs=cfg.n_envs, seed=seed), cfg))
-    _, callback = model._setup_learn(model.n_steps * model.n_envs, None, reset_num_timesteps=False)
-    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)  # type: ignore[arg-type]
+    collect_rollout(model)
     model.policy.set_training_mode(True)
     rows: list[list[float]] = []
     for data in model.rollout_buffer.get(model.batch_size):
