@@ -181,6 +181,26 @@ class ScaledRewards(VecEnvWrapper):
         return obs, (np.sign(rewards) if self.clip else rewards) * self.scale, dones, infos
 
 
+def close_training_envs(venv: VecEnv) -> None:
+    """Close the training envs, whose subprocess workers may have ended already: a signal to the
+    whole process group (Ctrl-C in a terminal, ``timeout``, a batch scheduler) reaches them with
+    the trainer, and SB3's ``SubprocVecEnv.close`` then writes to their closed pipes. The run is
+    saved by then; what is left is to reap the workers, not to print a traceback."""
+    try:
+        venv.close()
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        base = venv.unwrapped
+        if not isinstance(base, SubprocVecEnv):
+            raise
+        for process in base.processes:
+            if process.is_alive():
+                process.kill()
+            process.join()
+        for remote in base.remotes:
+            remote.close()
+        base.closed = True
+
+
 def make_training_envs(cfg: TrainConfig, run: RunDir, *, resumed_at: int) -> VecEnv:
     """``n_envs`` monitored masked envs, their rewards clipped (``reward_clip``) and scaled by
     ``reward_scale`` (when either changes them); a resumed run appends to its monitor files and
@@ -344,7 +364,7 @@ def _train(
         if progress is not None and hasattr(progress, "pbar"):
             progress.pbar.close()  # closed already when training ended; a second close does nothing
         model.logger.close()  # progress.csv and the TensorBoard writer
-        model.get_env().close()  # type: ignore[union-attr]
+        close_training_envs(model.get_env())  # type: ignore[arg-type]
     reached = run_callback.reached_stop_return
     _save(model, run, cfg, "complete", **({} if reached is None else {STOPPED_AT_RETURN: reached}))
     if reached is not None:
