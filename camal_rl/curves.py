@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
 from camal_rl.errors import InputError
-from camal_rl.figures import label_order, save_png, subplot_grid, variant_colours
+from camal_rl.figures import label_order, save_png, step_count, subplot_grid, variant_colours
 from camal_rl.runlogs import EVALUATION_FIELDS
 from camal_rl.statistics import RunResult, bootstrap_ci, group_results, read_monitor
 
@@ -245,6 +246,7 @@ def draw_learning_curves(curves: Sequence[Curve], out_path: Path, *, window: int
             )
         ax.set_title(env, fontsize=10)
         ax.set_xlabel(CURVE_LABELS["step"] if curves[0].x.size else "")
+        ax.xaxis.set_major_formatter(FuncFormatter(step_count))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")

@@ -46,6 +46,15 @@ def subplot_grid(n: int, width: float = 5.0, height: float = 3.6) -> tuple[Figur
     return fig, axes[:n]
 
 
+def step_count(value: float, _position: object = None) -> str:
+    """A count of env steps as a tick label of at most three significant digits: 500, 25k,
+    1.25M (a matplotlib ``FuncFormatter``: full numbers run into each other on a shared axis)."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
 def save_png(fig: Figure, out_path: Path) -> Path:
     """Write ``fig`` as a PNG at ``out_path`` (its folder created); return ``out_path``."""
     out_path = Path(out_path)

@@ -9,6 +9,7 @@ import pytest
 from camal_rl.cli import main
 from camal_rl.curves import curve_data, curve_file, plot_learning_curves
 from camal_rl.errors import InputError
+from camal_rl.figures import step_count
 from camal_rl.plots import PlotConfig, bar_file, plot, plot_metric_bars, write_plots
 from camal_rl.statistics import comparison_table, load_results
 from tests.synthetic_runs import metrics_report, write_run
@@ -107,6 +108,16 @@ def test_learning_curve_and_bar_pngs(tmp_path):
     assert curve_file("return_mean") == "learning_curves_return.png"
     assert bar_file("perturbation/sufficiency@10") == "bars_perturbation_sufficiency_at_10.png"
     assert bar_file("captum:DeepLift/epg") == "bars_captum_DeepLift_epg.png"  # no ':' in file names
+
+
+@pytest.mark.parametrize(
+    ("steps", "label"),
+    [(0, "0"), (500, "500"), (2_500, "2.5k"), (25_000, "25k"), (125_000, "125k"), (1_000_000, "1M"),
+     (1_250_000, "1.25M"), (12_345_678, "12.3M")],
+)  # fmt: skip
+def test_step_ticks_are_short(steps, label):
+    """The learning curves' step axis: '100000125000150000' ran together at 25k intervals."""
+    assert step_count(steps) == label
 
 
 def test_a_curve_cut_to_its_shortest_seed_is_noted_once(tmp_path):
