@@ -182,9 +182,9 @@ class ScaledRewards(VecEnvWrapper):
 
 
 def close_training_envs(venv: VecEnv) -> None:
-    """Close the training envs, whose subprocess workers may have ended already: a signal to the
-    whole process group (Ctrl-C in a terminal, ``timeout``, a batch scheduler) reaches them with
-    the trainer, and SB3's ``SubprocVecEnv.close`` then writes to their closed pipes. The run is
+    """Close the training envs, whose subprocess workers may have ended already: a SIGTERM to the
+    whole process group (``timeout``, a batch scheduler, ``kill -- -PGID``) kills them with the
+    trainer, and SB3's ``SubprocVecEnv.close`` then writes to their closed pipes. The run is
     saved by then; what is left is to reap the workers, not to print a traceback."""
     try:
         venv.close()
