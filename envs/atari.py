@@ -19,7 +19,9 @@ Machado et al., JAIR 2018; Stable-Baselines3's ``AtariWrapper``) to frame and ma
   continues the game (a no-op step) until it is over;
 - with ``fire_reset``, every reset then presses FIRE and then action 2, one step each (SB3's
   ``FireResetEnv``), for games that wait for FIRE to start or to serve after a lost life
-  (Breakout); the observation after them is the reset's, mask and all;
+  (Breakout); the observation after them is the reset's, mask and all. A lost life that does not
+  end the episode is served the same way, within the step that lost it (its reward includes the
+  two steps'), so that a policy that never presses FIRE cannot stall a game until truncation;
 - with ``frame_stack=k``, the last k images side by side in the channels, oldest first, and the
   newest frame's mask (:class:`camal_rl.envs.StackedImages`, as SB3's ``VecFrameStack`` stacks):
   ``image`` is (H, W, 3k). rl-baselines3-zoo's Atari agents see k = 4.
@@ -172,8 +174,9 @@ def make_atari_masked_env(
     :param frame_skip: frames an action is repeated, >= 1; the last two are max-pooled.
     :param noop_max: most no-op frames at reset, >= 0 (0: none).
     :param terminal_on_life_loss: end the agent's episode when a life is lost.
-    :param fire_reset: press FIRE, then action 2, at every reset (SB3's ``FireResetEnv``), for
-        games that wait for FIRE (Breakout); only for games whose action 1 is FIRE.
+    :param fire_reset: press FIRE, then action 2, at every reset (SB3's ``FireResetEnv``) and
+        after every lost life, for games that wait for FIRE (Breakout); only for games whose
+        action 1 is FIRE.
     :param frame_stack: images stacked, >= 1 (:class:`camal_rl.envs.StackedImages`; the mask is
         the newest frame's); 1 returns the :class:`AtariMaskedEnv` itself.
     :param ale_kwargs: ale-py's ``AtariEnv`` keywords (``repeat_action_probability``,
@@ -239,7 +242,8 @@ class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
     :param frame_skip: frames an action is repeated.
     :param noop_max: most no-op frames at reset.
     :param terminal_on_life_loss: end the agent's episode when a life is lost.
-    :param fire_reset: press FIRE, then action 2, at every reset (SB3's ``FireResetEnv``).
+    :param fire_reset: press FIRE, then action 2, at every reset (SB3's ``FireResetEnv``) and
+        after every lost life.
     :param ale_kwargs: ale-py ``AtariEnv`` keywords.
     :raises InputError: ``fire_reset`` for a game whose action 1 is not FIRE.
     """
@@ -365,18 +369,32 @@ class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
             mask = np.zeros((210, 160), np.uint8)
             obs = self._observation([self._capture(0, mask)], mask)
         else:  # a life was lost, the game goes on: one no-op step, as SB3's EpisodicLifeEnv does
-            obs, _, terminated, truncated, _ = self.step(0)
+            obs, _, terminated, truncated, _ = self._act(0)
             if terminated or truncated:
                 return self.reset(options=options)
         if self.fire_reset:  # FIRE, then action 2, as SB3's FireResetEnv presses them
             for action in (1, 2):
-                obs, _, terminated, truncated, _ = self.step(action)
+                obs, _, terminated, truncated, _ = self._act(action)
                 if terminated or truncated:
                     return self.reset(options=options)
         self._lives = self._ale.lives()
         return obs, {"lives": self._lives}
 
     def step(self, action: Any) -> tuple[MaskedObs, float, bool, bool, dict[str, Any]]:
+        lives_before = self._lives
+        obs, reward, terminated, truncated, info = self._act(action)
+        if self.fire_reset and not (terminated or truncated) and 0 < self._lives < lives_before:
+            # a lost life in a game that goes on: serve as at a reset (FIRE, then action 2); the
+            # two steps' rewards count, since the episode is the game
+            for serve in (1, 2):
+                obs, more, terminated, truncated, info = self._act(serve)
+                reward += more
+                if terminated or truncated:
+                    break
+        return obs, reward, terminated, truncated, info
+
+    def _act(self, action: Any) -> tuple[MaskedObs, float, bool, bool, dict[str, Any]]:
+        """One agent step: the action repeated ``frame_skip`` frames (the class docstring)."""
         ale_action = self._ale_env._action_set[int(action)]
         ale = self._ale
         reward = 0.0

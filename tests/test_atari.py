@@ -214,6 +214,31 @@ def test_fire_reset_serves_breakouts_ball(atari: Any, fire_reset: bool) -> None:
     env.close()
 
 
+def test_fire_reset_serves_after_a_lost_life_within_the_game(atari: Any) -> None:
+    """Without terminal_on_life_loss an episode is the whole game, and Breakout waits for FIRE after
+    each lost life: fire_reset serves within the step that lost it, so a no-op policy loses its 5
+    lives one ball after another and the game ends, instead of stalling after the first lost life
+    until ALE truncates it at 27000 steps."""
+    env = make_masked_env("ALE/Breakout-v5", fire_reset=True, repeat_action_probability=0.0)
+    ball = env.get_wrapper_attr("mask_classes").index("ball") + 1
+    _, info = env.reset(seed=0)
+    lives: list[int] = [info["lives"]]
+    served: list[bool] = []
+    terminated = truncated = False
+    for _ in range(2000):
+        obs, _, terminated, truncated, info = env.step(0)
+        if info["lives"] != lives[-1]:
+            lives.append(info["lives"])
+            served.append(bool((obs["mask"] == ball).any()))
+        if terminated or truncated:
+            break
+    assert terminated
+    assert not truncated
+    assert lives == [5, 4, 3, 2, 1, 0]
+    assert served[:4] == [True] * 4  # the step that lost a life returns the served ball
+    env.close()
+
+
 def test_terminal_on_life_loss_ends_the_episode_and_the_game_goes_on(atari: Any) -> None:
     env = make_masked_env("ALE/Breakout-v5", terminal_on_life_loss=True, repeat_action_probability=0.0)
     _, info = env.reset(seed=0)
