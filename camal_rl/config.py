@@ -80,7 +80,7 @@ class TrainConfig:
     """MiniGrid pixels per grid cell."""
     env_kwargs: tuple[str, ...] = ()
     """Extra env keywords as KEY=VALUE (e.g. resolution=[120,160] frame_skip=4 for ViZDoom;
-    frame_stack=4 fire_reset=true for Atari: 4 frames stacked, FIRE at each reset)."""
+    frame_stack=4 fire_reset=true for Atari: 4 frames stacked, FIRE at each reset and lost life)."""
     reward_scale: float | None = None
     """Multiply the rewards the agent learns from by this (default: the env family's, 0.01 for
     ViZDoom, 1 for MiniGrid). Monitor files, logged returns, evaluations and metrics keep the env's

@@ -47,8 +47,8 @@ VIZDOOM_PPO = TrainConfig(
 # Atari: rl-baselines3-zoo's PPO setup. camal_rl.hyperparams.PPO_ATARI holds its hyperparameters,
 # the learning rate and clip range decaying linearly from 2.5e-4 and 0.1 to 0 (lin_2.5e-4, lin_0.1);
 # 4 RGB frames stacked (the mask is the newest frame's), FIRE pressed at each reset (SB3's
-# AtariWrapper does both); NatureCamCNN (NatureCNN with Grad-CAM at its last conv layer, the default
-# for frames without a grid); rl-zoo3's 10M-step budget.
+# AtariWrapper does both) and after each lost life; NatureCamCNN (NatureCNN with Grad-CAM at its
+# last conv layer, the default for frames without a grid); rl-zoo3's 10M-step budget.
 PONG = "ALE/Pong-v5"
 BREAKOUT = "ALE/Breakout-v5"
 ATARI_ENV_KWARGS = ("frame_stack=4", "fire_reset=true")
