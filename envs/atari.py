@@ -372,11 +372,10 @@ class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
             obs, _, terminated, truncated, _ = self._act(0)
             if terminated or truncated:
                 return self.reset(options=options)
-        if self.fire_reset:  # FIRE, then action 2, as SB3's FireResetEnv presses them
-            for action in (1, 2):
-                obs, _, terminated, truncated, _ = self._act(action)
-                if terminated or truncated:
-                    return self.reset(options=options)
+        if self.fire_reset:
+            obs, _, terminated, truncated, _ = self._serve()
+            if terminated or truncated:
+                return self.reset(options=options)
         self._lives = self._ale.lives()
         return obs, {"lives": self._lives}
 
@@ -384,13 +383,21 @@ class AtariMaskedEnv(gym.Env[dict[str, Any], np.int64]):
         lives_before = self._lives
         obs, reward, terminated, truncated, info = self._act(action)
         if self.fire_reset and not (terminated or truncated) and 0 < self._lives < lives_before:
-            # a lost life in a game that goes on: serve as at a reset (FIRE, then action 2); the
-            # two steps' rewards count, since the episode is the game
-            for serve in (1, 2):
-                obs, more, terminated, truncated, info = self._act(serve)
-                reward += more
-                if terminated or truncated:
-                    break
+            # a lost life in a game that goes on: serve as at a reset; the serve's rewards count,
+            # since the episode is the game
+            obs, more, terminated, truncated, info = self._serve()
+            reward += more
+        return obs, reward, terminated, truncated, info
+
+    def _serve(self) -> tuple[MaskedObs, float, bool, bool, dict[str, Any]]:
+        """FIRE, then action 2, one step each, as SB3's ``FireResetEnv`` presses them; stops at the
+        end of the game. Returns the last step's outcome with the two steps' rewards summed."""
+        reward = 0.0
+        for action in (1, 2):
+            obs, more, terminated, truncated, info = self._act(action)
+            reward += more
+            if terminated or truncated:
+                break
         return obs, reward, terminated, truncated, info
 
     def _act(self, action: Any) -> tuple[MaskedObs, float, bool, bool, dict[str, Any]]:
